@@ -1,0 +1,46 @@
+"""HTTP routes of the ``auth`` function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.auth import service
+from functions.auth.models import LoginBody, PasswordChangeBody, SignupBody
+from shared.config import get_settings
+from shared.db import get_db
+from shared.http import Ctx, Reply, Router
+
+router = Router("auth")
+
+
+def _client(ctx: Ctx) -> service.ClientInfo:
+    return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent)
+
+
+@router.route("POST", "/signup", auth=None, body=SignupBody, summary="Create an account (optionally with a referral code) and sign in")
+def signup(ctx: Ctx) -> Reply:
+    return Reply(service.signup(get_db(), ctx.body, _client(ctx), get_settings()), status=201)
+
+
+@router.route("POST", "/login", auth=None, body=LoginBody, summary="Sign in; credits the daily login bonus")
+def login(ctx: Ctx) -> dict[str, Any]:
+    return service.login(get_db(), ctx.body.email, ctx.body.password, _client(ctx), get_settings())
+
+
+@router.route("POST", "/logout", summary="Revoke the current session")
+def logout(ctx: Ctx) -> Reply:
+    assert ctx.principal is not None
+    service.logout(get_db(), ctx.principal.session_id)
+    return Reply({"ok": True})
+
+
+@router.route("GET", "/me", summary="The signed-in user's profile")
+def me(ctx: Ctx) -> dict[str, Any]:
+    return service.me(get_db(), ctx.user_id)
+
+
+@router.route("POST", "/password", body=PasswordChangeBody, summary="Change the password; revokes every other session")
+def change_password(ctx: Ctx) -> dict[str, Any]:
+    assert ctx.principal is not None
+    service.change_password(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.current_password, ctx.body.new_password)
+    return {"ok": True}

@@ -1,0 +1,1 @@
+"""Imports every area's command-line commands so ``functions.cli`` registers them."""

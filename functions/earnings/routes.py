@@ -1,0 +1,7 @@
+"""HTTP routes of the ``earnings`` function."""
+
+from __future__ import annotations
+
+from shared.http import Router
+
+router = Router("earnings")

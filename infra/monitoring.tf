@@ -1,0 +1,307 @@
+## Alerting. Each policy's documentation points to its runbook in docs/operations.md.
+##
+## The application logs structured JSON (Cloud Logging parses it into jsonPayload). These
+## alerts depend on three event names, which are a contract with the app:
+##   jsonPayload.event = "slow_query"     WARNING, a query over 500 ms seen by the app
+##   jsonPayload.event = "credit_failed"  ERROR, a credit request dropped for good
+##   jsonPayload.event = "payout_failed"  ERROR, a payout attempt failed
+
+locals {
+  ## Logs of our functions (2nd-gen functions run as Cloud Run revisions).
+  function_log_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", [for f in local.function_config : "\"${f.name}\""])})"
+
+  log_metrics = {
+    "earnpay/slow_query" = {
+      description = "Application queries slower than 500 ms (app log event slow_query)."
+      filter      = "${local.function_log_filter} AND jsonPayload.event=\"slow_query\""
+    }
+    "earnpay/credit_failed" = {
+      description = "Earnings credit requests dropped by credit_earnings (app log event credit_failed)."
+      filter      = "${local.function_log_filter} AND jsonPayload.event=\"credit_failed\" AND severity>=ERROR"
+    }
+    "earnpay/payout_failed" = {
+      description = "Failed payout attempts (app log event payout_failed)."
+      filter      = "${local.function_log_filter} AND jsonPayload.event=\"payout_failed\" AND severity>=ERROR"
+    }
+    ## PostgreSQL's own log of statements over log_min_duration_statement (500 ms): catches
+    ## slow statements the app did not time (migrations, maintenance, ad-hoc sessions).
+    "earnpay/db_slow_statement" = {
+      description = "Statements logged by Cloud SQL for exceeding log_min_duration_statement."
+      filter      = "resource.type=\"cloudsql_database\" AND log_id(\"cloudsql.googleapis.com/postgres.log\") AND textPayload:\"duration:\""
+    }
+  }
+
+  alert_doc = "https://github.com/earnpay/earnpay/blob/main/docs/operations.md"
+
+  connections_threshold = floor(var.database.max_connections * 0.8)
+}
+
+resource "google_logging_metric" "this" {
+  for_each = local.log_metrics
+
+  name        = each.key
+  description = each.value.description
+  filter      = each.value.filter
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+}
+
+## ---------------------------------------------------------------- query time > 500 ms
+resource "google_monitoring_alert_policy" "slow_queries" {
+  display_name          = "[${var.env}] Slow queries (> 500 ms)"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "App slow_query events over ${var.alerts.slow_queries_per_10m} in 10 min"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/slow_query"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alerts.slow_queries_per_10m
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "PostgreSQL slow statements over ${var.alerts.slow_queries_per_10m} in 10 min"
+    condition_threshold {
+      filter          = "resource.type=\"cloudsql_database\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/db_slow_statement"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alerts.slow_queries_per_10m
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = "Queries slower than 500 ms. Runbook: ${local.alert_doc}#slow-queries"
+    mime_type = "text/markdown"
+  }
+}
+
+## ---------------------------------------------------------------- connections > 80 %
+resource "google_monitoring_alert_policy" "db_connections" {
+  display_name          = "[${var.env}] Database connections > 80 % of max_connections"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "num_backends > ${local.connections_threshold} (80 % of ${var.database.max_connections})"
+    condition_threshold {
+      filter          = "resource.type=\"cloudsql_database\" AND metric.type=\"cloudsql.googleapis.com/database/postgresql/num_backends\" AND resource.labels.database_id=monitoring.regex.full_match(\"${var.project_id}:${local.prefix}-pg16.*\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = local.connections_threshold
+      duration        = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_MAX"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.labels.database_id"]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    content   = "Connections above 80 % of max_connections (${var.database.max_connections}). Runbook: ${local.alert_doc}#database-connections"
+    mime_type = "text/markdown"
+  }
+}
+
+## ---------------------------------------------------------------- failed earnings credits
+## Immediate: one dead-lettered credit request, or one credit_failed log, pages.
+resource "google_monitoring_alert_policy" "credit_failed" {
+  display_name          = "[${var.env}] Earnings credit failed"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "Message dead-lettered on ${google_pubsub_topic.dead_letter["earnings-credit-requests-push"].name}"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=\"${google_pubsub_topic.dead_letter["earnings-credit-requests-push"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "credit_failed logged"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/credit_failed"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    content   = "A credit request was dead-lettered or dropped; a user is missing earnings. Runbook: ${local.alert_doc}#earnings-credit-failed"
+    mime_type = "text/markdown"
+  }
+}
+
+## ---------------------------------------------------------------- payout errors
+resource "google_monitoring_alert_policy" "payout_failed" {
+  display_name          = "[${var.env}] Payout failed"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "payout_failed logged"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/payout_failed"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Payout batch dead-lettered"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=\"${google_pubsub_topic.dead_letter["payout-batches-push"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    content   = "A payout failed or a payout batch was dead-lettered. Runbook: ${local.alert_doc}#payout-failed"
+    mime_type = "text/markdown"
+  }
+}
+
+## ---------------------------------------------------------------- other dead letters
+resource "google_monitoring_alert_policy" "dead_letters" {
+  display_name          = "[${var.env}] Messages dead-lettered (maintenance, privacy exports)"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "Dead-letter topics received messages"
+    condition_threshold {
+      filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=one_of(${join(", ", [for k in ["maintenance-tasks-push", "privacy-exports-push"] : "\"${google_pubsub_topic.dead_letter[k].name}\""])})"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.labels.topic_id"]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = "A maintenance task or privacy export exhausted its retries. Runbook: ${local.alert_doc}#dead-letters"
+    mime_type = "text/markdown"
+  }
+}
+
+## ---------------------------------------------------------------- function 5xx rate
+resource "google_monitoring_alert_policy" "function_5xx" {
+  display_name          = "[${var.env}] Function 5xx rate > ${var.alerts.error_rate_5xx * 100} %"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "5xx share of requests per function over 5 min"
+    condition_threshold {
+      filter             = "resource.type=\"cloud_run_revision\" AND metric.type=\"run.googleapis.com/request_count\" AND metric.labels.response_code_class=\"5xx\" AND resource.labels.service_name=one_of(${join(", ", [for f in local.function_config : "\"${f.name}\""])})"
+      denominator_filter = "resource.type=\"cloud_run_revision\" AND metric.type=\"run.googleapis.com/request_count\" AND resource.labels.service_name=one_of(${join(", ", [for f in local.function_config : "\"${f.name}\""])})"
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.alerts.error_rate_5xx
+      duration           = "300s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.labels.service_name"]
+      }
+      denominator_aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.labels.service_name"]
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    content   = "A function answers 5xx to more than ${var.alerts.error_rate_5xx * 100} % of requests (for event functions: deliveries being retried). Runbook: ${local.alert_doc}#function-5xx"
+    mime_type = "text/markdown"
+  }
+}
+
+## Production without notification channels would alert nobody.
+check "alerting_has_receivers" {
+  assert {
+    condition     = var.env != "production" || length(var.notification_channels) > 0
+    error_message = "notification_channels is empty in production: alerts will fire silently."
+  }
+}

@@ -1,0 +1,115 @@
+## Pub/Sub: the topics of the public surface, and how their messages reach the functions.
+##
+## Design (one path per message, no Eventarc for Pub/Sub):
+##   topic --push subscription (ours)--> function URL (OIDC token of the event-invoker SA)
+##            |  non-2xx answer  -> redelivered with exponential backoff (retry_policy)
+##            |  after N attempts -> forwarded to <subscription>-dlq topic
+##            v
+##   <subscription>-dlq --pull subscription "<subscription>-dlq-hold"--> kept 7 days for
+##   inspection and replay (docs/operations.md). A topic with no subscription drops
+##   messages, hence the hold subscription.
+## Functions therefore have no Pub/Sub event_trigger: a second, Eventarc-made subscription
+## would deliver every message twice and cannot be given a dead-letter policy here.
+## Handler contract: raise (HTTP 5xx) = retry later; log an ERROR event and return 2xx =
+## drop. Delivery is at-least-once, consumers deduplicate in Postgres by message id.
+
+locals {
+  ## topic => consumer function (null: no consumer in this repo yet) and delivery tuning.
+  ## ack_deadline must exceed the consumer's timeout, or Pub/Sub redelivers while the first
+  ## attempt still runs.
+  topics = {
+    "earnings-credit-requests" = { consumer = "credit_earnings", ack_deadline = 90, max_delivery_attempts = 10 }
+    "payout-batches"           = { consumer = "process_payouts", ack_deadline = 600, max_delivery_attempts = 5 }
+    "maintenance-tasks"        = { consumer = "run_maintenance", ack_deadline = 600, max_delivery_attempts = 5 }
+    "privacy-exports"          = { consumer = "export_user_data", ack_deadline = 600, max_delivery_attempts = 10 }
+    ## The transactional outbox publishes domain events here (relayed by the minutely
+    ## outbox_sweep). Seven days of retention lets a future subscriber seek back.
+    "domain-events" = { consumer = null, ack_deadline = 60, max_delivery_attempts = 10 }
+  }
+
+  push_subscriptions = {
+    for t, cfg in local.topics : "${t}-push" => merge(cfg, { topic = t }) if cfg.consumer != null
+  }
+}
+
+resource "google_pubsub_topic" "this" {
+  for_each = local.topics
+
+  name                       = each.key
+  kms_key_name               = google_kms_crypto_key.keys["pubsub"].id
+  message_retention_duration = "604800s" ## 7 days
+
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.pubsub_cmek]
+}
+
+## One dead-letter topic per push subscription.
+resource "google_pubsub_topic" "dead_letter" {
+  for_each = local.push_subscriptions
+
+  name                       = "${each.key}-dlq"
+  kms_key_name               = google_kms_crypto_key.keys["pubsub"].id
+  message_retention_duration = "604800s"
+
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.pubsub_cmek]
+}
+
+resource "google_pubsub_subscription" "push" {
+  for_each = local.push_subscriptions
+
+  name                       = each.key
+  topic                      = google_pubsub_topic.this[each.value.topic].id
+  ack_deadline_seconds       = each.value.ack_deadline
+  message_retention_duration = "604800s"
+  retain_acked_messages      = false
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.fn[each.value.consumer].service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.event_invoker.email
+      audience              = google_cloudfunctions2_function.fn[each.value.consumer].service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter[each.key].id
+    max_delivery_attempts = each.value.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = "" ## never expire, even when idle
+  }
+
+  depends_on = [
+    google_pubsub_topic_iam_member.dead_letter_publisher,
+    google_cloud_run_v2_service_iam_member.event_invoker,
+  ]
+}
+
+## Keeps dead-lettered messages for inspection and replay; deliberately has no dead-letter
+## policy of its own (nothing consumes it automatically).
+resource "google_pubsub_subscription" "dead_letter_hold" {
+  for_each = local.push_subscriptions
+
+  name                       = "${each.key}-dlq-hold"
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+
+  expiration_policy {
+    ttl = ""
+  }
+}

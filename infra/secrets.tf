@@ -1,0 +1,35 @@
+## Secret Manager secrets. Terraform creates the containers and the access grants only:
+## values are added out of band (docs/deploy.md, "Secrets") so they never enter the state
+## file or the repository. Functions read them as environment variables resolved from the
+## `latest` version when an instance starts; after adding a version, roll the functions
+## (new revision) so every instance picks it up.
+
+locals {
+  secrets = {
+    "session-pepper" = {
+      env         = "SESSION_PEPPER"
+      description = "Server-side pepper mixed into session-token hashes (HMAC key)."
+    }
+    "payout-provider-api-key" = {
+      env         = "PAYOUT_PROVIDER_API_KEY"
+      description = "API credential of the payout provider, used only by process_payouts."
+    }
+  }
+}
+
+resource "google_secret_manager_secret" "this" {
+  for_each = local.secrets
+
+  secret_id = each.key
+  labels    = { purpose = replace(each.key, "-", "_") }
+
+  ## Pinned to our region: the payout credential is only used there, and a user-managed
+  ## replica keeps the data residency the same as the database's.
+  replication {
+    user_managed {
+      replicas {
+        location = var.region
+      }
+    }
+  }
+}

@@ -1,0 +1,386 @@
+"""PostgreSQL access with pg8000: connection factories, a pool, named queries and transactions.
+
+Three ways to connect, chosen by configuration:
+  * the embedded PostgreSQL (pgserver) for local runs and tests, when nothing else is configured;
+  * a plain ``DATABASE_URL`` (``postgresql://user:pass@host:port/db`` or ``?unix_sock=/path``);
+  * Cloud SQL through cloud-sql-python-connector with IAM database authentication (created lazily).
+
+Every query is a named ``Query``; hot ones are prepared once per connection, so a call costs one
+round trip. Queries slower than ``SLOW_QUERY_MS`` are logged as warnings with their name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlparse
+
+import pg8000.dbapi
+import pg8000.native
+from pg8000.converters import make_params
+from pg8000.exceptions import DatabaseError, InterfaceError
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import QueuePool
+
+from shared.config import Settings, get_settings
+from shared.errors import ServiceUnavailable
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+# SQLSTATEs worth naming.
+UNIQUE_VIOLATION = "23505"
+CHECK_VIOLATION = "23514"
+FOREIGN_KEY_VIOLATION = "23503"
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+RAISE_EXCEPTION = "P0001"
+INSUFFICIENT_PRIVILEGE = "42501"
+RETRYABLE = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a pg8000 database error, or None."""
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        code = exc.args[0].get("C")
+        return str(code) if code else None
+    return None
+
+
+def constraint_name(exc: BaseException) -> str | None:
+    """The constraint a pg8000 error names (``n`` field), or None."""
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        name = exc.args[0].get("n")
+        return str(name) if name else None
+    return None
+
+
+@dataclass(frozen=True)
+class Query:
+    """One named SQL statement with ``:name`` placeholders; ``prepared`` ones are parsed once per connection."""
+
+    name: str
+    sql: str
+    prepared: bool = True
+    statement: str = field(init=False, repr=False, compare=False)
+    make_vals: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        statement, make_vals = pg8000.native.to_statement(self.sql)
+        object.__setattr__(self, "statement", statement)
+        object.__setattr__(self, "make_vals", make_vals)
+
+
+class Conn:
+    """A checked-out connection: run named queries, get rows as dicts."""
+
+    def __init__(self, raw: Any, settings: Settings) -> None:
+        self.raw = raw
+        self._slow_ms = settings.slow_query_ms
+        cache = getattr(raw, "_earnpay_prepared", None)
+        if cache is None:
+            cache = {}
+            raw._earnpay_prepared = cache
+        self._prepared: dict[str, tuple[bytes, Any, Any]] = cache
+
+    def _run(self, q: Query, params: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        vals = q.make_vals(params) if params or "$" in q.statement else ()
+        if q.prepared:
+            ps = self._prepared.get(q.statement)
+            if ps is None:
+                ps = self.raw.prepare_statement(q.statement, ())
+                self._prepared[q.statement] = ps
+            name_bin, cols, input_funcs = ps
+            ctx = self.raw.execute_named(name_bin, make_params(self.raw.py_types, vals), cols, input_funcs, q.statement)
+        elif vals:
+            ctx = self.raw.execute_unnamed(q.statement, vals)
+        else:
+            ctx = self.raw.execute_simple(q.statement)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if elapsed_ms > self._slow_ms:
+            log.warning(
+                "slow query %s took %.0f ms", q.name, elapsed_ms, extra={"event": "slow_query", "query": q.name, "ms": round(elapsed_ms, 1)}
+            )
+        return ctx
+
+    def all(self, q: Query, **params: Any) -> list[dict[str, Any]]:
+        """Every row, each a dict keyed by column name."""
+        ctx = self._run(q, params)
+        if not ctx.columns or ctx.rows is None:
+            return []
+        names = [c["name"] for c in ctx.columns]
+        return [dict(zip(names, row, strict=True)) for row in ctx.rows]
+
+    def one(self, q: Query, **params: Any) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        rows = self.all(q, **params)
+        return rows[0] if rows else None
+
+    def value(self, q: Query, **params: Any) -> Any:
+        """The first column of the first row, or None."""
+        ctx = self._run(q, params)
+        return ctx.rows[0][0] if ctx.rows else None
+
+    def rows(self, q: Query, **params: Any) -> list[list[Any]]:
+        """Every row as a list of values (no dict building: for bulk reads)."""
+        ctx = self._run(q, params)
+        return ctx.rows or []
+
+    def execute(self, q: Query, **params: Any) -> int:
+        """Runs a statement and returns the affected row count."""
+        ctx = self._run(q, params)
+        return int(ctx.row_count) if ctx.row_count is not None else 0
+
+    def script(self, sql: str) -> None:
+        """Runs SQL text with no parameters (may hold several statements): migrations and set-up only."""
+        self.raw.execute_simple(sql)
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.raw.in_transaction)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """BEGIN ... COMMIT, or ROLLBACK when the block raises."""
+        self.raw.execute_simple("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        self.raw.execute_simple("COMMIT")
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.raw.execute_simple("ROLLBACK")
+        except Exception:  # the connection is broken: the pool will discard it
+            log.debug("rollback failed", exc_info=True)
+
+
+# --- connection factories -------------------------------------------------------------------------
+def _session_setup(raw: Any, settings: Settings) -> Any:
+    raw.autocommit = True  # we issue BEGIN/COMMIT ourselves
+    raw.execute_simple(
+        f"SET statement_timeout = {int(settings.db_statement_timeout_ms)}; "
+        "SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'"
+    )
+    return raw
+
+
+def connect_url(url: str, **overrides: Any) -> Any:
+    """A pg8000 dbapi connection from a ``postgresql://`` URL (``?unix_sock=`` for a socket)."""
+    parts = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict[str, Any] = {
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password) if parts.password else None,
+        "database": (parts.path or "/").lstrip("/") or "postgres",
+        "application_name": "earnpay",
+    }
+    if "unix_sock" in query:
+        kwargs["unix_sock"] = query["unix_sock"]
+    else:
+        kwargs["host"] = parts.hostname or "127.0.0.1"
+        kwargs["port"] = parts.port or 5432
+    kwargs.update(overrides)
+    return pg8000.dbapi.connect(**kwargs)
+
+
+def with_database(url: str, database: str, user: str | None = None) -> str:
+    """The same server URL pointed at another database (and optionally another user)."""
+    parts = urlparse(url)
+    netloc = parts.netloc
+    if user is not None:
+        host = netloc.rsplit("@", 1)[-1]
+        netloc = f"{user}@{host}"
+    return parts._replace(path="/" + database, netloc=netloc).geturl()
+
+
+_connector_lock = threading.Lock()
+_connector: Any = None
+
+
+def _cloud_sql_connector() -> Any:
+    """One lazily created Connector per process (constructing it looks up Google credentials)."""
+    global _connector
+    with _connector_lock:
+        if _connector is None:
+            from google.cloud.sql.connector import Connector
+
+            _connector = Connector(refresh_strategy="lazy")
+        return _connector
+
+
+APP_ROLE = "earnpay_app"
+
+
+def admin_url(settings: Settings) -> str:
+    """The schema owner's URL: MIGRATE_DATABASE_URL, DATABASE_URL, or the embedded server's superuser."""
+    if settings.migrate_database_url or settings.database_url:
+        return str(settings.migrate_database_url or settings.database_url)
+    if settings.is_production:
+        raise RuntimeError("production never falls back to the embedded database")
+    from shared.embedded import embedded_url
+
+    return with_database(embedded_url(settings), settings.db_name)
+
+
+def app_url(settings: Settings) -> str:
+    """The functions' URL: DATABASE_URL, or the embedded server as the application role."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.is_production:
+        raise RuntimeError("production never falls back to the embedded database")
+    from shared.embedded import embedded_url
+
+    return with_database(embedded_url(settings), settings.db_name, user=APP_ROLE)
+
+
+def connection_factory(settings: Settings, *, replica: bool = False, admin: bool = False) -> Callable[[], Any]:
+    """A zero-argument function that opens one new, set-up pg8000 connection."""
+    if settings.db_instance_connection_name and not settings.database_url:
+        instance = settings.db_instance_connection_name
+        if replica and settings.db_replica_connection_name:
+            instance = settings.db_replica_connection_name
+
+        def cloud_sql() -> Any:
+            raw = _cloud_sql_connector().connect(
+                instance, "pg8000", user=settings.db_iam_user, db=settings.db_name, enable_iam_auth=True, ip_type="private"
+            )
+            return _session_setup(raw, settings)
+
+        return cloud_sql
+    if replica and settings.replica_database_url:
+        url = settings.replica_database_url
+    else:
+        url = admin_url(settings) if admin else app_url(settings)
+
+    def plain() -> Any:
+        return _session_setup(connect_url(url), settings)
+
+    return plain
+
+
+# --- the pool -------------------------------------------------------------------------------------
+class Database:
+    """A per-instance pool (SQLAlchemy's QueuePool over raw pg8000 connections) plus helpers."""
+
+    def __init__(self, settings: Settings, *, replica: bool = False, admin: bool = False) -> None:
+        self.settings = settings
+        self._pool = QueuePool(
+            connection_factory(settings, replica=replica, admin=admin),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_max_overflow,
+            timeout=settings.db_pool_timeout_s,
+            recycle=1800,
+            reset_on_return="rollback",
+        )
+        ping_after = settings.db_ping_after_idle_s
+
+        @event.listens_for(self._pool, "checkin")
+        def _stamp(dbapi_conn: Any, record: Any) -> None:
+            if record is not None:
+                record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(self._pool, "checkout")
+        def _health_check(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+            idle_since = record.info.get("idle_since")
+            if idle_since is None or time.monotonic() - idle_since < ping_after:
+                return
+            try:
+                dbapi_conn.execute_simple("SELECT 1")
+            except Exception as exc:  # a dead connection: the pool replaces it and retries
+                raise DisconnectionError(str(exc)) from exc
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled connection for the block; returned (rolled back if needed) afterwards."""
+        try:
+            fairy = self._pool.connect()
+        except PoolTimeout as exc:
+            raise ServiceUnavailable("the database is busy; try again shortly", code="database_busy") from exc
+        except (InterfaceError, OSError, DatabaseError) as exc:
+            log.error("database unavailable: %s", exc, extra={"event": "database_unavailable"})
+            raise ServiceUnavailable("the database is unavailable; try again shortly", code="database_unavailable") from exc
+        broken = False
+        try:
+            yield Conn(fairy.dbapi_connection, self.settings)
+        except (InterfaceError, OSError):
+            broken = True
+            raise
+        finally:
+            if broken:
+                fairy.invalidate()
+            fairy.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """A pooled connection inside one transaction."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def run_in_transaction(self, fn: Callable[[Conn], T], *, attempts: int = 5) -> T:
+        """Runs ``fn`` in a transaction, retrying on serialization failures and deadlocks."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as conn:
+                    return fn(conn)
+            except DatabaseError as exc:
+                if sqlstate(exc) in RETRYABLE and attempt < attempts:
+                    time.sleep(0.005 * attempt)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def pool_status(self) -> dict[str, int]:
+        p = self._pool
+        return {"size": p.size(), "checked_out": p.checkedout(), "idle": p.checkedin(), "overflow": max(0, p.overflow())}
+
+    def dispose(self) -> None:
+        self._pool.dispose()
+
+
+_lock = threading.Lock()
+_primary: Database | None = None
+_replica: Database | None = None
+
+
+def get_db() -> Database:
+    """The process-wide primary pool, created on first use."""
+    global _primary
+    if _primary is None:
+        with _lock:
+            if _primary is None:
+                _primary = Database(get_settings())
+    return _primary
+
+
+def get_read_db() -> Database:
+    """A pool on the read replica for analytics and reports; the primary when no replica is configured."""
+    global _replica
+    settings = get_settings()
+    if not (settings.replica_database_url or settings.db_replica_connection_name):
+        return get_db()
+    if _replica is None:
+        with _lock:
+            if _replica is None:
+                _replica = Database(settings, replica=True)
+    return _replica
+
+
+def reset_pools() -> None:
+    """Closes the process-wide pools (tests and the CLI use it after changing settings)."""
+    global _primary, _replica
+    with _lock:
+        for pool in (_primary, _replica):
+            if pool is not None:
+                pool.dispose()
+        _primary = _replica = None

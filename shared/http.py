@@ -1,0 +1,352 @@
+"""HTTP plumbing shared by every function: routing, auth, validation, errors, request ids, idempotency.
+
+Each area declares ``router = Router("name")`` and routes on it; ``main.py`` hands the Flask request
+to the router. Errors become the one JSON contract here and nowhere else:
+``{"error": {"code", "message", "details"}}`` with a 4xx status (5xx only for our own failures).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ValidationError
+
+from shared import idempotency
+from shared.config import get_settings
+from shared.db import get_db
+from shared.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.logs import get_logger, request_id_var, trace_var
+from shared.sessions import STAFF_ROLES, Principal, authenticate
+
+log = get_logger(__name__)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (bytes, memoryview)):
+        return bytes(value).hex()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(payload: Any) -> str:
+    """JSON text for a response (datetimes as RFC 3339 UTC, UUIDs as strings)."""
+    return json.dumps(payload, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    body = payload if isinstance(payload, str) else dumps(payload)
+    resp = flask.Response(body, status=status, mimetype="application/json")
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def error_response(err: AppError) -> flask.Response:
+    payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    return json_response(payload, err.status, err.headers)
+
+
+def check_text(value: Any, where: str = "body") -> None:
+    """Refuses strings PostgreSQL or our logs cannot hold safely: NUL, other C0 controls but tab/newline, lone surrogates."""
+    if isinstance(value, str):
+        if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            raise ValidationFailed(f"{where} contains characters that are not allowed", code="invalid_characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, where)
+            check_text(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item, where)
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
+    return {
+        "fields": [
+            {"loc": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+    }
+
+
+@dataclass
+class Ctx:
+    """What a route handler gets: the parsed, validated request."""
+
+    request: flask.Request
+    request_id: str
+    ip: str
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+    principal: Principal | None = None
+    idempotency_key: str | None = None
+    raw_body: bytes = b""
+
+    @property
+    def user_id(self) -> str:
+        if self.principal is None:
+            raise Unauthorized("sign in first", code="invalid_session")
+        return self.principal.user_id
+
+    @property
+    def user_agent(self) -> str:
+        return (self.request.headers.get("User-Agent") or "")[:256]
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it needs a status or headers other than 200."""
+
+    payload: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Ctx], Any]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: str
+    handler: Handler
+    auth: str | None  # None: public; "user": any signed-in account; "staff": roles below
+    roles: frozenset[str]
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    idempotent: bool
+    summary: str
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", self.pattern.rstrip("/")) + "/?$")
+
+
+class Router:
+    """The routes of one HTTP function, and the request pipeline around them."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        pattern: str,
+        *,
+        auth: str | None = "user",
+        roles: tuple[str, ...] = (),
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        idempotent: bool = False,
+        summary: str = "",
+    ) -> Callable[[Handler], Handler]:
+        """Registers a handler for ``method pattern`` (``{name}`` marks a path parameter)."""
+        if auth not in (None, "user", "staff"):
+            raise ValueError(auth)
+        role_set = frozenset(roles) if roles else (STAFF_ROLES if auth == "staff" else frozenset())
+
+        def register(fn: Handler) -> Handler:
+            self.routes.append(Route(method, pattern, fn, auth, role_set, body, query, idempotent, summary or (fn.__doc__ or "").strip()))
+            return fn
+
+        return register
+
+    # ------------------------------------------------------------------------------------------
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        rid = request.headers.get("X-Request-Id", "")
+        rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
+        trace_token = trace_var.set(
+            f"projects/{get_settings().gcp_project}/traces/{trace}" if re.fullmatch(r"[0-9a-f]{32}", trace) else None
+        )
+        status = 500
+        try:
+            try:
+                resp = self._dispatch(request, rid)
+            except AppError as err:
+                resp = error_response(err)
+            except Exception:
+                log.exception("unhandled error in %s %s", request.method, request.path, extra={"event": "unhandled_error"})
+                resp = error_response(_internal())
+            status = resp.status_code
+            resp.headers["X-Request-Id"] = rid
+            resp.headers.setdefault("Cache-Control", "no-store")
+            return resp
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            if status >= 500:
+                log.error(
+                    "%s %s -> %d",
+                    request.method,
+                    request.path,
+                    status,
+                    extra={"event": "http_request", "status": status, "ms": round(elapsed, 2)},
+                )
+            request_id_var.reset(token)
+            trace_var.reset(trace_token)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for a method and path (404 or 405 with Allow when none)."""
+        path = path or "/"
+        allowed: list[str] = []
+        for route in self.routes:
+            m = route.regex.match(path)
+            if m:
+                if route.method == method:
+                    return route, m.groupdict()
+                allowed.append(route.method)
+        if allowed:
+            err = MethodNotAllowed(f"{method} is not allowed here", details={"allowed": sorted(set(allowed))})
+            err.headers["Allow"] = ", ".join(sorted(set(allowed)))
+            raise err
+        raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found")
+
+    def _dispatch(self, request: flask.Request, rid: str) -> flask.Response:
+        settings = get_settings()
+        method = request.method.upper()
+        path = request.path
+        if method == "OPTIONS":
+            allowed = sorted({r.method for r in self.routes if r.regex.match(path or "/")})
+            if not allowed:
+                raise NotFound(f"no route /{self.function}{path}", code="route_not_found")
+            return flask.Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
+        route, params = self.match("GET" if method == "HEAD" else method, path)
+        check_text(params, "path")
+        ctx = Ctx(request=request, request_id=rid, ip=client_ip(request), params=params)
+
+        raw = b""
+        if method in ("POST", "PUT", "PATCH"):
+            raw = read_body(request, settings.max_body_bytes)
+        ctx.raw_body = raw
+        if route.query is not None:
+            ctx.query = parse_query(request, route.query)
+        elif request.args:
+            raise ValidationFailed(
+                "this route takes no query parameters", code="unknown_query_parameter", details={"parameters": sorted(request.args.keys())}
+            )
+        if route.body is not None:
+            ctx.body = parse_body(raw, route.body, request)
+
+        if route.auth is not None:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("send Authorization: Bearer <session token>", code="missing_session")
+            with get_db().connection() as conn:
+                ctx.principal = authenticate(conn, token.strip(), settings)
+            if route.auth == "staff" and ctx.principal.role not in route.roles:
+                raise Forbidden("your role may not do this", code="role_forbidden", details={"required_roles": sorted(route.roles)})
+
+        key = request.headers.get("Idempotency-Key")
+        if route.idempotent and key is not None and ctx.principal is not None:
+            if not _IDEMPOTENCY_KEY.match(key):
+                raise ValidationFailed("Idempotency-Key must be 1-128 printable ASCII characters", code="invalid_idempotency_key")
+            ctx.idempotency_key = key
+            fingerprint = hashlib.sha256(f"{method} {self.function}{path}\n".encode() + raw).digest()
+            return idempotency.run(ctx.principal.user_id, key, fingerprint, lambda: self._invoke(route, ctx))
+        return self._invoke(route, ctx)
+
+    @staticmethod
+    def _invoke(route: Route, ctx: Ctx) -> flask.Response:
+        result = route.handler(ctx)
+        if isinstance(result, flask.Response):
+            return result
+        if isinstance(result, Reply):
+            return json_response(result.payload, result.status, result.headers)
+        return json_response(result)
+
+
+def _internal() -> AppError:
+    err = AppError("something went wrong on our side; it has been logged", code="internal_error")
+    err.status = 500
+    return err
+
+
+def client_ip(request: flask.Request) -> str:
+    """The caller's address: the last X-Forwarded-For hop (appended by Google's front end), else the peer."""
+    if get_settings().trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            candidate = forwarded.split(",")[-1].strip()
+            if re.fullmatch(r"[0-9a-fA-F:.]{2,45}", candidate):
+                return candidate
+    return request.remote_addr or "0.0.0.0"  # noqa: S104  # an unknown peer, not a bind address
+
+
+def read_body(request: flask.Request, limit: int) -> bytes:
+    """The raw body, refusing anything over ``limit`` bytes without reading it all."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"limit_bytes": limit})
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", details={"limit_bytes": limit})
+    return bytes(data)
+
+
+def parse_body(raw: bytes, model: type[BaseModel], request: flask.Request) -> BaseModel:
+    """Validates a JSON object body against ``model`` (415 for non-JSON, 400 malformed, 422 invalid)."""
+    ctype = (request.mimetype or "").lower()
+    if raw.strip() and ctype != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("the body is not valid JSON", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object", code="body_not_object")
+    check_text(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("the body is invalid", details=validation_details(exc)) from exc
+
+
+def parse_query(request: flask.Request, model: type[BaseModel]) -> BaseModel:
+    """Validates the query string against ``model`` (repeated parameters are refused)."""
+    data: dict[str, str] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        if len(values) != 1:
+            raise ValidationFailed(f"query parameter {key!r} given more than once", code="repeated_query_parameter")
+        data[key] = values[0]
+    check_text(data, "query")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed("the query parameters are invalid", details=validation_details(exc)) from exc

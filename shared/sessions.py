@@ -1,0 +1,83 @@
+"""Session tokens: opaque, 256 random bits, only a SHA-256 hash stored; checked with one statement."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from shared.config import Settings
+from shared.db import Conn, Query
+from shared.errors import Forbidden, RateLimited, Unauthorized
+
+STAFF_ROLES = frozenset({"support", "finance", "compliance", "admin"})
+ROLES = frozenset({"user"}) | STAFF_ROLES
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the signed-in user behind a valid session."""
+
+    user_id: str
+    role: str
+    session_id: int
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+def new_token() -> str:
+    """A fresh session token (43 URL-safe characters, 256 bits of entropy)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+# The session check, the idle-timeout touch (at most once a minute, to keep writes down) and the
+# per-user rate limit in one statement and one round trip.
+AUTHENTICATE = Query(
+    "session_authenticate",
+    """
+    WITH s AS (
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status
+          FROM sessions s
+          JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = :token_hash
+           AND s.revoked_at IS NULL
+           AND s.expires_at > now()
+           AND s.last_seen_at + s.idle_timeout > now()
+    ), touched AS (
+        UPDATE sessions SET last_seen_at = now()
+          FROM s
+         WHERE sessions.id = s.id AND s.last_seen_at < now() - interval '60 seconds'
+        RETURNING 1
+    ), rl AS (
+        INSERT INTO rate_limits AS r (bucket, window_start, hits)
+        SELECT 'user:' || s.user_id::text, date_trunc('minute', now()), 1 FROM s
+        ON CONFLICT (bucket) DO UPDATE
+           SET hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
+               window_start = EXCLUDED.window_start
+        RETURNING hits, window_start
+    )
+    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, rl.hits,
+           ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after
+      FROM s LEFT JOIN rl ON true
+    """,
+)
+
+
+def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
+    """The principal for a bearer token, after the per-user rate limit; raises 401/403/429."""
+    if not token or len(token) > 256:
+        raise Unauthorized("a valid session token is required", code="invalid_session")
+    row = conn.one(AUTHENTICATE, token_hash=hash_token(token))
+    if row is None:
+        raise Unauthorized("the session is missing, expired or revoked; log in again", code="invalid_session")
+    if row["status"] != "active":
+        raise Forbidden("this account is not active", code="account_inactive")
+    if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
+        raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
+    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"])

@@ -1,0 +1,113 @@
+"""Test harness: a real PostgreSQL for the whole run, and the real functions-framework apps.
+
+With no DATABASE_URL the run starts its own embedded PostgreSQL (pgserver) in a temporary
+directory; with DATABASE_URL (a superuser URL to any server) it uses that server. Either way it
+creates a fresh database for the run, migrates it as the owner and connects the functions as the
+restricted application role, exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+os.environ["EARNPAY_ENV"] = "test"
+os.environ.pop("K_SERVICE", None)
+
+pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs"]
+
+
+def _server_url() -> tuple[str, bool]:
+    given = os.environ.get("EARNPAY_TEST_SERVER_URL") or os.environ.get("DATABASE_URL")
+    if given:
+        return given, False
+    from shared.embedded import socket_url, start
+
+    pgdata = Path(tempfile.mkdtemp(prefix="earnpay-pg-")) / "data"
+    start(pgdata, cleanup_mode="delete")
+    return socket_url(pgdata), True
+
+
+_SERVER_URL, _EMBEDDED = _server_url()
+os.environ["EARNPAY_TEST_SERVER_URL"] = _SERVER_URL
+TEST_DB = f"earnpay_test_{uuid.uuid4().hex[:8]}"
+
+
+def _configure_environment() -> None:
+    from shared.db import APP_ROLE, with_database
+
+    admin = with_database(_SERVER_URL, TEST_DB)
+    if _EMBEDDED:
+        app = with_database(_SERVER_URL, TEST_DB, user=APP_ROLE)
+    else:
+        password = secrets.token_hex(16)
+        os.environ["EARNPAY_TEST_APP_PASSWORD"] = password
+        app = with_database(_SERVER_URL, TEST_DB, user=f"{APP_ROLE}:{password}")
+    os.environ["MIGRATE_DATABASE_URL"] = admin
+    os.environ["DATABASE_URL"] = app
+
+
+_configure_environment()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    """The migrated test database (created once per run); yields the owner's URL."""
+    from shared.config import get_settings
+    from shared.db import APP_ROLE, connect_url, reset_pools
+    from shared.dbsetup import create_database_if_missing, prepare
+
+    get_settings.cache_clear()
+    create_database_if_missing(_SERVER_URL, TEST_DB)
+    prepare(get_settings())
+    raw = connect_url(os.environ["MIGRATE_DATABASE_URL"])
+    raw.autocommit = True
+    password = os.environ.get("EARNPAY_TEST_APP_PASSWORD")
+    raw.execute_simple(f"ALTER ROLE {APP_ROLE} LOGIN" + (f" PASSWORD '{password}'" if password else ""))
+    raw.close()
+    reset_pools()
+    yield os.environ["MIGRATE_DATABASE_URL"]
+    reset_pools()
+
+
+@pytest.fixture()
+def owner_conn(database: str) -> Iterator[object]:
+    """A connection as the schema owner (for assertions that look past the app role's grants)."""
+    from shared.config import get_settings
+    from shared.db import Conn, _session_setup, connect_url
+
+    raw = _session_setup(connect_url(database), get_settings())
+    try:
+        yield Conn(raw, get_settings())
+    finally:
+        raw.close()
+
+
+@pytest.fixture(scope="session")
+def apps(database: str) -> object:
+    """The dispatcher over every functions-framework app of main.py (as ``serve`` runs it)."""
+    from shared.localserver import make_app
+
+    return make_app()
+
+
+@pytest.fixture()
+def client(apps: object) -> object:
+    from werkzeug.test import Client
+
+    return Client(apps)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def api(client: object) -> object:
+    from tests.helpers import Api
+
+    return Api(client)  # type: ignore[arg-type]

@@ -1,0 +1,86 @@
+"""Small helpers for tests that speak HTTP to the functions-framework apps."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.test import Client, TestResponse
+
+PASSWORD = "correct horse battery staple"
+
+
+def random_ip() -> str:
+    """A distinct client address per caller, so per-IP throttles of one test never touch another."""
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    token: str
+    referral_code: str
+    ip: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "X-Forwarded-For": self.ip}
+
+
+class Api:
+    """Calls the local dispatcher as a client app would."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def call(
+        self, method: str, path: str, *, user: User | None = None, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ) -> TestResponse:
+        hdrs = dict(user.headers if user else {"X-Forwarded-For": random_ip()})
+        hdrs.update(headers or {})
+        return self.client.open(path, method=method, json=json, headers=hdrs, **kw)
+
+    def get(self, path: str, **kw: Any) -> TestResponse:
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> TestResponse:
+        return self.call("POST", path, **kw)
+
+    def signup(
+        self, *, email: str | None = None, password: str = PASSWORD, referral_code: str | None = None, name: str = "Test User"
+    ) -> User:
+        ip = random_ip()
+        body: dict[str, Any] = {"email": email or unique_email(), "password": password, "display_name": name}
+        if referral_code:
+            body["referral_code"] = referral_code
+        resp = self.client.post("/auth/signup", json=body, headers={"X-Forwarded-For": ip})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        data = resp.get_json()
+        return User(data["user"]["id"], data["user"]["email"], data["session"]["token"], data["user"]["referral_code"], ip)
+
+    def login(self, email: str, password: str = PASSWORD, ip: str | None = None) -> TestResponse:
+        return self.client.post("/auth/login", json={"email": email, "password": password}, headers={"X-Forwarded-For": ip or random_ip()})
+
+    def staff(self, owner_conn: Any, role: str) -> User:
+        """A fresh account promoted to ``role`` (by the owner, as create-admin would), logged in again."""
+        from functions.auth.queries import SET_ROLE
+
+        user = self.signup(name=f"{role} staff")
+        owner_conn.execute(SET_ROLE, id=user.id, role=role)
+        resp = self.login(user.email, ip=user.ip)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        user.token = resp.get_json()["session"]["token"]
+        return user
+
+
+def error_code(resp: TestResponse) -> str:
+    body = resp.get_json()
+    assert isinstance(body, dict) and "error" in body, resp.get_data(as_text=True)
+    return str(body["error"]["code"])
