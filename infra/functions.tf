@@ -292,6 +292,8 @@ locals {
     DB_IP_TYPE                  = "PRIVATE"
     KYC_BUCKET                  = google_storage_bucket.this["kyc-documents"].name
     EXPORTS_BUCKET              = google_storage_bucket.this["exports"].name
+    PUBSUB_ENABLED              = "true"
+    SLOW_QUERY_MS               = "500"
     LOG_EXECUTION_ID            = "true"
   }
 
@@ -402,7 +404,8 @@ resource "google_cloudfunctions2_function" "fn" {
 resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
   for_each = local.http_functions
 
-  #checkov:skip=CKV_GCP_102:Public by design: this is the mobile/web API; every route except signup/login/health requires a bearer session checked by the app.
+  ## Public by design: every route except signup/login/health requires a bearer session
+  ## checked by the app.
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.fn[each.key].service_config[0].service

@@ -88,6 +88,15 @@ resource "google_storage_bucket_iam_member" "fn" {
   member = "serviceAccount:${google_service_account.fn[each.value.fn].email}"
 }
 
+## A consumer publishes messages it cannot ever process to its topic's dead-letter topic.
+resource "google_pubsub_topic_iam_member" "fn_dead_letter_publisher" {
+  for_each = local.push_subscriptions
+
+  topic  = google_pubsub_topic.dead_letter[each.key].name
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.fn[each.value.consumer].email}"
+}
+
 ## Envelope encryption of payout details: encrypt+decrypt for the functions that store
 ## them (payouts, admin, privacy), decrypt-only for those that only read them.
 resource "google_kms_crypto_key_iam_member" "fn_payout_kek" {

@@ -5,6 +5,8 @@
 ##   jsonPayload.event = "slow_query"     WARNING, a query over 500 ms seen by the app
 ##   jsonPayload.event = "credit_failed"  ERROR, a credit request dropped for good
 ##   jsonPayload.event = "payout_failed"  ERROR, a payout attempt failed
+## plus the generic "<function>_dead_lettered" ERROR events of shared/events.py for the
+## credit_earnings and process_payouts consumers.
 
 locals {
   ## Logs of our functions (2nd-gen functions run as Cloud Run revisions).
@@ -17,11 +19,11 @@ locals {
     }
     "earnpay/credit_failed" = {
       description = "Earnings credit requests dropped by credit_earnings (app log event credit_failed)."
-      filter      = "${local.function_log_filter} AND jsonPayload.event=\"credit_failed\" AND severity>=ERROR"
+      filter      = "${local.function_log_filter} AND jsonPayload.event=(\"credit_failed\" OR \"credit_earnings_dead_lettered\") AND severity>=ERROR"
     }
     "earnpay/payout_failed" = {
       description = "Failed payout attempts (app log event payout_failed)."
-      filter      = "${local.function_log_filter} AND jsonPayload.event=\"payout_failed\" AND severity>=ERROR"
+      filter      = "${local.function_log_filter} AND jsonPayload.event=(\"payout_failed\" OR \"process_payouts_dead_lettered\") AND severity>=ERROR"
     }
     ## PostgreSQL's own log of statements over log_min_duration_statement (500 ms): catches
     ## slow statements the app did not time (migrations, maintenance, ad-hoc sessions).

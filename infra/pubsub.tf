@@ -3,15 +3,18 @@
 ## Design (one path per message, no Eventarc for Pub/Sub):
 ##   topic --push subscription (ours)--> function URL (OIDC token of the event-invoker SA)
 ##            |  non-2xx answer  -> redelivered with exponential backoff (retry_policy)
-##            |  after N attempts -> forwarded to <subscription>-dlq topic
+##            |  after N attempts -> forwarded by Pub/Sub to <topic>-dead-letter
 ##            v
-##   <subscription>-dlq --pull subscription "<subscription>-dlq-hold"--> kept 7 days for
+##   <topic>-dead-letter --pull subscription "<topic>-dead-letter-hold"--> kept 7 days for
 ##   inspection and replay (docs/operations.md). A topic with no subscription drops
 ##   messages, hence the hold subscription.
+## The app (shared/events.py) also publishes a message it judges permanently bad to the
+## same <topic>-dead-letter topic itself and acks it, so both failure paths end up in one
+## place and one alert.
 ## Functions therefore have no Pub/Sub event_trigger: a second, Eventarc-made subscription
 ## would deliver every message twice and cannot be given a dead-letter policy here.
-## Handler contract: raise (HTTP 5xx) = retry later; log an ERROR event and return 2xx =
-## drop. Delivery is at-least-once, consumers deduplicate in Postgres by message id.
+## Handler contract: raise (HTTP 5xx) = retry later; permanent error = log at ERROR,
+## publish to the dead-letter topic, return 2xx. Delivery is at-least-once, consumers deduplicate in Postgres by message id.
 
 locals {
   ## topic => consumer function (null: no consumer in this repo yet) and delivery tuning.
@@ -46,11 +49,12 @@ resource "google_pubsub_topic" "this" {
   depends_on = [google_kms_crypto_key_iam_member.pubsub_cmek]
 }
 
-## One dead-letter topic per push subscription.
+## One dead-letter topic per push subscription (one subscription per topic), named after
+## the topic because the app publishes to "<topic>-dead-letter" too.
 resource "google_pubsub_topic" "dead_letter" {
   for_each = local.push_subscriptions
 
-  name                       = "${each.key}-dlq"
+  name                       = "${each.value.topic}-dead-letter"
   kms_key_name               = google_kms_crypto_key.keys["pubsub"].id
   message_retention_duration = "604800s"
 
@@ -104,7 +108,7 @@ resource "google_pubsub_subscription" "push" {
 resource "google_pubsub_subscription" "dead_letter_hold" {
   for_each = local.push_subscriptions
 
-  name                       = "${each.key}-dlq-hold"
+  name                       = "${each.value.topic}-dead-letter-hold"
   topic                      = google_pubsub_topic.dead_letter[each.key].id
   ack_deadline_seconds       = 60
   message_retention_duration = "604800s"

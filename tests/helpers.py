@@ -14,7 +14,9 @@ PASSWORD = "correct horse battery staple"
 
 def random_ip() -> str:
     """A distinct client address per caller, so per-IP throttles of one test never touch another."""
-    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    # SystemRandom: hypothesis seeds the global ``random``, which would hand every example one address
+    rng = random.SystemRandom()
+    return f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -1,0 +1,125 @@
+"""The ledger: the one way money moves. Idempotent posting, balances, and verification.
+
+Amounts are integer micro-dollars (``MICROS_PER_DOLLAR``). Every path that moves money calls
+``post`` inside its own transaction, so the entry commits (or not) with the change it pays for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pg8000.exceptions import DatabaseError
+
+from functions.ledger import queries as q
+from shared.db import Conn, sqlstate
+from shared.errors import Conflict, NotFound, ValidationFailed
+
+MICROS_PER_DOLLAR = 1_000_000
+MICROS_PER_CENT = 10_000
+CURRENCY = "USD"
+
+ENTRY_TYPES = frozenset(
+    {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
+)
+# The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
+MAX_ENTRY = 1_000_000 * MICROS_PER_DOLLAR
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """The entry a post produced (or, with ``duplicate``, the one an earlier post with the key produced)."""
+
+    entry_id: int
+    seq: int
+    balance_after: int
+    created_at: datetime
+    duplicate: bool
+
+
+def post(
+    conn: Conn,
+    *,
+    user_id: str,
+    type: str,
+    amount: int,
+    idempotency_key: str,
+    source: str,
+    reference: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Posted:
+    """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw."""
+    if type not in ENTRY_TYPES:
+        raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_ENTRY:
+        raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code="invalid_amount")
+    try:
+        row = conn.one(
+            q.POST,
+            user_id=user_id,
+            type=type,
+            amount=amount,
+            key=idempotency_key,
+            source=source,
+            reference=reference,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+    except DatabaseError as exc:
+        code = sqlstate(exc)
+        if code == "EP001":
+            raise InsufficientFunds("the available balance is too low for this", details={"requested": -amount}) from exc
+        if code == "EP002":
+            raise NotFound("no such user", code="unknown_user") from exc
+        if code == "EP003":
+            raise IdempotencyConflict("this idempotency key was already used for a different entry") from exc
+        if code == "23514":  # a CHECK on earnings: e.g. a positive hold or a negative reward
+            raise ValidationFailed("that entry is not allowed for its type", code="invalid_entry") from exc
+        raise
+    assert row is not None
+    return Posted(row["entry_id"], row["entry_seq"], row["entry_balance_after"], row["entry_created_at"], row["duplicate"])
+
+
+def record_paid_out(conn: Conn, user_id: str, amount: int) -> None:
+    """Counts a settled payout (whose hold already left the available balance) in lifetime paid out."""
+    conn.value(q.RECORD_PAID_OUT, user_id=user_id, amount=amount)
+
+
+def balance(conn: Conn, user_id: str) -> dict[str, Any]:
+    """The carried balance row: available, lifetime earned and paid out (never summed from history)."""
+    row = conn.one(q.BALANCE, user_id=user_id)
+    if row is None:
+        raise NotFound("no such user", code="unknown_user")
+    return row
+
+
+def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> dict[str, Any]:
+    """Checks every hash chain and that each balance equals the sum of its entries."""
+    chain = conn.all(q.CHAIN_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    balances = conn.all(q.BALANCE_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    totals = conn.one(q.LEDGER_TOTALS) or {}
+    return {
+        "ok": not chain and not balances,
+        "entries": totals.get("entries"),
+        "balances": totals.get("balances"),
+        "chain_problems": chain,
+        "balance_problems": balances,
+    }
+
+
+def format_micros(amount: int) -> str:
+    """A display string for micro-dollars, e.g. 1234567 -> "$1.234567" trimmed to cents where exact."""
+    sign = "-" if amount < 0 else ""
+    dollars, micros = divmod(abs(amount), MICROS_PER_DOLLAR)
+    frac = f"{micros:06d}".rstrip("0")
+    frac = frac.ljust(2, "0")
+    return f"{sign}${dollars:,}.{frac}"
