@@ -39,6 +39,12 @@ def me(ctx: Ctx) -> dict[str, Any]:
     return service.me(get_db(), ctx.user_id)
 
 
+@router.route("GET", "/session", summary="The current session's principal (a cheap validity check for clients)")
+def session(ctx: Ctx) -> dict[str, Any]:
+    assert ctx.principal is not None
+    return {"user_id": ctx.principal.user_id, "role": ctx.principal.role, "session_id": ctx.principal.session_id}
+
+
 @router.route("POST", "/password", body=PasswordChangeBody, summary="Change the password; revokes every other session")
 def change_password(ctx: Ctx) -> dict[str, Any]:
     assert ctx.principal is not None
