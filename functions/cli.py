@@ -85,6 +85,19 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Write the OpenAPI document generated from the routes (docs/openapi.json)."""
+    import main  # noqa: F401  # imports every router
+    from shared.config import ROOT
+    from shared.openapi import build, render
+
+    target = ROOT / "docs" / "openapi.json"
+    target.write_text(render(build()))
+    print(f"wrote {target.relative_to(ROOT)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python main.py", description="EarnPay operations")
     sub = parser.add_subparsers(dest="command", required=True)

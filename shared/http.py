@@ -157,9 +157,13 @@ class Route:
 class Router:
     """The routes of one HTTP function, and the request pipeline around them."""
 
+    # every router made in this process, by function name (the OpenAPI document is built from it)
+    registry: dict[str, Router] = {}
+
     def __init__(self, function: str) -> None:
         self.function = function
         self.routes: list[Route] = []
+        Router.registry[function] = self
 
     def route(
         self,

@@ -1,0 +1,99 @@
+"""The OpenAPI 3 document, generated from the routers themselves so it cannot drift from them.
+
+``python main.py openapi`` writes ``docs/openapi.json``; a test regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.http import Route, Router
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": f"{function}_{route.handler.__name__}",
+        "summary": route.summary,
+        "tags": [function],
+        "responses": {
+            "default": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        },
+    }
+    ok = "201" if route.method == "POST" and route.handler.__name__ in {"signup", "create", "request_payout"} else "200"
+    op["responses"][ok] = {"description": "success", "content": {"application/json": {"schema": {"type": "object"}}}}
+    params: list[dict[str, Any]] = []
+    for name in route.regex.groupindex:
+        params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+    if route.query is not None:
+        schema = route.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    if route.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 128}})
+    if params:
+        op["parameters"] = params
+    if route.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema(route.body, components)}}}
+    if route.auth is not None:
+        op["security"] = [{"session": []}]
+        if route.auth == "staff":
+            op["x-roles"] = sorted(route.roles)
+    return op
+
+
+def build(routers: dict[str, Router] | None = None) -> dict[str, Any]:
+    """The whole document for ``routers`` (default: every router made in this process)."""
+    routers = routers if routers is not None else Router.registry
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for function in sorted(routers):
+        for route in routers[function].routes:
+            path = f"/{function}{route.pattern if route.pattern != '/' else '/'}"
+            paths.setdefault(path, {})[route.method.lower()] = _operation(function, route, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "EarnPay API",
+            "version": "1",
+            "description": "Every HTTP function of EarnPay. Money is an integer count of micro-dollars. "
+            "Errors are {error: {code, message, details}} with a 4xx status.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8080", "description": "python main.py serve"}],
+        "paths": {p: paths[p] for p in sorted(paths)},
+        "components": {
+            "schemas": {k: components[k] for k in sorted(components)},
+            "securitySchemes": {"session": {"type": "http", "scheme": "bearer", "description": "a session token from /auth/login"}},
+        },
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
