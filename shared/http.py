@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -158,7 +158,7 @@ class Router:
     """The routes of one HTTP function, and the request pipeline around them."""
 
     # every router made in this process, by function name (the OpenAPI document is built from it)
-    registry: dict[str, Router] = {}
+    registry: ClassVar[dict[str, Router]] = {}
 
     def __init__(self, function: str) -> None:
         self.function = function
