@@ -16,11 +16,12 @@ resource "google_service_account" "deployer" {
 
 locals {
   deployer_project_roles = [
-    "roles/cloudfunctions.developer", ## deploy new function revisions
-    "roles/run.developer",            ## tag revisions and move traffic
-    "roles/cloudsql.client",          ## migrations through the connector
-    "roles/cloudsql.instanceUser",    ## IAM database login for migrations
-    "roles/logging.logWriter",        ## build logs
+    "roles/cloudfunctions.developer",  ## deploy new function revisions
+    "roles/run.developer",             ## tag revisions and move traffic
+    "roles/cloudbuild.workerPoolUser", ## run builds on the private pool
+    "roles/cloudsql.client",           ## migrations through the connector
+    "roles/cloudsql.instanceUser",     ## IAM database login for migrations
+    "roles/logging.logWriter",         ## build logs
     ## Read-only roles for `terraform plan` (refresh reads every managed resource). A
     ## list of narrow viewers instead of the basic roles/viewer.
     "roles/iam.securityReviewer",     ## IAM policies on every resource

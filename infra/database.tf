@@ -41,7 +41,7 @@ resource "google_sql_database_instance" "primary" {
   #checkov:skip=CKV_GCP_6:ssl_mode=ENCRYPTED_ONLY rejects every unencrypted connection; all app and CI traffic uses the Cloud SQL connector, which already does mTLS with ephemeral IAM-bound client certificates.
   #checkov:skip=CKV_GCP_79:PostgreSQL 16 is the version the application and its test suite are built and tested on; major upgrades are planned in-place upgrades, not a lint default.
   #checkov:skip=CKV2_GCP_13:log_duration=on logs every statement (thousands per second); slow statements are logged by log_min_duration_statement=500 and all latencies are in Query Insights.
-  name                = "${local.prefix}-pg16"
+  name                = coalesce(var.database.instance_name, "${local.prefix}-pg16")
   database_version    = "POSTGRES_16"
   region              = var.region
   encryption_key_name = google_kms_crypto_key.keys["cloudsql"].id

@@ -109,7 +109,7 @@ resource "google_monitoring_alert_policy" "db_connections" {
   conditions {
     display_name = "num_backends > ${local.connections_threshold} (80 % of ${var.database.max_connections})"
     condition_threshold {
-      filter          = "resource.type=\"cloudsql_database\" AND metric.type=\"cloudsql.googleapis.com/database/postgresql/num_backends\" AND resource.labels.database_id=monitoring.regex.full_match(\"${var.project_id}:${local.prefix}-pg16.*\")"
+      filter          = "resource.type=\"cloudsql_database\" AND metric.type=\"cloudsql.googleapis.com/database/postgresql/num_backends\" AND resource.labels.database_id=one_of(${join(", ", [for i in concat([google_sql_database_instance.primary.name], [for r in google_sql_database_instance.replica : r.name]) : "\"${var.project_id}:${i}\""])})"
       comparison      = "COMPARISON_GT"
       threshold_value = local.connections_threshold
       duration        = "300s"

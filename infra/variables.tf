@@ -76,6 +76,9 @@ variable "vpc_connector" {
 variable "database" {
   description = "Primary Cloud SQL for PostgreSQL 16 instance sizing and protection settings."
   type = object({
+    ## Defaults to earnpay-<env>-pg16. Set only when cutting over to a restored clone
+    ## (docs/operations.md, "Restore"): Cloud SQL instance names cannot be reused for a week.
+    instance_name                  = optional(string)
     tier                           = string
     edition                        = optional(string, "ENTERPRISE")
     disk_size_gb                   = optional(number, 50)
