@@ -74,9 +74,9 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def migrate(conn: Conn, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Applies every pending migration; returns the versions applied now."""
     migrations = discover(directory)
-    conn.execute(CREATE_TABLE)
-    conn.value(LOCK)
+    conn.value(LOCK)  # before CREATE TABLE IF NOT EXISTS, which races with itself
     try:
+        conn.execute(CREATE_TABLE)
         applied = {row["version"]: row for row in conn.all(APPLIED)}
         for mig in migrations:
             row = applied.get(mig.version)

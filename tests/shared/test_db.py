@@ -1,0 +1,93 @@
+"""The pool, named queries, transactions and the slow-query log, against the real server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+from pg8000.exceptions import DatabaseError
+
+from shared.config import get_settings
+from shared.db import Conn, Database, Query, get_db, sqlstate
+
+NOW = Query("t_now", "SELECT 1 AS one, :x::int + 1 AS plus")
+
+
+def test_queries_return_dicts_and_prepared_statements_are_reused() -> None:
+    with get_db().connection() as conn:
+        assert conn.one(NOW, x=41) == {"one": 1, "plus": 42}
+        assert conn.value(NOW, x=1) == 1
+        cached = dict(conn._prepared)
+        conn.one(NOW, x=2)
+        assert conn._prepared == cached, "a prepared statement is parsed once per connection"
+
+
+def test_sessions_carry_statement_timeout_and_utc() -> None:
+    with get_db().connection() as conn:
+        assert conn.value(Query("t_st", "SHOW statement_timeout", prepared=False)) == "30s"
+        assert conn.value(Query("t_tz", "SHOW TimeZone", prepared=False)) == "UTC"
+
+
+def test_transaction_rolls_back_on_error(owner_conn: Any) -> None:
+    owner_conn.script("CREATE TABLE IF NOT EXISTS t_tx (v INT)")
+    insert = Query("t_tx_ins", "INSERT INTO t_tx VALUES (:v)", prepared=False)
+    count = Query("t_tx_count", "SELECT count(*) FROM t_tx WHERE v = :v", prepared=False)
+    with pytest.raises(ZeroDivisionError), owner_conn.transaction():
+        owner_conn.execute(insert, v=991)
+        raise ZeroDivisionError
+    assert owner_conn.value(count, v=991) == 0
+    with owner_conn.transaction():
+        owner_conn.execute(insert, v=992)
+    assert owner_conn.value(count, v=992) == 1
+
+
+def test_dead_pooled_connection_is_replaced_on_checkout(owner_conn: Any) -> None:
+    settings = get_settings().model_copy(update={"db_ping_after_idle_s": 0.0, "db_pool_size": 1})
+    db = Database(settings)
+    try:
+        with db.connection() as conn:
+            pid = conn.value(Query("t_pid", "SELECT pg_backend_pid()", prepared=False))
+        owner_conn.value(Query("t_kill", "SELECT pg_terminate_backend(:pid)", prepared=False), pid=pid)
+        time.sleep(0.2)
+        with db.connection() as conn:
+            new_pid = conn.value(Query("t_pid2", "SELECT pg_backend_pid()", prepared=False))
+        assert new_pid != pid
+    finally:
+        db.dispose()
+
+
+def test_slow_queries_are_logged_with_their_name(caplog: pytest.LogCaptureFixture) -> None:
+    settings = get_settings().model_copy(update={"slow_query_ms": 5.0})
+    with get_db().connection() as base:
+        conn = Conn(base.raw, settings)
+        with caplog.at_level(logging.WARNING, logger="shared.db"):
+            conn.value(Query("t_sleepy", "SELECT pg_sleep(0.02)", prepared=False))
+            conn.value(Query("t_quick", "SELECT 1", prepared=False))
+    slow = [r for r in caplog.records if getattr(r, "event", None) == "slow_query"]
+    assert [r.query for r in slow] == ["t_sleepy"]  # type: ignore[attr-defined]
+
+
+def test_retryable_transactions_retry_serialization_failures(owner_conn: Any) -> None:
+    attempts: list[int] = []
+
+    def fn(conn: Conn) -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise DatabaseError({"C": "40001", "M": "could not serialize access"})
+        return "done"
+
+    assert get_db().run_in_transaction(fn) == "done"
+    assert len(attempts) == 3
+    with pytest.raises(DatabaseError) as exc:
+        get_db().run_in_transaction(lambda conn: (_ for _ in ()).throw(DatabaseError({"C": "23505", "M": "dup"})))
+    assert sqlstate(exc.value) == "23505"
+
+
+def test_pool_status_reports_use() -> None:
+    db = get_db()
+    with db.connection():
+        status = db.pool_status()
+        assert status["checked_out"] >= 1
+    assert set(db.pool_status()) == {"size", "checked_out", "idle", "overflow"}
