@@ -5,7 +5,8 @@ key with a random 96-bit nonce and associated data that binds it to its owner (f
 ``payout_method:<user_id>``), so a ciphertext copied onto another user's row does not decrypt.
 The data key is wrapped by a key-encryption key (KEK):
 
-* production: Cloud KMS (``KMS_PAYOUT_KEY_NAME`` = ``projects/P/locations/L/keyRings/R/cryptoKeys/K``),
+* production: Cloud KMS (``KMS_PAYOUT_KEY_NAME``, or ``PAYOUT_DETAILS_KEK`` as Terraform sets it, =
+  ``projects/P/locations/L/keyRings/R/cryptoKeys/K``),
   over the REST API (``{KMS_ENDPOINT}/v1/{name}:encrypt`` / ``:decrypt``) with Application Default
   Credentials. KMS keeps every key version; decrypt finds the version from the ciphertext, so rotation
   in KMS never breaks old envelopes.
@@ -31,6 +32,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -237,13 +239,14 @@ def _load_or_create_local_key() -> bytes:
         text = path.read_text().strip()
         if text:
             break
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     return _decode_key(text, str(path))
 
 
 def build_kek(*, session: KmsSession | None = None) -> Kek:
     """The KEK the environment asks for (a new object each call; ``get_kek`` caches one)."""
-    key_name = os.environ.get("KMS_PAYOUT_KEY_NAME", "").strip()
+    # PAYOUT_DETAILS_KEK is the name infra/functions.tf gives the same setting.
+    key_name = (os.environ.get("KMS_PAYOUT_KEY_NAME") or os.environ.get("PAYOUT_DETAILS_KEK") or "").strip()
     if key_name:
         return KmsKek(key_name, endpoint=os.environ.get("KMS_ENDPOINT") or None, session=session)
     if get_settings().is_production:
@@ -257,7 +260,8 @@ def build_kek(*, session: KmsSession | None = None) -> Kek:
 
 
 def get_kek(*, session: KmsSession | None = None) -> Kek:
-    """The process-wide KEK: Cloud KMS when ``KMS_PAYOUT_KEY_NAME`` is set, else the local key (never in production)."""
+    """The process-wide KEK: Cloud KMS when ``KMS_PAYOUT_KEY_NAME`` (or ``PAYOUT_DETAILS_KEK``) is set, else the local
+    key (never in production). ``session`` (tests) replaces the Google-authorised HTTP session of a KMS KEK."""
     global _kek
     with _kek_lock:
         if _kek is None or session is not None:

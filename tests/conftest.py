@@ -20,9 +20,11 @@ import pytest
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 os.environ["EARNPAY_ENV"] = "test"
+# A fresh local key-encryption key per run (payout details), so tests never touch .data/local-kek.
+os.environ["LOCAL_KEK_BASE64"] = __import__("base64").b64encode(secrets.token_bytes(32)).decode()
 os.environ.pop("K_SERVICE", None)
 
-pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs"]
+pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs", "tests.fixtures.paypal_standin"]
 
 
 def _server_url() -> tuple[str, bool]:
