@@ -41,7 +41,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     videos = {
       description   = "Video catalogue."
@@ -58,7 +58,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     progress = {
       description   = "Watch heartbeats and progress; completed views request credits."
@@ -75,7 +75,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     earnings = {
       description   = "Earnings history, stats and full export (reads from the replica)."
@@ -92,7 +92,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     payouts = {
       description   = "Payout methods (encrypted details) and payout requests."
@@ -109,7 +109,7 @@ locals {
       buckets       = {}
       kms           = "encrypt"
       signs_urls    = false
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     kyc = {
       description   = "KYC status and signed upload URLs for documents."
@@ -126,7 +126,7 @@ locals {
       buckets       = { "kyc-documents" = "roles/storage.objectCreator" }
       kms           = null
       signs_urls    = true
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     privacy = {
       description   = "Data export requests, export download URLs, erasure."
@@ -143,7 +143,7 @@ locals {
       buckets       = { exports = "roles/storage.objectViewer" }
       kms           = "encrypt"
       signs_urls    = true
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     admin = {
       description   = "Staff back office: users, roles, payout approval, KYC decisions, audit."
@@ -160,7 +160,7 @@ locals {
       buckets       = { "kyc-documents" = "roles/storage.objectViewer" }
       kms           = "encrypt"
       signs_urls    = true
-      secrets       = ["session-pepper"]
+      secrets       = []
     }
     health = {
       description   = "Liveness/readiness for uptime checks (primary and replica reachability)."

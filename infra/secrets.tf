@@ -6,10 +6,6 @@
 
 locals {
   secrets = {
-    "session-pepper" = {
-      env         = "SESSION_PEPPER"
-      description = "Server-side pepper mixed into session-token hashes (HMAC key)."
-    }
     "payout-provider-api-key" = {
       env         = "PAYOUT_PROVIDER_API_KEY"
       description = "API credential of the payout provider, used only by process_payouts."
