@@ -6,13 +6,15 @@
 locals {
   buckets = {
     "kyc-documents" = {
-      ## Retention policy (Bucket Lock): no object can be deleted or replaced for 5 years.
-      ## GCS forbids Object Versioning on a bucket with a retention policy; the retention
-      ## policy is the stronger guarantee. Lock it (irreversible) once legal signs off.
-      versioning          = false
-      retention_days      = var.kyc_retention_days
-      delete_after_days   = null
-      noncurrent_days     = null
+      ## Versioned, with no Bucket Lock retention policy: a user's erasure request must be
+      ## able to delete their documents (docs/privacy.md). Retention is by lifecycle instead:
+      ## a live document is kept var.kyc_retention_days (AML record keeping, >= 5 years) and
+      ## then deleted (data minimisation); a deleted or replaced one stays recoverable as a
+      ## noncurrent version for 30 days (a window to undo a mistaken erasure), then is gone.
+      versioning          = true
+      retention_days      = null
+      delete_after_days   = var.kyc_retention_days
+      noncurrent_days     = 30
       cors                = true
       storage_class       = "STANDARD"
       soft_delete_seconds = 604800
@@ -44,7 +46,6 @@ locals {
 resource "google_storage_bucket" "this" {
   for_each = local.buckets
 
-  #checkov:skip=CKV_GCP_78:kyc-documents uses a 5-year retention policy instead, which GCS does not allow together with versioning; the other buckets are versioned.
   name                        = local.bucket_names[each.key]
   location                    = var.region
   storage_class               = each.value.storage_class

@@ -183,7 +183,7 @@ variable "app_origins" {
 }
 
 variable "kyc_retention_days" {
-  description = "Bucket retention policy for KYC documents (AML record keeping: at least 5 years)."
+  description = "Days a KYC document is kept before the lifecycle deletes it (AML record keeping: at least 5 years)."
   type        = number
   default     = 1826
 

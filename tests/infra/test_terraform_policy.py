@@ -395,7 +395,11 @@ def test_no_bucket_is_public() -> None:
 
 def test_kyc_bucket_retains_documents_and_exports_expire() -> None:
     buckets = _local("buckets")
-    assert buckets["kyc-documents"]["retention_days"] == "${var.kyc_retention_days}"
+    kyc = buckets["kyc-documents"]
+    assert kyc["versioning"] is True, "KYC documents are versioned"
+    assert kyc["delete_after_days"] == "${var.kyc_retention_days}", "KYC documents are kept for the retention period, then deleted"
+    assert kyc["retention_days"] is None, "no Bucket Lock: an erasure request must be able to delete documents"
+    assert kyc["noncurrent_days"] == 30, "deleted documents stay recoverable for 30 days, then are gone"
     assert buckets["kyc-documents"]["cors"] is True
     assert buckets["exports"]["delete_after_days"] == "${var.export_retention_days}"
     text = (INFRA / "variables.tf").read_text(encoding="utf-8")
