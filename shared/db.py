@@ -145,7 +145,8 @@ class Conn:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self.raw.in_transaction)
+        """True inside BEGIN ... COMMIT (from the server's ReadyForQuery status, as pg8000 tracks it)."""
+        return bool(self.raw._in_transaction)
 
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
@@ -157,6 +158,15 @@ class Conn:
             self._rollback_quietly()
             raise
         self.raw.execute_simple("COMMIT")
+
+    @contextmanager
+    def atomic(self) -> Iterator[Conn]:
+        """Joins the caller's transaction when one is open, else runs the block in its own."""
+        if self.in_transaction:
+            yield self
+            return
+        with self.transaction():
+            yield self
 
     def _rollback_quietly(self) -> None:
         try:

@@ -1,7 +1,28 @@
-"""HTTP routes of the ``kyc`` function."""
+"""HTTP routes of the ``kyc`` function (signed-in users, their own documents only)."""
 
 from __future__ import annotations
 
-from shared.http import Router
+from typing import Any
+
+from functions.kyc import service
+from functions.kyc.models import DocumentsQuery, DocumentUploadBody
+from shared.db import get_db
+from shared.http import Ctx, Reply, Router
 
 router = Router("kyc")
+
+
+@router.route(
+    "POST",
+    "/documents",
+    body=DocumentUploadBody,
+    idempotent=True,
+    summary="Start a document upload: returns a 15-minute V4 signed PUT URL and the headers to send with it",
+)
+def create_document(ctx: Ctx) -> Reply:
+    return Reply(service.request_upload(get_db(), ctx.user_id, ctx.body), status=201)
+
+
+@router.route("GET", "/", query=DocumentsQuery, summary="The user's KYC status, last decision and documents (newest first)")
+def kyc_status(ctx: Ctx) -> dict[str, Any]:
+    return service.status(get_db(), ctx.user_id, ctx.query.limit, ctx.query.cursor)

@@ -44,5 +44,5 @@ def test_production_never_builds_an_embedded_connection(monkeypatch: pytest.Monk
 
 
 def test_weak_password_hashing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(Exception, match="argon2_memory_kib|ARGON2_MEMORY_KIB"):
+    with pytest.raises(Exception, match=r"argon2_memory_kib|ARGON2_MEMORY_KIB"):
         _settings(monkeypatch, ARGON2_MEMORY_KIB="1024")

@@ -91,3 +91,25 @@ def test_pool_status_reports_use() -> None:
         status = db.pool_status()
         assert status["checked_out"] >= 1
     assert set(db.pool_status()) == {"size", "checked_out", "idle", "overflow"}
+
+
+def test_in_transaction_follows_begin_and_commit() -> None:
+    with get_db().connection() as conn:
+        assert not conn.in_transaction
+        with conn.transaction():
+            assert conn.in_transaction
+        assert not conn.in_transaction
+
+
+def test_atomic_joins_an_open_transaction_or_opens_one(owner_conn: Any) -> None:
+    owner_conn.script("CREATE TABLE IF NOT EXISTS t_atomic (v INT)")
+    insert = Query("t_atomic_ins", "INSERT INTO t_atomic VALUES (:v)", prepared=False)
+    count = Query("t_atomic_count", "SELECT count(*) FROM t_atomic WHERE v = :v", prepared=False)
+    with pytest.raises(RuntimeError), owner_conn.transaction():
+        with owner_conn.atomic():
+            owner_conn.execute(insert, v=7001)
+        raise RuntimeError("the outer transaction rolls back the joined block too")
+    assert owner_conn.value(count, v=7001) == 0
+    with owner_conn.atomic():
+        owner_conn.execute(insert, v=7002)
+    assert not owner_conn.in_transaction and owner_conn.value(count, v=7002) == 1

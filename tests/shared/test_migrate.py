@@ -50,7 +50,8 @@ TABLES = Query("t_tables", "SELECT string_agg(tablename, ',' ORDER BY tablename)
 
 
 def test_applies_in_order_once_and_records_checksums(scratch: Any, tmp_path: Path) -> None:
-    d = _write(tmp_path / "m", {"0002_b.sql": "CREATE TABLE b (a_id INT REFERENCES a (id));", "0001_a.sql": "CREATE TABLE a (id INT PRIMARY KEY);"})
+    files = {"0002_b.sql": "CREATE TABLE b (a_id INT REFERENCES a (id));", "0001_a.sql": "CREATE TABLE a (id INT PRIMARY KEY);"}
+    d = _write(tmp_path / "m", files)
     conn = scratch()
     assert migrate(conn, d) == [1, 2]
     assert migrate(conn, d) == []
@@ -58,7 +59,8 @@ def test_applies_in_order_once_and_records_checksums(scratch: Any, tmp_path: Pat
 
 
 def test_a_failing_file_leaves_nothing_behind(scratch: Any, tmp_path: Path) -> None:
-    d = _write(tmp_path / "m", {"0001_ok.sql": "CREATE TABLE ok (id INT);", "0002_bad.sql": "CREATE TABLE half (id INT); SELECT 1/0;"})
+    files = {"0001_ok.sql": "CREATE TABLE ok (id INT);", "0002_bad.sql": "CREATE TABLE half (id INT); SELECT 1/0;"}
+    d = _write(tmp_path / "m", files)
     conn = scratch()
     with pytest.raises(Exception, match="division by zero"):
         migrate(conn, d)
