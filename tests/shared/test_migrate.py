@@ -46,7 +46,11 @@ def _write(d: Path, files: dict[str, str]) -> Path:
     return d
 
 
-TABLES = Query("t_tables", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", prepared=False)
+TABLES = Query(
+    "t_tables",
+    "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'",
+    prepared=False,
+)
 
 
 def test_applies_in_order_once_and_records_checksums(scratch: Any, tmp_path: Path) -> None:
