@@ -50,10 +50,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from functions.videos.demo import seed_demo
 
         seed_demo(get_db())
+    if not settings.is_production:
+        _local_cloud_storage()
     where = "embedded PostgreSQL at " + str(settings.embedded_pgdata) if settings.uses_embedded_database else "the configured database"
     print(f"EarnPay serving every function on http://{args.host}:{port}/<function>/... against {where}", flush=True)
     serve(args.host, port, workers=args.workers, threads=args.threads)
     return 0
+
+
+def _local_cloud_storage() -> None:
+    """Locally: a GCS emulator (unless STORAGE_EMULATOR_HOST names one) and a stand-in for Eventarc.
+
+    The emulator sends no object-finalized events, so a background loop applies uploads the way
+    the ``kyc_document_uploaded`` event would (the same code as the production sweep for lost events).
+    """
+    import threading
+    import time
+
+    from functions.kyc.service import reconcile_uploads
+    from shared import storage
+    from shared.logs import get_logger
+
+    log = get_logger("serve")
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        emulator = storage.start_emulator()
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
+        storage.reset_client()
+        print(f"GCS emulator (in memory) on {emulator.url}", flush=True)
+    storage.ensure_buckets()
+
+    def local_eventarc() -> None:
+        while True:
+            time.sleep(2)
+            try:
+                reconcile_uploads(get_db(), min_age_s=0, limit=100)
+            except Exception:  # keep the loop alive; the next pass retries
+                log.warning("local upload sync failed", exc_info=True)
+
+    threading.Thread(target=local_eventarc, name="local-eventarc", daemon=True).start()
 
 
 @command

@@ -386,6 +386,14 @@ def get_read_db() -> Database:
     return _replica
 
 
+def forget_pools() -> None:
+    """Drops the process-wide pools WITHOUT closing their connections: for a forked child, whose
+    inherited sockets belong to the parent (closing them politely would end the parent's sessions)."""
+    global _primary, _replica
+    with _lock:
+        _primary = _replica = None
+
+
 def reset_pools() -> None:
     """Closes the process-wide pools (tests and the CLI use it after changing settings)."""
     global _primary, _replica

@@ -82,6 +82,8 @@ def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:
     """Runs the dispatcher under gunicorn (gthread), as functions-framework does in production."""
     from gunicorn.app.base import BaseApplication
 
+    from shared.db import forget_pools
+
     class _App(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
@@ -93,6 +95,8 @@ def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:
                 "keepalive": 30,
                 "accesslog": None,
                 "loglevel": "warning",
+                # each worker opens its own connections: never share the parent's sockets
+                "post_fork": lambda _server, _worker: forget_pools(),
             }.items():
                 self.cfg.set(key, value)
 
