@@ -140,7 +140,7 @@ locals {
       db_pool_size  = 2
       uses_replica  = false
       publishes     = ["privacy-exports", "domain-events"]
-      buckets       = { exports = "roles/storage.objectViewer" }
+      buckets       = { exports = "roles/storage.objectViewer", "kyc-documents" = "roles/storage.objectUser" } ## erasure deletes KYC documents
       kms           = "encrypt"
       signs_urls    = true
       secrets       = []
@@ -243,7 +243,7 @@ locals {
       db_pool_size  = 1
       uses_replica  = false
       publishes     = ["domain-events"]
-      buckets       = { "kyc-documents" = "roles/storage.objectViewer" }
+      buckets       = { "kyc-documents" = "roles/storage.objectUser" } ## reads and checks uploads; deletes a rejected one
       kms           = null
       signs_urls    = false
       secrets       = []
