@@ -8,7 +8,8 @@ from typing import Any
 
 from functions.auth import passwords
 from functions.auth import queries as q
-from shared import ratelimit
+from functions.earnings import bonuses
+from shared import outbox, ratelimit
 from shared.config import Settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
@@ -17,12 +18,6 @@ from shared.sessions import ROLES, STAFF_ROLES, hash_token, new_token
 
 log = get_logger(__name__)
 REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-
-# Hooks other areas register to run inside the sign-up and login transactions (the earning area
-# adds the sign-up event and the daily login bonus). Each takes (conn, user) and may return a dict
-# merged into the login answer.
-signup_hooks: list[Any] = []
-login_hooks: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -81,8 +76,18 @@ def create_user(
             role=role,
         )
         if user is not None:
-            for hook in signup_hooks:
-                hook(conn, user)
+            # In the sign-up transaction: the event exists exactly when the account does. No PII in it.
+            outbox.emit(
+                conn,
+                "user_signed_up",
+                {
+                    "user_id": user["id"],
+                    "referred_by": user["referred_by"],
+                    "role": user["role"],
+                    "created_at": user["created_at"].isoformat(),
+                },
+                key=f"user_signed_up:{user['id']}",
+            )
             return user
         if conn.one(q.USER_FOR_LOGIN, email=email) is not None:
             raise Conflict("an account with this email already exists", code="email_taken")
@@ -142,9 +147,8 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
         session = _create_session(conn, user, client, settings)
-        extras: dict[str, Any] = {}
-        for hook in login_hooks:
-            extras.update(hook(conn, user) or {})
+        # The daily login and streak bonuses, in the login transaction (one upsert, at most two entries).
+        extras = bonuses.on_login(conn, user)
     user.pop("password_hash", None)
     return {"user": user, "session": session, **extras}
 

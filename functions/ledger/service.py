@@ -14,6 +14,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
+from shared import outbox
 from shared.db import Conn, sqlstate
 from shared.errors import Conflict, NotFound, ValidationFailed
 
@@ -86,7 +87,26 @@ def post(
             raise ValidationFailed("that entry is not allowed for its type", code="invalid_entry") from exc
         raise
     assert row is not None
-    return Posted(row["entry_id"], row["entry_seq"], row["entry_balance_after"], row["entry_created_at"], row["duplicate"])
+    posted = Posted(row["entry_id"], row["entry_seq"], row["entry_balance_after"], row["entry_created_at"], row["duplicate"])
+    if amount > 0 and not posted.duplicate:
+        # Same transaction: the event exists exactly when the entry does (published after commit).
+        outbox.emit(
+            conn,
+            "earnings_credited",
+            {
+                "entry_id": posted.entry_id,
+                "user_id": user_id,
+                "seq": posted.seq,
+                "type": type,
+                "amount_micros": amount,
+                "balance_after_micros": posted.balance_after,
+                "source": source,
+                "reference": reference,
+                "created_at": posted.created_at.isoformat(),
+            },
+            key=f"earnings_credited:{posted.entry_id}",
+        )
+    return posted
 
 
 def record_paid_out(conn: Conn, user_id: str, amount: int) -> None:
@@ -95,7 +115,11 @@ def record_paid_out(conn: Conn, user_id: str, amount: int) -> None:
 
 
 def balance(conn: Conn, user_id: str) -> dict[str, Any]:
-    """The carried balance row: available, lifetime earned and paid out (never summed from history)."""
+    """The carried balance row: available, lifetime (gross) earned and paid out (never summed from history).
+
+    ``lifetime_earned`` sums positive earning entries; negative adjustments are corrections that show
+    in the history but do not reduce it.
+    """
     row = conn.one(q.BALANCE, user_id=user_id)
     if row is None:
         raise NotFound("no such user", code="unknown_user")
