@@ -41,7 +41,8 @@ def test_post_updates_the_carried_balance_and_chain(api: Api) -> None:
     assert (first.seq, second.seq, third.seq) == (1, 2, 3)
     assert third.balance_after == 3_000
     bal = _balance(user.id)
-    assert bal["available"] == 3_000 and bal["lifetime_earned"] == 3_000 and bal["entry_count"] == 3
+    # lifetime earned is gross: the negative adjustment is a correction, not un-earning
+    assert bal["available"] == 3_000 and bal["lifetime_earned"] == 4_000 and bal["entry_count"] == 3
     assert _verify(user.id)["ok"]
 
 
@@ -208,6 +209,7 @@ _ops = st.lists(
 def test_property_random_sequences_keep_every_invariant(api: Api, ops: list[tuple[str, int, bool, int]]) -> None:
     user = api.signup()
     model_balance = 0
+    model_earned = 0
     seen: dict[str, tuple[str, int]] = {}
     for type_, magnitude, negative, slot in ops:
         amount = -magnitude if type_ == "payout_hold" or (type_ == "adjustment" and negative) else magnitude
@@ -226,9 +228,12 @@ def test_property_random_sequences_keep_every_invariant(api: Api, ops: list[tupl
             assert not posted.duplicate
             seen[key] = (type_, amount)
             model_balance += amount
+            if type_ not in ("payout_hold", "payout_release") and amount > 0:
+                model_earned += amount
         assert posted.balance_after >= 0
     bal = _balance(user.id)
     assert bal["available"] == model_balance >= 0
+    assert bal["lifetime_earned"] == model_earned >= 0
     assert bal["entry_count"] == len(seen)
     assert _verify(user.id)["ok"]
 
