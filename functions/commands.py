@@ -1,3 +1,5 @@
 """Imports every area's command-line commands so ``functions.cli`` registers them."""
 
 from functions.ledger import commands as ledger_commands  # noqa: F401
+from functions.maintenance import commands as maintenance_commands  # noqa: F401
+from functions.payouts import commands as payouts_commands  # noqa: F401

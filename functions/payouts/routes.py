@@ -1,7 +1,56 @@
-"""HTTP routes of the ``payouts`` function."""
+"""HTTP routes of the ``payouts`` function (signed-in users; each sees only their own methods and payouts)."""
 
 from __future__ import annotations
 
-from shared.http import Router
+from typing import Any
+
+from functions.payouts import service
+from functions.payouts.models import MethodCreateBody, PayoutCreateBody, PayoutListQuery
+from shared.db import get_db
+from shared.http import Ctx, Reply, Router
 
 router = Router("payouts")
+
+# Literal paths first: GET /methods must not be taken for GET /{payout_id}.
+
+
+@router.route("POST", "/methods", body=MethodCreateBody, summary="Add a payout method (PayPal or bank account); needs the password")
+def add_method(ctx: Ctx) -> Reply:
+    return Reply(service.add_method(get_db(), ctx.user_id, ctx.body), status=201)
+
+
+@router.route("GET", "/methods", summary="The signed-in user's payout methods, masked")
+def list_methods(ctx: Ctx) -> dict[str, Any]:
+    return service.list_methods(get_db(), ctx.user_id)
+
+
+@router.route("POST", "/methods/{method_id}/default", summary="Make a payout method the default")
+def set_default_method(ctx: Ctx) -> dict[str, Any]:
+    return service.set_default_method(get_db(), ctx.user_id, ctx.params["method_id"])
+
+
+@router.route(
+    "POST",
+    "/",
+    body=PayoutCreateBody,
+    idempotent=True,
+    summary="Request a payout (KYC-verified, active account, password); holds the amount at once",
+)
+def request_payout(ctx: Ctx) -> Reply:
+    payout, _created = service.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key)
+    return Reply(payout, status=201)
+
+
+@router.route("GET", "/", query=PayoutListQuery, summary="The signed-in user's payouts, newest first")
+def list_payouts(ctx: Ctx) -> dict[str, Any]:
+    return service.list_payouts(get_db(), ctx.user_id, limit=ctx.query.limit, cursor=ctx.query.cursor, status=ctx.query.status)
+
+
+@router.route("GET", "/{payout_id}", summary="One payout with its history")
+def get_payout(ctx: Ctx) -> dict[str, Any]:
+    return service.get_payout(get_db(), ctx.user_id, ctx.params["payout_id"])
+
+
+@router.route("POST", "/{payout_id}/cancel", summary="Cancel a payout still awaiting approval; releases the hold")
+def cancel_payout(ctx: Ctx) -> dict[str, Any]:
+    return service.cancel_payout(get_db(), ctx.user_id, ctx.params["payout_id"])

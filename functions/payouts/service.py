@@ -1,0 +1,424 @@
+"""Payout methods and payout requests: the domain rules (routes and the admin function call these).
+
+Money: a request holds ``amount_cents * 10,000`` micro-dollars with a ``payout_hold`` ledger entry in
+the same transaction that inserts it; cancel, reject and a provider failure release it with a
+``payout_release`` entry keyed on the payout id, so no path can release twice. Each status change is a
+conditional UPDATE on the state it leaves (and the database refuses illegal transitions), so racing
+changes (a user's cancel against a staff approval) leave exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from functions.auth.service import verify_password
+from functions.ledger import service as ledger
+from functions.payouts import queries as q
+from functions.payouts.models import STATES, MethodCreateBody, PayoutCreateBody, PayoutSettings, get_payout_settings
+from shared.crypto import encrypt_json, mask_account, mask_email
+from shared.db import Conn, Database
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+CURRENCY = "USD"
+SOURCE = "payouts"
+# uuid5 namespace of payout ids derived from a client's Idempotency-Key.
+_PAYOUT_ID_NAMESPACE = uuid.UUID("1c7f6a38-55b0-4c47-9f47-43b6c9a0e2d1")
+
+
+class PayoutNotFound(NotFound):
+    code = "payout_not_found"
+
+
+def method_aad(user_id: str) -> str:
+    """The associated data binding a method's envelope to its owner."""
+    return f"payout_method:{user_id}"
+
+
+def payout_id_for(user_id: str, idempotency_key: str | None) -> str:
+    """A deterministic id for a keyed request (a retry after a crash finds the first row); random otherwise."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_PAYOUT_ID_NAMESPACE, f"{user_id}\n{idempotency_key}"))
+
+
+def _uuid_or_404(value: str, error: type[NotFound] = PayoutNotFound) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise error("no such payout" if error is PayoutNotFound else "no such payout method") from exc
+
+
+@contextmanager
+def _tx(conn: Conn) -> Iterator[Conn]:
+    """The caller's transaction when there is one (the admin function's, with its audit entry), else a new one."""
+    if _in_transaction(conn):
+        yield conn
+    else:
+        with conn.transaction():
+            yield conn
+
+
+def _in_transaction(conn: Conn) -> bool:
+    # Conn.in_transaction reads an attribute pg8000's dbapi connection lacks; ``_in_transaction`` is its status.
+    try:
+        return bool(conn.in_transaction)
+    except AttributeError:
+        return bool(getattr(conn.raw, "_in_transaction", False))
+
+
+def format_cents(cents: int) -> str:
+    dollars, rest = divmod(cents, 100)
+    return f"${dollars:,}.{rest:02d}"
+
+
+# --- payout methods ----------------------------------------------------------------------------------
+class MethodNotFound(NotFound):
+    code = "payout_method_not_found"
+
+
+def method_label(body: MethodCreateBody) -> str:
+    """What lists show: never the full email or account number."""
+    if body.type == "paypal":
+        assert body.email is not None
+        return f"PayPal {mask_email(body.email)}"
+    if body.iban:
+        return f"IBAN {body.iban[:2]} {mask_account(body.iban)}"
+    assert body.account_number is not None
+    return f"US {body.account_type} {mask_account(body.account_number)}"
+
+
+def _method_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "type": row["type"], "label": row["label"], "is_default": row["is_default"], "created_at": row["created_at"]}
+
+
+def add_method(db: Database, user_id: str, body: MethodCreateBody, settings: PayoutSettings | None = None) -> dict[str, Any]:
+    """Registers a payout method after re-authentication; the first one (or ``make_default``) becomes the default."""
+    settings = settings or get_payout_settings()
+    with db.connection() as conn:
+        verify_password(conn, user_id, body.password)
+    # Encrypt before the transaction: with Cloud KMS this is a network call, never made holding locks.
+    envelope = encrypt_json(body.details(), aad=method_aad(user_id))
+    with db.transaction() as conn:
+        conn.value(q.LOCK_USER_METHODS, user_id=user_id)
+        count = int(conn.value(q.COUNT_METHODS, user_id=user_id) or 0)
+        if count >= settings.max_methods:
+            raise Conflict(
+                f"you can have at most {settings.max_methods} payout methods",
+                code="too_many_payout_methods",
+                details={"max_methods": settings.max_methods},
+            )
+        make_default = body.make_default or count == 0
+        if make_default:
+            conn.execute(q.CLEAR_DEFAULT_METHOD, user_id=user_id)
+        row = conn.one(
+            q.INSERT_METHOD,
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            type=body.type,
+            label=method_label(body),
+            details=json.dumps(envelope, separators=(",", ":")),
+            is_default=make_default,
+        )
+    assert row is not None
+    return _method_view(row)
+
+
+def list_methods(db: Database, user_id: str) -> dict[str, Any]:
+    """The user's methods, masked (reads only the plain label column: nothing is decrypted)."""
+    with db.connection() as conn:
+        rows = conn.all(q.LIST_METHODS, user_id=user_id)
+    return {"items": [_method_view(r) for r in rows], "next_cursor": None}
+
+
+def set_default_method(db: Database, user_id: str, method_id: str) -> dict[str, Any]:
+    """Makes one of the user's methods the default."""
+    method_id = _uuid_or_404(method_id, MethodNotFound)
+    with db.transaction() as conn:
+        conn.value(q.LOCK_USER_METHODS, user_id=user_id)
+        if conn.one(q.GET_METHOD, id=method_id, user_id=user_id) is None:
+            raise MethodNotFound("no such payout method")
+        conn.execute(q.CLEAR_DEFAULT_METHOD, user_id=user_id)
+        row = conn.one(q.SET_DEFAULT_METHOD, id=method_id, user_id=user_id)
+    assert row is not None
+    return _method_view(row)
+
+
+# --- views -------------------------------------------------------------------------------------------
+def _actor_kind(actor: str, user_id: str) -> str:
+    if actor == "system":
+        return "system"
+    return "user" if actor == user_id else "staff"
+
+
+def public_view(row: dict[str, Any], events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A payout as its owner sees it (no staff ids, no provider internals)."""
+    view: dict[str, Any] = {
+        "id": row["id"],
+        "status": row["status"],
+        "amount_cents": row["amount_cents"],
+        "currency": row["currency"],
+        "amount": format_cents(row["amount_cents"]),
+        "method": {"id": row["method_id"], "type": row["method_type"], "label": row["method_label"]},
+        "requested_at": row["requested_at"],
+        "decided_at": row["decided_at"],
+        "cancelled_at": row["cancelled_at"],
+        "submitted_at": row["submitted_at"],
+        "completed_at": row["completed_at"],
+        "updated_at": row["updated_at"],
+        "reject_reason": row["reject_reason"],
+        "failure_code": row["failure_code"],
+    }
+    if events is not None:
+        view["events"] = [
+            {"from": e["from_state"], "to": e["to_state"], "by": _actor_kind(e["actor"], row["user_id"]), "at": e["created_at"]}
+            for e in events
+            if e["from_state"] != e["to_state"]  # re-claims are operational detail
+        ]
+    return view
+
+
+def staff_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A payout as finance staff see it (and as the audit log's before/after record it)."""
+    view = dict(row)
+    view["amount"] = format_cents(row["amount_cents"])
+    return view
+
+
+# --- cursors -----------------------------------------------------------------------------------------
+def encode_cursor(row: dict[str, Any]) -> str:
+    at: datetime = row["requested_at"]
+    raw = json.dumps([at.isoformat(), row["id"]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    if cursor is None:
+        return None, None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, pid = json.loads(raw)
+        datetime.fromisoformat(at)
+        return str(at), str(uuid.UUID(pid))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("the cursor is not valid", code="invalid_cursor") from exc
+
+
+def _page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+
+
+# --- payout requests ---------------------------------------------------------------------------------
+def _hold(conn: Conn, row: dict[str, Any]) -> None:
+    ledger.post(
+        conn,
+        user_id=row["user_id"],
+        type="payout_hold",
+        amount=-row["amount_cents"] * ledger.MICROS_PER_CENT,
+        idempotency_key=f"payout_hold:{row['id']}",
+        source=SOURCE,
+        reference=row["id"],
+        metadata={"method_type": row["method_type"]},
+    )
+
+
+def release(conn: Conn, row: dict[str, Any], why: str) -> None:
+    """Returns a payout's held money to the available balance (at most once per payout, by its key)."""
+    ledger.post(
+        conn,
+        user_id=row["user_id"],
+        type="payout_release",
+        amount=row["amount_cents"] * ledger.MICROS_PER_CENT,
+        idempotency_key=f"payout_release:{row['id']}",
+        source=SOURCE,
+        reference=row["id"],
+        metadata={"reason": why},
+    )
+
+
+def _check_eligible(conn: Conn, user_id: str) -> None:
+    user = conn.one(q.USER_ELIGIBILITY, user_id=user_id)
+    if user is None or user["status"] != "active":
+        raise Forbidden("your account is not active", code="account_not_active")
+    if user["kyc_status"] != "verified":
+        raise Forbidden(
+            "verify your identity (KYC) before asking for a payout", code="kyc_required", details={"kyc_status": user["kyc_status"]}
+        )
+
+
+def _same_request(row: dict[str, Any], body: PayoutCreateBody) -> None:
+    if row["amount_cents"] != body.amount_cents or (body.method_id is not None and row["method_id"] != str(uuid.UUID(body.method_id))):
+        raise ValidationFailed("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
+
+
+def request_payout(
+    db: Database, user_id: str, body: PayoutCreateBody, idempotency_key: str | None = None, settings: PayoutSettings | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Creates a payout request and its ledger hold in one transaction; returns (payout, created).
+
+    With an Idempotency-Key the payout id is derived from it, so a retry (even after a crash between our
+    commit and the HTTP answer) finds the first request instead of holding twice.
+    """
+    settings = settings or get_payout_settings()
+    if body.amount_cents < settings.minimum_cents:
+        raise ValidationFailed(
+            f"the minimum payout is {format_cents(settings.minimum_cents)}",
+            code="amount_below_minimum",
+            details={"minimum_cents": settings.minimum_cents},
+        )
+    payout_id = payout_id_for(user_id, idempotency_key)
+    with db.connection() as conn:
+        if idempotency_key is not None:
+            existing = conn.one(q.GET_USER_PAYOUT, id=payout_id, user_id=user_id)
+            if existing is not None:
+                _same_request(existing, body)
+                return public_view(existing), False
+        verify_password(conn, user_id, body.password)
+        with conn.transaction():
+            _check_eligible(conn, user_id)
+            if body.method_id is not None:
+                method = conn.one(q.GET_METHOD, id=str(uuid.UUID(body.method_id)), user_id=user_id)
+                if method is None:
+                    raise MethodNotFound("no such payout method")
+            else:
+                method = conn.one(q.DEFAULT_METHOD, user_id=user_id)
+                if method is None:
+                    raise ValidationFailed("add a payout method first (POST /payouts/methods)", code="no_payout_method")
+            row = conn.one(
+                q.INSERT_PAYOUT,
+                id=payout_id,
+                user_id=user_id,
+                actor=user_id,
+                method_id=method["id"],
+                method_type=method["type"],
+                method_label=method["label"],
+                amount_cents=body.amount_cents,
+                currency=CURRENCY,
+                idempotency_key=idempotency_key,
+            )
+            if row is None:  # a concurrent request with the same key committed first
+                existing = conn.one(q.GET_USER_PAYOUT, id=payout_id, user_id=user_id)
+                if existing is None:
+                    raise Conflict("a request with this Idempotency-Key is still in progress", code="request_in_progress")
+                _same_request(existing, body)
+                return public_view(existing), False
+            _hold(conn, row)
+    return public_view(row), True
+
+
+def list_payouts(db: Database, user_id: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None) -> dict[str, Any]:
+    """The user's payouts, newest first, keyset-paginated."""
+    after_at, after_id = decode_cursor(cursor)
+    with db.connection() as conn:
+        rows = conn.all(q.LIST_USER_PAYOUTS, user_id=user_id, status=status, after_at=after_at, after_id=after_id, limit=limit + 1)
+    rows, next_cursor = _page(rows, limit)
+    return {"items": [public_view(r) for r in rows], "next_cursor": next_cursor}
+
+
+def get_payout(db: Database, user_id: str, payout_id: str) -> dict[str, Any]:
+    """One of the user's payouts with its history (404 for anyone else's)."""
+    payout_id = _uuid_or_404(payout_id)
+    with db.connection() as conn:
+        row = conn.one(q.GET_USER_PAYOUT, id=payout_id, user_id=user_id)
+        if row is None:
+            raise PayoutNotFound("no such payout")
+        events = conn.all(q.PAYOUT_EVENTS, id=payout_id)
+    return public_view(row, events)
+
+
+def cancel_payout(db: Database, user_id: str, payout_id: str) -> dict[str, Any]:
+    """Cancels the user's payout while it awaits approval and releases the hold (repeating it is harmless)."""
+    payout_id = _uuid_or_404(payout_id)
+    with db.transaction() as conn:
+        row = conn.one(q.CANCEL_PAYOUT, id=payout_id, user_id=user_id, actor=user_id)
+        if row is None:
+            current = conn.one(q.GET_USER_PAYOUT, id=payout_id, user_id=user_id)
+            if current is None:
+                raise PayoutNotFound("no such payout")
+            if current["status"] == "cancelled":
+                return public_view(current)
+            raise Conflict(
+                f"this payout is {current['status']} and can no longer be cancelled",
+                code="payout_not_cancellable",
+                details={"status": current["status"]},
+            )
+        release(conn, row, "cancelled")
+    return public_view(row)
+
+
+# --- the admin function's API (finance staff) -------------------------------------------------------
+def get_for_staff(conn: Conn, payout_id: str) -> dict[str, Any]:
+    """Any payout with its full event history."""
+    payout_id = _uuid_or_404(payout_id)
+    row = conn.one(q.GET_PAYOUT, id=payout_id)
+    if row is None:
+        raise PayoutNotFound("no such payout")
+    view = staff_view(row)
+    view["events"] = conn.all(q.PAYOUT_EVENTS, id=payout_id)
+    return view
+
+
+def _lock_requested(conn: Conn, payout_id: str, staff_id: str, verb: str) -> dict[str, Any]:
+    before = conn.one(q.LOCK_PAYOUT, id=_uuid_or_404(payout_id))
+    if before is None:
+        raise PayoutNotFound("no such payout")
+    if before["user_id"] == staff_id:
+        raise Forbidden(f"staff cannot {verb} their own payout", code="own_payout")
+    if before["status"] != "requested":
+        raise Conflict(
+            f"this payout is {before['status']}; only requested payouts can be {verb}d",
+            code="payout_not_pending",
+            details={"status": before["status"]},
+        )
+    return before
+
+
+def approve(conn: Conn, payout_id: str, staff_id: str) -> dict[str, Any]:
+    """Approves a requested payout for the next batch; returns ``{"before", "after"}`` for the audit log.
+
+    Runs in the caller's transaction when there is one. 404 unknown, 403 the staff member's own payout,
+    409 ``payout_not_pending`` (already decided or cancelled), 409 ``payout_user_not_eligible`` (the
+    owner is no longer active and KYC-verified).
+    """
+    with _tx(conn):
+        before = _lock_requested(conn, payout_id, staff_id, "approve")
+        try:
+            _check_eligible(conn, before["user_id"])
+        except Forbidden as exc:
+            raise Conflict(f"the payout's owner is not eligible: {exc.message}", code="payout_user_not_eligible") from exc
+        after = conn.one(q.APPROVE_PAYOUT, id=before["id"], staff_id=staff_id, actor=staff_id)
+        assert after is not None  # we hold the row lock and saw 'requested'
+    return {"before": staff_view(before), "after": staff_view(after)}
+
+
+def reject(conn: Conn, payout_id: str, staff_id: str, reason: str) -> dict[str, Any]:
+    """Rejects a requested payout with a reason and releases its hold; returns ``{"before", "after"}``."""
+    reason = " ".join((reason or "").split())
+    if not 1 <= len(reason) <= 500:
+        raise ValidationFailed("a reason of 1-500 characters is required", code="reason_required")
+    with _tx(conn):
+        before = _lock_requested(conn, payout_id, staff_id, "reject")
+        after = conn.one(q.REJECT_PAYOUT, id=before["id"], staff_id=staff_id, actor=staff_id, reason=reason, actor_reason=reason)
+        assert after is not None
+        release(conn, after, "rejected")
+    return {"before": staff_view(before), "after": staff_view(after)}
+
+
+def list_for_review(conn: Conn, status: str = "requested", limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """Payouts in ``status`` (default: awaiting approval), oldest first, with the owner's email and standing."""
+    if status not in STATES:
+        raise ValidationFailed(f"status must be one of {', '.join(STATES)}", code="invalid_status")
+    if not 1 <= limit <= 200:
+        raise ValidationFailed("limit must be 1-200", code="invalid_limit")
+    after_at, after_id = decode_cursor(cursor)
+    rows = conn.all(q.LIST_FOR_REVIEW, status=status, after_at=after_at, after_id=after_id, limit=limit + 1)
+    rows, next_cursor = _page(rows, limit)
+    return {"items": [staff_view(r) for r in rows], "next_cursor": next_cursor}

@@ -1,0 +1,246 @@
+"""The batch worker: exactly-once payment under concurrency and crashes, failures release the hold,
+pending and transient outcomes are retried with the same payout id.
+
+Every batch here may also pick up approved payouts other tests left behind; assertions look only at
+this test's own payouts."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import threading
+from typing import Any
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from functions.ledger import service as ledger
+from functions.payouts import batch, events, providers, service
+from functions.payouts.models import PayoutSettings
+from functions.payouts.providers import SandboxProvider
+from shared.db import Query, get_db
+from tests.helpers import Api
+from tests.payouts.test_requests import available_cents, ledger_ok, new_payout, payee, staff_id
+
+FAST = PayoutSettings(PAYOUT_RETRY_SECONDS=0)
+EXPIRE = Query(
+    "test_expire_leases",
+    "UPDATE payout_requests SET next_check_at = now() - interval '1 second' WHERE id = ANY(CAST(:ids AS uuid[]))",
+    prepared=False,
+)
+STATES = Query(
+    "test_states",
+    """SELECT id::text AS id, status, provider_status, failure_code, attempts, last_error
+         FROM payout_requests WHERE id = ANY(CAST(:ids AS uuid[]))""",
+    prepared=False,
+)
+EVENTS = Query("test_batch_events", "SELECT to_state FROM payout_events WHERE payout_id = CAST(:id AS uuid) ORDER BY id", prepared=False)
+DEAD = Query("test_dead_letters", "SELECT code FROM dead_letters WHERE source = 'process_payouts' ORDER BY id DESC LIMIT 1", prepared=False)
+
+
+def approved(api: Api, owner_conn: Any, amounts: list[int], *, users: int = 1) -> tuple[list[str], list[str]]:
+    """``amounts`` as approved payouts spread over ``users`` funded users; returns (payout ids, user ids)."""
+    finance = staff_id(api, owner_conn)
+    people = [payee(api, owner_conn, cents=sum(amounts) + 1_000).id for _ in range(users)]
+    ids = []
+    for i, cents in enumerate(amounts):
+        pid = new_payout(people[i % users], cents)["id"]
+        with get_db().connection() as conn:
+            service.approve(conn, pid, finance)
+        ids.append(pid)
+    return ids, people
+
+
+def states(owner_conn: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in owner_conn.all(STATES, ids=ids)}
+
+
+def paid_out(user_id: str) -> int:
+    with get_db().connection() as conn:
+        return int(ledger.balance(conn, user_id)["lifetime_paid_out"])
+
+
+def run_until_idle(provider: SandboxProvider, *, batch_size: int = 1000, settings: PayoutSettings = FAST) -> None:
+    for _ in range(20):
+        if batch.process_batch(get_db(), provider, batch_size=batch_size, settings=settings).claimed == 0:
+            return
+    raise AssertionError("the worker never went idle")
+
+
+def test_a_batch_pays_approved_payouts_and_counts_them(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [1_000, 2_000, 3_000])
+    provider = SandboxProvider()
+    report = batch.process_batch(get_db(), provider, settings=FAST)
+    assert report.claimed >= 3 and report.paid >= 3
+    assert all(s["status"] == "paid" and s["provider_status"] == "paid" for s in states(owner_conn, ids).values())
+    assert paid_out(user) == 6_000 * ledger.MICROS_PER_CENT
+    assert available_cents(user) == 1_000  # funded 7,000, paid 6,000
+    assert owner_conn.all(EVENTS, id=ids[0]) == [{"to_state": s} for s in ("requested", "approved", "submitted", "paid")]
+    assert {pid for pid in ids if provider.record(pid)} == set(ids)
+    # the user sees it paid
+    seen = service.get_payout(get_db(), user, ids[0])
+    assert seen["status"] == "paid" and [e["to"] for e in seen["events"]] == ["requested", "approved", "submitted", "paid"]
+    assert ledger_ok(user)
+
+
+def test_concurrent_workers_pay_each_payout_exactly_once(api: Api, owner_conn: Any) -> None:
+    ids, people = approved(api, owner_conn, [1_000 + i for i in range(40)], users=4)
+    provider = SandboxProvider(delay_s=0.002)  # calls overlap between workers
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            run_until_idle(provider, batch_size=5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(s["status"] == "paid" for s in states(owner_conn, ids).values())
+    payments = provider.payments()
+    for pid in ids:
+        assert pid in payments and provider.submits_of(pid) == 1, pid
+    workers = {
+        r["claimed_by"]
+        for r in owner_conn.all(
+            Query("t_claims", "SELECT claimed_by FROM payout_requests WHERE id = ANY(CAST(:ids AS uuid[]))", prepared=False), ids=ids
+        )
+    }
+    assert len(workers) > 1  # the work really was shared
+    total = sum(1_000 + i for i in range(40)) * ledger.MICROS_PER_CENT
+    assert sum(paid_out(u) for u in people) == total
+    assert all(ledger_ok(u) for u in people)
+
+
+def test_provider_failure_releases_the_hold(api: Api, owner_conn: Any, caplog: pytest.LogCaptureFixture) -> None:
+    ids, (user,) = approved(api, owner_conn, [1_013, 1_000])
+    before = available_cents(user)
+    provider = SandboxProvider(fail_amount_suffixes=("13",))
+    with caplog.at_level(logging.ERROR):
+        batch.process_batch(get_db(), provider, settings=FAST)
+    s = states(owner_conn, ids)
+    assert s[ids[0]]["status"] == "failed" and s[ids[0]]["failure_code"] == "sandbox_rejected_amount"
+    assert s[ids[1]]["status"] == "paid"
+    assert available_cents(user) == before + 1_013
+    assert paid_out(user) == 1_000 * ledger.MICROS_PER_CENT
+    alerts = [r for r in caplog.records if getattr(r, "event", None) == "payout_failed" and getattr(r, "payout_id", None) == ids[0]]
+    assert len(alerts) == 1 and alerts[0].levelno == logging.ERROR
+    # recording the same failure again (a second worker after a lease expiry) releases nothing more
+    outcome = batch.Outcome(batch.Claimed(ids[0], user, 1_013, "USD", "paypal", 1, None, None, None), "failed", failure_code="again")
+    assert batch.record(get_db(), [outcome], provider_name="sandbox") == []
+    assert available_cents(user) == before + 1_013
+    assert ledger_ok(user)
+
+
+def test_pending_is_rechecked_with_get_status(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [2_000])
+    provider = SandboxProvider(pending=True, settle_after_polls=1)
+    batch.process_batch(get_db(), provider, settings=PayoutSettings(PAYOUT_RETRY_SECONDS=3600))
+    s = states(owner_conn, ids)[ids[0]]
+    assert (s["status"], s["provider_status"]) == ("submitted", "pending")
+    batch.process_batch(get_db(), provider, settings=FAST)  # not due yet: untouched
+    assert states(owner_conn, ids)[ids[0]]["attempts"] == 1
+    owner_conn.execute(EXPIRE, ids=ids)
+    batch.process_batch(get_db(), provider, settings=FAST)
+    assert states(owner_conn, ids)[ids[0]]["status"] == "paid"
+    assert provider.submits_of(ids[0]) == 1 and ids[0] in provider.payments()
+    assert paid_out(user) == 2_000 * ledger.MICROS_PER_CENT
+
+
+def test_transient_errors_retry_with_the_same_id(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [2_500])
+    provider = SandboxProvider(transient_failures=2, transient_payout_ids=frozenset(ids))
+    batch.process_batch(get_db(), provider, settings=FAST)
+    s = states(owner_conn, ids)[ids[0]]
+    assert s["status"] == "submitted" and "ProviderTransientError" in s["last_error"]
+    assert available_cents(user) == 1_000  # the hold stays
+    run_until_idle(provider)
+    s = states(owner_conn, ids)[ids[0]]
+    assert s["status"] == "paid" and s["attempts"] == 3
+    assert ids[0] in provider.payments() and provider.payment_count >= 1
+    assert paid_out(user) == 2_500 * ledger.MICROS_PER_CENT
+    assert ledger_ok(user)
+
+
+def test_crash_after_claim_before_submit(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [1_500, 1_600])
+    provider = SandboxProvider()
+    claimed = batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600)
+    assert set(ids) <= {c.id for c in claimed}
+    # the worker dies here. Until the lease expires nobody touches them...
+    batch.process_batch(get_db(), provider, settings=FAST)
+    assert all(s["status"] == "submitted" for s in states(owner_conn, ids).values())
+    assert not any(provider.record(pid) for pid in ids)
+    # ...then the next batch takes them over with the same ids
+    owner_conn.execute(EXPIRE, ids=ids)
+    batch.process_batch(get_db(), provider, settings=FAST)
+    assert all(s["status"] == "paid" for s in states(owner_conn, ids).values())
+    assert all(provider.submits_of(pid) == 1 for pid in ids)
+    assert paid_out(user) == 3_100 * ledger.MICROS_PER_CENT
+    assert ledger_ok(user)
+
+
+def test_crash_after_submit_before_recording(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [1_700, 1_800])
+    provider = SandboxProvider()
+    claimed = [c for c in batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600) if c.id in ids]
+    late = batch.execute(provider, claimed, FAST)  # the money moved...
+    assert {o.kind for o in late} == {"paid"} and all(pid in provider.payments() for pid in ids)
+    # ...and the worker died before writing it down. After the lease, another worker finds out.
+    owner_conn.execute(EXPIRE, ids=ids)
+    batch.process_batch(get_db(), provider, settings=FAST)
+    assert all(s["status"] == "paid" and s["attempts"] == 2 for s in states(owner_conn, ids).values())
+    assert all(provider.submits_of(pid) == 1 for pid in ids)  # looked up with get_status, not resubmitted
+    assert paid_out(user) == 3_500 * ledger.MICROS_PER_CENT
+    # the zombie wakes up and records its (same) outcome: counted once
+    batch.record(get_db(), late, provider_name="sandbox")
+    assert paid_out(user) == 3_500 * ledger.MICROS_PER_CENT
+    assert [e["to_state"] for e in owner_conn.all(EVENTS, id=ids[0])] == ["requested", "approved", "submitted", "submitted", "paid"]
+    assert ledger_ok(user)
+
+
+def test_an_erased_method_fails_the_payout_and_releases(api: Api, owner_conn: Any) -> None:
+    ids, (user,) = approved(api, owner_conn, [1_900])
+    owner_conn.execute(
+        Query(
+            "test_erase_method",
+            "UPDATE payout_methods SET details = NULL, erased_at = now(), is_default = false WHERE user_id = CAST(:id AS uuid)",
+            prepared=False,
+        ),
+        id=user,
+    )
+    before = available_cents(user)
+    batch.process_batch(get_db(), SandboxProvider(), settings=FAST)
+    s = states(owner_conn, ids)[ids[0]]
+    assert (s["status"], s["failure_code"]) == ("failed", "destination_unavailable")
+    assert available_cents(user) == before + 1_900
+
+
+def _event(data: dict[str, Any]) -> CloudEvent:
+    message = {"data": base64.b64encode(json.dumps(data).encode()).decode(), "messageId": "m-1"}
+    return CloudEvent({"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub/test"}, {"message": message})
+
+
+def test_the_event_and_the_command_run_batches(api: Api, owner_conn: Any) -> None:
+    from functions.payouts import commands
+
+    ids, _ = approved(api, owner_conn, [1_100, 1_200])
+    provider = SandboxProvider()
+    providers.set_provider(provider, "sandbox")
+    try:
+        events.process_payouts(_event({"batch_size": 1}))  # loops until a short batch
+        assert all(s["status"] == "paid" for s in states(owner_conn, ids).values())
+        more, _ = approved(api, owner_conn, [1_300])
+        assert commands.cmd_process_payouts(argparse.Namespace(batch_size=10, max_batches=2)) == 0
+        assert states(owner_conn, more)[more[0]]["status"] == "paid"
+    finally:
+        providers.set_provider(None)
+    for bad in ({"batch_size": "many"}, {"batch_size": 0}, {"batch_size": True}, {"max_batches": 10**6}):
+        events.process_payouts(_event(bad))  # dead-lettered, not raised
+        assert owner_conn.value(DEAD) == "invalid_message"
