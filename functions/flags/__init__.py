@@ -1,0 +1,1 @@
+"""Feature flags: percentage rollouts by user, stored in PostgreSQL, cached per instance."""
