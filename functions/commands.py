@@ -3,3 +3,4 @@
 from functions.ledger import commands as ledger_commands  # noqa: F401
 from functions.maintenance import commands as maintenance_commands  # noqa: F401
 from functions.payouts import commands as payouts_commands  # noqa: F401
+from functions.privacy import commands as privacy_commands  # noqa: F401

@@ -140,7 +140,7 @@ locals {
       db_pool_size  = 2
       uses_replica  = false
       publishes     = ["privacy-exports", "domain-events"]
-      buckets       = { exports = "roles/storage.objectViewer", "kyc-documents" = "roles/storage.objectUser" } ## erasure deletes KYC documents
+      buckets       = { exports = "roles/storage.objectUser", "kyc-documents" = "roles/storage.objectUser" } ## serves exports; erasure deletes exports and KYC documents
       kms           = "encrypt"
       signs_urls    = true
       secrets       = []

@@ -1,7 +1,159 @@
-"""HTTP routes of the ``admin`` function."""
+"""HTTP routes of the ``admin`` function: the staff back office.
+
+The role matrix (docs/admin.md) is declared here, route by route, and enforced by the router before
+any handler runs (403 ``role_forbidden``): support reads users and their ledgers; finance also
+decides payouts; compliance also decides KYC and reads the audit log; admin does everything.
+Every handler runs in one transaction with its audit entry.
+"""
 
 from __future__ import annotations
 
-from shared.http import Router
+from typing import Any
+
+from functions.admin import service
+from functions.admin.models import (
+    AdjustmentBody,
+    AuditQuery,
+    FlagBody,
+    KycDecisionBody,
+    KycQueueQuery,
+    LedgerQuery,
+    PayoutReviewQuery,
+    RejectBody,
+    RoleBody,
+    UserSearchQuery,
+)
+from functions.videos.models import VideoCreate
+from shared.db import get_db
+from shared.http import Ctx, Reply, Router
 
 router = Router("admin")
+
+READERS = ("support", "finance", "compliance", "admin")
+FINANCE = ("finance", "admin")
+COMPLIANCE = ("compliance", "admin")
+ADMIN = ("admin",)
+AUDITORS = ("compliance", "admin")
+
+
+def _actor(ctx: Ctx) -> service.Actor:
+    assert ctx.principal is not None
+    return service.Actor(user_id=ctx.principal.user_id, role=ctx.principal.role, request_id=ctx.request_id)
+
+
+# --- users -----------------------------------------------------------------------------------------
+@router.route("GET", "/users", auth="staff", roles=READERS, query=UserSearchQuery, summary="Search users by email, prefix or referral code")
+def search_users(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.search_users(conn, _actor(ctx), ctx.query)
+
+
+@router.route("GET", "/users/{user_id}", auth="staff", roles=READERS, summary="A user's profile, balance, recent entries and payouts")
+def user_detail(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.user_detail(conn, _actor(ctx), ctx.params["user_id"])
+
+
+@router.route("GET", "/users/{user_id}/ledger", auth="staff", roles=READERS, query=LedgerQuery, summary="A user's ledger, newest first")
+def user_ledger(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.user_ledger(conn, _actor(ctx), ctx.params["user_id"], ctx.query.limit, ctx.query.cursor)
+
+
+@router.route(
+    "POST", "/users/{user_id}/role", auth="staff", roles=ADMIN, body=RoleBody, summary="Change a user's role (revokes their sessions)"
+)
+def set_role(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.set_role(conn, _actor(ctx), ctx.params["user_id"], ctx.body.role)
+
+
+@router.route(
+    "POST",
+    "/adjustments",
+    auth="staff",
+    roles=ADMIN,
+    body=AdjustmentBody,
+    idempotent=True,
+    summary="Post a manual ledger adjustment (Idempotency-Key header required)",
+)
+def adjust(ctx: Ctx) -> Reply:
+    with get_db().transaction() as conn:
+        result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
+    return Reply(result, status=200 if result["duplicate"] else 201)
+
+
+# --- payouts ---------------------------------------------------------------------------------------
+@router.route(
+    "GET", "/payouts", auth="staff", roles=FINANCE, query=PayoutReviewQuery, summary="Payouts by status (default: awaiting approval)"
+)
+def payouts_for_review(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.payouts_for_review(conn, ctx.query.status, ctx.query.limit, ctx.query.cursor)
+
+
+@router.route("GET", "/payouts/{payout_id}", auth="staff", roles=FINANCE, summary="One payout with its event history")
+def payout_detail(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.payout_detail(conn, _actor(ctx), ctx.params["payout_id"])
+
+
+@router.route("POST", "/payouts/{payout_id}/approve", auth="staff", roles=FINANCE, summary="Approve a requested payout")
+def approve_payout(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
+
+
+@router.route("POST", "/payouts/{payout_id}/reject", auth="staff", roles=FINANCE, body=RejectBody, summary="Reject a requested payout")
+def reject_payout(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
+
+
+# --- KYC -------------------------------------------------------------------------------------------
+@router.route("GET", "/kyc", auth="staff", roles=COMPLIANCE, query=KycQueueQuery, summary="Users waiting for a KYC decision")
+def kyc_queue(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.kyc_queue(conn, ctx.query.limit, ctx.query.cursor)
+
+
+@router.route(
+    "GET", "/kyc/{user_id}/documents", auth="staff", roles=COMPLIANCE, summary="A user's KYC documents with short-lived download URLs"
+)
+def kyc_documents(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.kyc_documents(conn, _actor(ctx), ctx.params["user_id"])
+
+
+@router.route("POST", "/kyc/{user_id}/decision", auth="staff", roles=COMPLIANCE, body=KycDecisionBody, summary="Record a KYC decision")
+def kyc_decision(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.kyc_decide(conn, _actor(ctx), ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
+
+
+# --- videos ----------------------------------------------------------------------------------------
+@router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, summary="Create a video")
+def create_video(ctx: Ctx) -> Reply:
+    with get_db().transaction() as conn:
+        return Reply(service.create_video(conn, _actor(ctx), ctx.body), status=201)
+
+
+# --- feature flags ---------------------------------------------------------------------------------
+@router.route("GET", "/flags", auth="staff", roles=ADMIN, summary="Every feature flag")
+def list_flags(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.list_flags(conn)
+
+
+@router.route("POST", "/flags/{key}", auth="staff", roles=ADMIN, body=FlagBody, summary="Create or change a feature flag")
+def set_flag(ctx: Ctx) -> dict[str, Any]:
+    body = ctx.body
+    with get_db().transaction() as conn:
+        return service.set_flag(conn, _actor(ctx), ctx.params["key"], body.enabled, body.rollout_percent, body.description)
+
+
+# --- the audit log ---------------------------------------------------------------------------------
+@router.route("GET", "/audit", auth="staff", roles=AUDITORS, query=AuditQuery, summary="The audit log, newest first, filtered")
+def audit_log(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.audit_page(conn, ctx.query)

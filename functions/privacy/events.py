@@ -1,17 +1,36 @@
-"""Event entry of the ``privacy`` area (CloudEvents from Pub/Sub topic ``privacy-exports``)."""
+"""Event entry of the ``privacy`` area: ``export_user_data`` on the Pub/Sub topic ``privacy-exports``.
+
+The message is ``{"export_id": "<uuid>", "user_id": "<uuid>"}``. A malformed message or an export
+that does not exist (or is someone else's) is dead-lettered; a storage or database failure is
+raised so Pub/Sub redelivers; a redelivery of a finished export is a no-op.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from functions.privacy import service
+from shared.db import get_db
 from shared.errors import PermanentEventError
 from shared.events import Message, handle
 
-TOPIC = "privacy-exports"
+TOPIC = service.TOPIC
+
+
+def _uuid(value: Any, field: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as exc:
+        raise PermanentEventError(f"{field} is not a UUID", code="malformed_message") from exc
 
 
 def _apply(message: Message) -> None:
-    raise PermanentEventError("not implemented yet", code="not_implemented")
+    if "export_id" not in message.data or "user_id" not in message.data:
+        raise PermanentEventError("export_id and user_id are required", code="malformed_message")
+    export_id = _uuid(message.data["export_id"], "export_id")
+    user_id = _uuid(message.data["user_id"], "user_id")
+    service.process_export(get_db(), export_id, user_id=user_id)
 
 
 def export_user_data(event: Any) -> None:

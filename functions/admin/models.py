@@ -1,0 +1,106 @@
+"""Request models of the admin function (the staff back office)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from functions.ledger.service import MAX_ENTRY
+from shared.models import Body
+from shared.pagination import PageQuery
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UserId = Annotated[str, Field(pattern=UUID_PATTERN), AfterValidator(str.lower)]
+Role = Literal["user", "support", "finance", "compliance", "admin"]
+
+
+def _reason(value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+# A staff member's reason, kept for good in the audit log: 1-500 characters, whitespace collapsed.
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_reason)]
+
+
+class UserSearchQuery(PageQuery):
+    """At most one of ``email`` (exact), ``email_prefix`` or ``referral_code``; ``role`` narrows the plain listing."""
+
+    email: Annotated[str | None, Field(min_length=3, max_length=254)] = None
+    email_prefix: Annotated[str | None, Field(min_length=1, max_length=254)] = None
+    referral_code: Annotated[str | None, Field(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9]{8}$")] = None
+    role: Role | None = None
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> UserSearchQuery:
+        given = [name for name in ("email", "email_prefix", "referral_code") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError("search by one of email, email_prefix or referral_code at a time")
+        if given and self.role is not None:
+            raise ValueError("role narrows the plain listing only; it cannot be combined with a search")
+        return self
+
+
+class LedgerQuery(PageQuery):
+    """A user's ledger entries, newest first."""
+
+
+class RoleBody(Body):
+    role: Role
+
+
+class AdjustmentBody(Body):
+    user_id: UserId
+    # signed micro-dollars: a credit (> 0) or a debit (< 0), never zero, within the ledger's entry limit
+    amount_micros: Annotated[int, Field(ge=-MAX_ENTRY, le=MAX_ENTRY)]
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _non_zero(self) -> AdjustmentBody:
+        if self.amount_micros == 0:
+            raise ValueError("amount_micros must not be zero")
+        return self
+
+
+class RejectBody(Body):
+    reason: Reason
+
+
+class KycDecisionBody(Body):
+    decision: Literal["verified", "rejected"]
+    reason: Reason
+
+
+class PayoutReviewQuery(PageQuery):
+    status: Literal["requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled"] = "requested"
+
+
+class KycQueueQuery(PageQuery):
+    """The KYC review queue, longest-waiting first."""
+
+
+class AuditQuery(PageQuery):
+    """Filters (all optional, combined with AND); newest first."""
+
+    actor_id: UserId | None = None
+    subject_user_id: UserId | None = None
+    target_type: Annotated[str | None, Field(pattern=r"^[a-z][a-z_]{0,39}$")] = None
+    target_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    action: Annotated[str | None, Field(pattern=r"^[a-z][a-z0-9_.]{0,63}$")] = None
+
+    @model_validator(mode="after")
+    def _target_needs_type(self) -> AuditQuery:
+        if self.target_id is not None and self.target_type is None:
+            raise ValueError("target_id needs target_type")
+        return self
+
+
+class FlagBody(Body):
+    """A feature flag's new state (``description`` omitted keeps the current one)."""
+
+    enabled: bool
+    rollout_percent: Annotated[int, Field(ge=0, le=100)]
+    description: Annotated[str | None, Field(max_length=500)] = None

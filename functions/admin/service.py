@@ -1,0 +1,331 @@
+"""The staff back office: user search and detail, roles, manual adjustments, payout and KYC decisions,
+videos, and the audit log.
+
+Every function takes the caller's connection inside a transaction and an ``Actor`` (who is acting,
+in which role, under which request id). Every change writes its audit entry (shared.audit) in that
+same transaction, so a change and its audit row commit together or not at all. Reads of one user's
+record (profile, ledger, KYC documents) are audited too; searches are audited without their terms
+(an email typed into a search is personal data, and the audit log is permanent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from functions.admin import queries as q
+from functions.admin.models import AdjustmentBody, AuditQuery, UserSearchQuery
+from functions.flags import service as flags
+from functions.kyc import service as kyc
+from functions.ledger import service as ledger
+from functions.payouts import service as payouts
+from functions.videos import service as videos
+from functions.videos.models import VideoCreate
+from shared import audit
+from shared.db import Conn
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.pagination import decode_cursor, encode_cursor
+
+RECENT_ENTRIES = 20
+RECENT_PAYOUTS = 10
+# payout states in which money is held and on its way out
+IN_FLIGHT_PAYOUT_STATES = ("requested", "approved", "submitted")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The staff member acting, as the audit log records them."""
+
+    user_id: str
+    role: str
+    request_id: str
+
+
+def record(
+    conn: Conn,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str,
+    before: Any,
+    after: Any,
+    *,
+    reason: str | None = None,
+    subject_user_id: str | None = None,
+) -> int:
+    return audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_role=actor.role,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+        request_id=actor.request_id,
+        reason=reason,
+        subject_user_id=subject_user_id,
+    )
+
+
+def _user_id_or_404(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("no such user", code="user_not_found") from exc
+
+
+def _require_user(conn: Conn, user_id: str) -> str:
+    uid = _user_id_or_404(user_id)
+    if conn.one(q.USER_EXISTS, id=uid) is None:
+        raise NotFound("no such user", code="user_not_found")
+    return uid
+
+
+# --- users -----------------------------------------------------------------------------------------
+def _prefix_bounds(prefix: str) -> tuple[str, str]:
+    """[lo, hi) in byte order covering exactly the strings that start with ``prefix``."""
+    last = ord(prefix[-1])
+    return prefix, prefix[:-1] + chr(min(last + 1, 0x10FFFF))
+
+
+def search_users(conn: Conn, actor: Actor, query: UserSearchQuery) -> dict[str, Any]:
+    """Users by exact email, email prefix or referral code, or everyone (optionally one role) newest first."""
+    limit = query.limit
+    next_cursor: str | None = None
+    if query.email is not None:
+        row = conn.one(q.USER_BY_EMAIL, email=query.email.strip().lower())
+        items, how = ([row] if row else []), "email"
+    elif query.referral_code is not None:
+        row = conn.one(q.USER_BY_REFERRAL_CODE, code=query.referral_code.upper())
+        items, how = ([row] if row else []), "referral_code"
+    elif query.email_prefix is not None:
+        prefix = query.email_prefix.strip().lower()
+        if not prefix:
+            raise BadRequest("email_prefix must not be blank", code="invalid_prefix")
+        after = decode_cursor(query.cursor, "admin_users_prefix", {"email": str})["email"] if query.cursor else ""
+        lo, hi = _prefix_bounds(prefix)
+        items = conn.all(q.USERS_BY_EMAIL_PREFIX, lo=lo, hi=hi, after=after, limit=limit + 1)
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = encode_cursor("admin_users_prefix", {"email": items[-1]["email"]})
+        how = "email_prefix"
+    else:
+        after_at: str | None = None
+        after_id: str | None = None
+        if query.cursor:
+            key = decode_cursor(query.cursor, "admin_users", {"at": str, "id": str})
+            try:
+                after_at = dt.datetime.fromisoformat(key["at"]).isoformat()
+                after_id = str(uuid.UUID(key["id"]))
+            except ValueError as exc:
+                from shared.errors import ValidationFailed
+
+                raise ValidationFailed("the cursor is not valid for this list", code="invalid_cursor") from exc
+        items = conn.all(q.USERS_NEWEST, role=query.role, after_at=after_at, after_id=after_id, limit=limit + 1)
+        if len(items) > limit:
+            items = items[:limit]
+            next_cursor = encode_cursor("admin_users", {"at": items[-1]["created_at"].isoformat(), "id": items[-1]["id"]})
+        how = "role" if query.role else "all"
+    # the search term itself is personal data and never enters the (permanent) audit log
+    record(conn, actor, "user.search", "user_search", how, None, {"by": how, "results": len(items)})
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
+    """Profile, balance, recent ledger entries and a payouts summary of one user (audited as a read)."""
+    uid = _user_id_or_404(user_id)
+    row = conn.one(q.USER_DETAIL, id=uid)
+    if row is None:
+        raise NotFound("no such user", code="user_not_found")
+    balance = {
+        "available_micros": row.pop("available"),
+        "lifetime_earned_micros": row.pop("lifetime_earned"),
+        "lifetime_paid_out_micros": row.pop("lifetime_paid_out"),
+        "entry_count": row.pop("entry_count"),
+    }
+    balance["available"] = ledger.format_micros(balance["available_micros"])
+    entries = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)
+    summary = conn.all(q.PAYOUT_SUMMARY, user_id=uid)
+    recent = conn.all(q.RECENT_PAYOUTS, user_id=uid, limit=RECENT_PAYOUTS)
+    record(conn, actor, "user.view", "user", uid, None, None)
+    return {
+        "user": row,
+        "balance": balance,
+        "recent_entries": entries,
+        "payouts": {
+            "by_status": {r["status"]: {"count": r["count"], "amount_cents": r["amount_cents"]} for r in summary},
+            "in_flight": sum(r["count"] for r in summary if r["status"] in IN_FLIGHT_PAYOUT_STATES),
+            "recent": recent,
+        },
+    }
+
+
+def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """One user's ledger entries, newest first (audited as a read)."""
+    uid = _require_user(conn, user_id)
+    before_seq = decode_cursor(cursor, "admin_ledger", {"seq": int})["seq"] if cursor else None
+    rows = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor("admin_ledger", {"seq": rows[-1]["seq"]})
+    record(conn, actor, "user.ledger_view", "user", uid, None, {"entries": len(rows)})
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+def set_role(conn: Conn, actor: Actor, user_id: str, role: str) -> dict[str, Any]:
+    """Changes a user's role and revokes their sessions (so the new role's timeouts apply at once).
+
+    409 ``last_admin`` when it would leave no active admin; 409 ``user_erased`` for an erased account.
+    """
+    uid = _user_id_or_404(user_id)
+    # lock every active admin first (in id order), then the target: the last-admin check cannot race
+    admins = [r["id"] for r in conn.all(q.LOCK_ACTIVE_ADMINS)]
+    target = conn.one(q.LOCK_USER, id=uid)
+    if target is None:
+        raise NotFound("no such user", code="user_not_found")
+    if target["status"] == "erased":
+        raise Conflict("this account was erased", code="user_erased")
+    if target["role"] == role:
+        return {"user_id": uid, "role": role, "changed": False, "sessions_revoked": 0}
+    if target["role"] == "admin" and role != "admin" and admins == [uid]:
+        raise Conflict("this is the last active admin; promote another admin first", code="last_admin")
+    conn.one(q.SET_ROLE, id=uid, role=role)
+    revoked = conn.execute(q.REVOKE_SESSIONS, user_id=uid, reason="role_changed")
+    record(conn, actor, "user.role_change", "user", uid, {"role": target["role"]}, {"role": role, "sessions_revoked": revoked})
+    return {"user_id": uid, "role": role, "changed": True, "sessions_revoked": revoked}
+
+
+def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str | None) -> dict[str, Any]:
+    """Posts a manual ``adjustment`` ledger entry exactly once per (staff member, Idempotency-Key)."""
+    if not idempotency_key:
+        raise BadRequest("manual adjustments need an Idempotency-Key header", code="idempotency_key_required")
+    if body.user_id == actor.user_id:
+        raise Forbidden("staff cannot adjust their own balance", code="own_adjustment")
+    _require_user(conn, body.user_id)
+    posted = ledger.post(
+        conn,
+        user_id=body.user_id,
+        type="adjustment",
+        amount=body.amount_micros,
+        idempotency_key=f"adjustment:{actor.user_id}:{idempotency_key}",
+        source="admin",
+        metadata={"reason": body.reason, "staff_id": actor.user_id},
+    )
+    result: dict[str, Any] = {
+        "user_id": body.user_id,
+        "entry_id": posted.entry_id,
+        "seq": posted.seq,
+        "amount_micros": body.amount_micros,
+        "amount": ledger.format_micros(body.amount_micros),
+        "balance_after_micros": posted.balance_after,
+        "created_at": posted.created_at,
+        "reason": body.reason,
+        "duplicate": posted.duplicate,
+    }
+    if not posted.duplicate:  # a retry already has its audit entry
+        record(
+            conn,
+            actor,
+            "ledger.adjustment",
+            "user",
+            body.user_id,
+            {"available_micros": posted.balance_after - body.amount_micros},
+            {"available_micros": posted.balance_after, "amount_micros": body.amount_micros, "entry_id": posted.entry_id, "seq": posted.seq},
+            reason=body.reason,
+        )
+    return result
+
+
+# --- payouts (finance) -----------------------------------------------------------------------------
+def payouts_for_review(conn: Conn, status: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    return payouts.list_for_review(conn, status=status, limit=limit, cursor=cursor)
+
+
+def payout_detail(conn: Conn, actor: Actor, payout_id: str) -> dict[str, Any]:
+    view = payouts.get_for_staff(conn, payout_id)
+    record(conn, actor, "payout.view", "payout", view["id"], None, None, subject_user_id=view["user_id"])
+    return view
+
+
+def approve_payout(conn: Conn, actor: Actor, payout_id: str) -> dict[str, Any]:
+    change = payouts.approve(conn, payout_id, actor.user_id)
+    after = change["after"]
+    record(conn, actor, "payout.approve", "payout", after["id"], change["before"], after, subject_user_id=after["user_id"])
+    return after
+
+
+def reject_payout(conn: Conn, actor: Actor, payout_id: str, reason: str) -> dict[str, Any]:
+    change = payouts.reject(conn, payout_id, actor.user_id, reason)
+    after = change["after"]
+    record(conn, actor, "payout.reject", "payout", after["id"], change["before"], after, reason=reason, subject_user_id=after["user_id"])
+    return after
+
+
+# --- KYC (compliance) ------------------------------------------------------------------------------
+def kyc_queue(conn: Conn, limit: int, cursor: str | None) -> dict[str, Any]:
+    return kyc.review_queue(conn, limit=limit, cursor=cursor)
+
+
+def kyc_documents(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
+    """The user's documents with short-lived signed download URLs (audited: who looked at whose identity)."""
+    uid = _require_user(conn, user_id)
+    documents = kyc.documents_for_review(conn, uid)
+    record(
+        conn,
+        actor,
+        "kyc.documents_view",
+        "user",
+        uid,
+        None,
+        {"documents": [d["id"] for d in documents], "download_urls": sum(1 for d in documents if d["download_url"])},
+    )
+    return {"user_id": uid, "items": documents, "next_cursor": None}
+
+
+def kyc_decide(conn: Conn, actor: Actor, user_id: str, decision: str, reason: str) -> dict[str, Any]:
+    uid = _user_id_or_404(user_id)
+    change = kyc.decide(conn, uid, decision, reason, actor.user_id)
+    record(conn, actor, "kyc.decision", "user", uid, change["before"], change["after"], reason=reason)
+    return {"user_id": uid, **change["after"]}
+
+
+# --- videos ----------------------------------------------------------------------------------------
+def create_video(conn: Conn, actor: Actor, body: VideoCreate) -> dict[str, Any]:
+    video = videos.create_video(conn, **body.model_dump(), created_by=actor.user_id)
+    record(conn, actor, "video.create", "video", str(video["id"]), None, video)
+    return video
+
+
+# --- feature flags ---------------------------------------------------------------------------------
+def list_flags(conn: Conn) -> dict[str, Any]:
+    return {"items": flags.list_flags(conn), "next_cursor": None}
+
+
+def set_flag(conn: Conn, actor: Actor, key: str, enabled: bool, rollout_percent: int, description: str | None) -> dict[str, Any]:
+    change = flags.set_flag(conn, key, enabled, rollout_percent, description, actor.user_id)
+    record(conn, actor, "flag.set", "feature_flag", key, change["before"], change["after"])
+    return dict(change["after"])
+
+
+# --- the audit log ---------------------------------------------------------------------------------
+def audit_page(conn: Conn, query: AuditQuery) -> dict[str, Any]:
+    before_id = decode_cursor(query.cursor, "admin_audit", {"id": int})["id"] if query.cursor else None
+    rows = conn.all(
+        q.AUDIT_PAGE,
+        actor_id=query.actor_id,
+        subject_user_id=query.subject_user_id,
+        target_type=query.target_type,
+        target_id=query.target_id,
+        action=query.action,
+        before_id=before_id,
+        limit=query.limit + 1,
+    )
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        next_cursor = encode_cursor("admin_audit", {"id": rows[-1]["id"]})
+    return {"items": rows, "next_cursor": next_cursor}

@@ -1,0 +1,167 @@
+"""Every staff action writes its audit entry (who, what, target, before, after, request id) in the same
+transaction as the change; an action that fails leaves no entry. The list of changing routes comes from
+the router, so a new one without a case here fails."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.test import Client
+
+from functions.admin.routes import router
+from shared.db import Query
+from tests.fixtures.gcs import Gcs
+from tests.helpers import PASSWORD, Api, User, error_code
+from tests.kyc.support import upload_and_finalize
+
+AUDIT_BY_REQUEST = Query(
+    "t_audit_by_request",
+    """SELECT actor_id::text AS actor_id, actor_role, action, target_type, target_id, subject_user_id::text AS subject_user_id,
+              before, after, reason, request_id
+         FROM audit_log WHERE request_id = :rid ORDER BY id""",
+    prepared=False,
+)
+VERIFY_KYC = Query("t_aa_verify_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
+
+
+def _payout(api: Api, owner_conn: Any, admin: User) -> tuple[User, str]:
+    user = api.signup()
+    owner_conn.execute(VERIFY_KYC, u=user.id)
+    assert (
+        api.post(
+            "/admin/adjustments",
+            user=admin,
+            json={"user_id": user.id, "amount_micros": 40_000_000, "reason": "audit test funds"},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        ).status_code
+        == 201
+    )
+    method = api.post("/payouts/methods", user=user, json={"type": "paypal", "email": "audited@example.org", "password": PASSWORD})
+    assert method.status_code == 201, method.get_data(as_text=True)
+    payout = api.post("/payouts/", user=user, json={"amount_cents": 1_200, "method_id": method.get_json()["id"], "password": PASSWORD})
+    assert payout.status_code == 201, payout.get_data(as_text=True)
+    return user, str(payout.get_json()["id"])
+
+
+Case = Callable[[Api, Client, Any, dict[str, User]], tuple[str, Any, dict[str, Any], str, str]]
+
+
+def _role(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    return f"/admin/users/{target.id}/role", {"role": "support"}, {}, "user.role_change", target.id
+
+
+def _adjust(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    body = {"user_id": target.id, "amount_micros": 777, "reason": "audited credit"}
+    return "/admin/adjustments", body, {"Idempotency-Key": uuid.uuid4().hex}, "ledger.adjustment", target.id
+
+
+def _approve(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    _, payout_id = _payout(api, owner_conn, staff["admin"])
+    return f"/admin/payouts/{payout_id}/approve", None, {}, "payout.approve", payout_id
+
+
+def _reject(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    _, payout_id = _payout(api, owner_conn, staff["admin"])
+    return f"/admin/payouts/{payout_id}/reject", {"reason": "destination looks wrong"}, {}, "payout.reject", payout_id
+
+
+def _kyc(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    upload_and_finalize(api, client, target)
+    return f"/admin/kyc/{target.id}/decision", {"decision": "rejected", "reason": "blurry photo"}, {}, "kyc.decision", target.id
+
+
+def _video(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    body = {"title": "Audited video", "duration_seconds": 30, "reward_micros": 10, "active": False}
+    return "/admin/videos", body, {}, "video.create", ""
+
+
+def _flag(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    key = f"audit-test-{uuid.uuid4().hex[:8]}"
+    return f"/admin/flags/{key}", {"enabled": True, "rollout_percent": 25, "description": "audited"}, {}, "flag.set", key
+
+
+# every POST route of the admin function -> how to perform it
+CASES: dict[str, Case] = {
+    "/users/{user_id}/role": _role,
+    "/adjustments": _adjust,
+    "/payouts/{payout_id}/approve": _approve,
+    "/payouts/{payout_id}/reject": _reject,
+    "/kyc/{user_id}/decision": _kyc,
+    "/videos": _video,
+    "/flags/{key}": _flag,
+}
+
+
+def test_every_changing_admin_route_has_an_audit_case() -> None:
+    posts = {r.pattern for r in router.routes if r.method != "GET"}
+    assert posts == set(CASES), f"admin routes that change something without an audit test: {sorted(posts - set(CASES))}"
+
+
+def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, owner_conn: Any, gcs: Gcs) -> None:
+    staff = {"admin": api.staff(owner_conn, "admin")}
+    for pattern, case in sorted(CASES.items()):
+        path, body, headers, action, target_id = case(api, client, owner_conn, staff)
+        rid = "audit-" + uuid.uuid4().hex
+        resp = api.post(path, user=staff["admin"], json=body, headers={**headers, "X-Request-Id": rid})
+        assert resp.status_code in (200, 201), (pattern, resp.get_data(as_text=True))
+        entries = owner_conn.all(AUDIT_BY_REQUEST, rid=rid)
+        assert [e["action"] for e in entries] == [action], (pattern, entries)
+        (entry,) = entries
+        assert entry["actor_id"] == staff["admin"].id and entry["actor_role"] == "admin", pattern
+        assert entry["after"] is not None, pattern
+        if target_id:
+            assert entry["target_id"] == target_id, pattern
+        if action in ("payout.approve", "payout.reject"):
+            assert (
+                entry["before"]["status"] == "requested"
+                and entry["after"]["status"] == {"payout.approve": "approved", "payout.reject": "rejected"}[action]
+            )
+            assert entry["subject_user_id"] == entry["before"]["user_id"]
+        if action == "payout.reject":
+            assert entry["reason"] == "destination looks wrong"
+        if action == "kyc.decision":
+            assert entry["before"] == {"kyc_status": "in_review"} and entry["after"]["kyc_status"] == "rejected"
+        if action == "flag.set":
+            assert entry["before"] is None and entry["after"]["rollout_percent"] == 25
+        if action == "user.role_change":
+            assert entry["before"] == {"role": "user"} and entry["after"]["role"] == "support"
+
+
+def test_a_refused_action_writes_no_audit_entry_and_staff_cannot_decide_their_own_payout(api: Api, owner_conn: Any, gcs: Gcs) -> None:
+    admin = api.staff(owner_conn, "admin")
+    finance = api.staff(owner_conn, "finance")
+    _, payout_id = _payout(api, owner_conn, admin)
+    rid = "audit-" + uuid.uuid4().hex
+    ok = api.post(f"/admin/payouts/{payout_id}/approve", user=finance, headers={"X-Request-Id": rid})
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    rid2 = "audit-" + uuid.uuid4().hex
+    twice = api.post(f"/admin/payouts/{payout_id}/reject", user=finance, json={"reason": "too late"}, headers={"X-Request-Id": rid2})
+    assert twice.status_code == 409
+    assert owner_conn.all(AUDIT_BY_REQUEST, rid=rid2) == []
+    assert [e["action"] for e in owner_conn.all(AUDIT_BY_REQUEST, rid=rid)] == ["payout.approve"]
+    # a finance member's own payout
+    owner_conn.execute(VERIFY_KYC, u=finance.id)
+    assert (
+        api.post(
+            "/admin/adjustments",
+            user=admin,
+            json={"user_id": finance.id, "amount_micros": 40_000_000, "reason": "staff funds"},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        ).status_code
+        == 201
+    )
+    method = api.post("/payouts/methods", user=finance, json={"type": "paypal", "email": "staff@example.org", "password": PASSWORD})
+    own = api.post("/payouts/", user=finance, json={"amount_cents": 1_200, "method_id": method.get_json()["id"], "password": PASSWORD})
+    assert own.status_code == 201, own.get_data(as_text=True)
+    refused = api.post(f"/admin/payouts/{own.get_json()['id']}/approve", user=finance)
+    assert refused.status_code == 403 and error_code(refused) == "own_payout"
+    missing = api.post(f"/admin/payouts/{uuid.uuid4()}/approve", user=finance)
+    assert missing.status_code == 404
+    assert api.post("/admin/payouts/not-a-uuid/reject", user=finance, json={"reason": "x"}).status_code == 404
+    blank = api.post(f"/admin/payouts/{payout_id}/reject", user=finance, json={"reason": "   "})
+    assert blank.status_code == 422
