@@ -232,7 +232,8 @@ def record_upload(db: Database, obj: StorageObject) -> str:
 
     ``recorded``: the document is uploaded and the user in review; ``rejected``: what arrived differs
     from what was declared (the object is deleted); ``duplicate``: a redelivery, nothing changed;
-    ``ignored``: not one of our documents; ``gone``: the object vanished before we could check it.
+    ``ignored``: not one of our documents; ``gone``: the object vanished before we could check it;
+    ``deleted``: the document was erased, so the late upload is deleted too.
     Database or storage trouble raises (the event is retried).
     """
     with db.connection() as conn:
@@ -248,6 +249,11 @@ def record_upload(db: Database, obj: StorageObject) -> str:
         )
         return "ignored"
 
+    if doc["status"] == "deleted":
+        # Erased (privacy): a file that still arrives through a live upload URL must not stay.
+        _delete_quietly(obj)
+        log.info("kyc upload for an erased document deleted", extra={"event": "kyc_erased_upload_deleted", "document_id": doc["id"]})
+        return "deleted"
     if doc["status"] != "awaiting_upload":
         if doc["generation"] is not None and int(doc["generation"]) == obj.generation:
             if doc["status"] == "rejected":

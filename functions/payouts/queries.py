@@ -55,7 +55,8 @@ SET_DEFAULT_METHOD = Query(
 )
 
 # --- payout requests --------------------------------------------------------------------------------
-USER_ELIGIBILITY = Query("payout_user_eligibility", "SELECT status, kyc_status FROM users WHERE id = CAST(:user_id AS uuid)")
+# FOR SHARE: an erasure or a block running now finishes first, and a request never slips in beside it.
+USER_ELIGIBILITY = Query("payout_user_eligibility", "SELECT status, kyc_status FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE")
 
 _PAYOUT_COLUMNS = """p.id::text AS id, p.user_id::text AS user_id, p.method_id::text AS method_id, p.method_type, p.method_label,
     p.amount_cents, p.currency, p.status, p.requested_at, p.decided_at, p.decided_by::text AS decided_by, p.reject_reason,

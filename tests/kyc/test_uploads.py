@@ -362,3 +362,21 @@ def test_sync_applies_an_upload_whose_event_never_came(api: Api, gcs: Gcs, owner
     outcomes = service.reconcile_uploads(get_db(), min_age_s=0, limit=10_000)
     assert outcomes.get("missing", 0) >= 1
     assert owner_conn.one(DOCUMENT, id=never["document_id"])["status"] == "awaiting_upload"
+
+
+def test_upload_arriving_after_erasure_is_deleted(api: Api, client: Any, gcs: Gcs, owner_conn: Any) -> None:
+    from shared.db import Query
+
+    user = api.signup()
+    upload = request_upload(api, user, size=len(PNG))
+    owner_conn.execute(
+        Query(
+            "t_erase_doc", "UPDATE kyc_documents SET status = 'deleted', deleted_at = now() WHERE id = CAST(:id AS uuid)", prepared=False
+        ),
+        id=upload["document_id"],
+    )
+    assert put_file(upload, PNG) == 200  # the signed URL was still valid
+    assert storage.object_exists(*location(upload))
+    assert post_finalize(client, object_resource(*location(upload))).status_code == 200
+    assert not storage.object_exists(*location(upload))
+    assert owner_conn.one(DOCUMENT, id=upload["document_id"])["status"] == "deleted"
