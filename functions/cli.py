@@ -84,8 +84,8 @@ def _local_cloud_storage() -> None:
             time.sleep(2)
             try:
                 reconcile_uploads(get_db(), min_age_s=0, limit=100)
-            except Exception:  # keep the loop alive; the next pass retries
-                log.warning("local upload sync failed", exc_info=True)
+            except Exception as exc:  # keep the loop alive; the next pass retries
+                log.warning("local upload sync failed: %s", exc, extra={"event": "local_upload_sync_failed"})
 
     threading.Thread(target=local_eventarc, name="local-eventarc", daemon=True).start()
 
