@@ -1,0 +1,137 @@
+"""Earnings history, stats and export: only ever the caller's own entries, money as micros + a string."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from functions.earnings import queries as q
+from functions.earnings.models import HistoryQuery, end_of, start_of
+from functions.ledger.service import format_micros
+from shared.db import Conn
+from shared.errors import NotFound
+from shared.pagination import decode_cursor, encode_cursor
+
+# Period sums may be up to this old (per instance). A cached value is also dropped as soon as the
+# user's entry count moves, so a new credit shows at once; the TTL only bounds window sliding.
+STATS_TTL_S = 5 * 60
+STATS_CACHE_MAX_USERS = 20_000
+_MAX_SEQ = 2**63 - 1
+EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment")
+PERIODS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
+
+
+def _money(micros: int) -> dict[str, Any]:
+    return {"micros": micros, "formatted": format_micros(micros)}
+
+
+def present_entry(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "type": row["type"],
+        "amount_micros": row["amount"],
+        "amount_formatted": format_micros(row["amount"]),
+        "balance_after_micros": row["balance_after"],
+        "balance_after_formatted": format_micros(row["balance_after"]),
+        "created_at": row["created_at"],
+        "source": row["source"],
+        "reference": row["reference"],
+    }
+
+
+def history(conn: Conn, user_id: str, query: HistoryQuery) -> dict[str, Any]:
+    """One page of the user's entries, newest first (keyset on seq)."""
+    before = _MAX_SEQ
+    if query.cursor is not None:
+        before = decode_cursor(query.cursor, "earnings", {"seq": int})["seq"]
+        if not 1 <= before <= _MAX_SEQ:
+            before = 1  # a positioned-past-the-end cursor: an empty page, not an error
+    rows = conn.all(
+        q.HISTORY_PAGE,
+        user_id=user_id,
+        before_seq=before,
+        type=query.type,
+        from_ts=start_of(query.from_) if query.from_ else None,
+        to_ts=end_of(query.to) if query.to else None,
+        limit=query.limit + 1,
+    )
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return {
+        "items": [present_entry(r) for r in rows],
+        "next_cursor": encode_cursor("earnings", {"seq": rows[-1]["seq"]}) if more else None,
+    }
+
+
+@dataclass(frozen=True)
+class _Sums:
+    expires_at: float
+    entry_count: int
+    day: dt.date
+    periods: dict[str, Any]
+
+
+_lock = threading.Lock()
+_sums: dict[str, _Sums] = {}
+
+
+def clear_stats_cache() -> None:
+    with _lock:
+        _sums.clear()
+
+
+def _period_sums(conn: Conn, user_id: str, today: dt.date) -> dict[str, Any]:
+    midnight = dt.datetime.combine(today, dt.time(), dt.UTC)
+    starts = {name: midnight - dt.timedelta(days=days - 1) for name, days in PERIODS}
+    rows = conn.all(q.PERIOD_SUMS, user_id=user_id, today=starts["today"], since_7=starts["last_7_days"], since_30=starts["last_30_days"])
+    out: dict[str, Any] = {}
+    for name, _days in PERIODS:
+        by_type = {r["type"]: int(r[name]) for r in rows if int(r[name]) != 0}
+        earned = sum(v for t, v in by_type.items() if t in EARNING_TYPES)
+        out[name] = {
+            "since": starts[name],
+            "earned": _money(earned),
+            "by_type": {t: _money(v) for t, v in sorted(by_type.items())},
+        }
+    return out
+
+
+def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The fresh balance, lifetime totals, and today / 7-day / 30-day sums by type (UTC days)."""
+    bal = conn.one(q.BALANCE, user_id=user_id)
+    if bal is None:
+        raise NotFound("no such user", code="unknown_user")
+    now = now or dt.datetime.now(dt.UTC)
+    today = now.date()
+    mono = time.monotonic()
+    cached = _sums.get(user_id)
+    hit = cached is not None and cached.expires_at > mono and cached.entry_count == bal["entry_count"] and cached.day == today
+    if hit:
+        assert cached is not None
+        periods = cached.periods
+    else:
+        periods = _period_sums(conn, user_id, today)
+        with _lock:
+            if len(_sums) >= STATS_CACHE_MAX_USERS:
+                for key in [k for k, v in _sums.items() if v.expires_at <= mono] or list(_sums):
+                    _sums.pop(key, None)
+            _sums[user_id] = _Sums(mono + STATS_TTL_S, bal["entry_count"], today, periods)
+    return {
+        "available": _money(bal["available"]),
+        "lifetime_earned": _money(bal["lifetime_earned"]),
+        "lifetime_paid_out": _money(bal["lifetime_paid_out"]),
+        "entry_count": bal["entry_count"],
+        "periods": periods,
+        "sums_cached": hit,
+        "as_of": now,
+    }
+
+
+def export(conn: Conn, user_id: str) -> str:
+    """The user's whole history as JSON text, built in PostgreSQL."""
+    text = conn.value(q.EXPORT, user_id=user_id)
+    assert isinstance(text, str)
+    return text

@@ -1,0 +1,228 @@
+"""Verified watch progress: heartbeats, completion and the reward, the daily earning cap.
+
+The crediting rules live in the database function ``progress_heartbeat`` (migration 0012; see
+docs/progress.md): an ordinary heartbeat is one autocommitted statement. The heartbeat that reaches
+the video's threshold is repeated inside a transaction that marks the completion, applies the daily
+cap, posts the reward to the ledger, runs the referral hooks and writes the outbox event, so the
+reward exists exactly when the completion does, and exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pg8000.exceptions import DatabaseError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from functions.earnings import bonuses
+from functions.ledger import service as ledger
+from functions.progress import queries as q
+from functions.progress.models import HeartbeatBody
+from functions.videos.service import required_seconds
+from shared import outbox
+from shared.db import RETRYABLE, Conn, Database, sqlstate
+from shared.errors import NotFound, ValidationFailed
+from shared.pagination import decode_cursor, encode_cursor
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class ProgressSettings(BaseSettings):
+    """This area's knobs (to be folded into shared.config.Settings)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    # Video rewards credited per user per UTC day; what completion would credit beyond it is
+    # withheld and recorded (withheld_rewards). Default $5.
+    daily_earning_cap_micros: int = Field(5_000_000, alias="DAILY_EARNING_CAP_MICROS", ge=0)
+
+
+@functools.lru_cache(maxsize=1)
+def get_progress_settings() -> ProgressSettings:
+    return ProgressSettings()
+
+
+def _seconds(value: Decimal | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _money(micros: int | None) -> dict[str, Any] | None:
+    if micros is None:
+        return None
+    return {"micros": micros, "formatted": ledger.format_micros(micros)}
+
+
+def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
+    """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
+    cap = get_progress_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
+    params = {
+        "user_id": user_id,
+        "video_id": video_id,
+        "position": Decimal(f"{body.position_seconds:.3f}"),
+        "playing": body.playing,
+        "client_seq": body.client_seq,
+        "session_id": body.session_id.lower() if body.session_id else None,
+        "daily_cap": cap,
+    }
+    with db.connection() as conn:
+        row = _call(conn, complete=False, **params)
+        if row["status"] != "completion_due":
+            return _present_heartbeat(video_id, row, balance=None)
+        for attempt in range(1, 6):
+            try:
+                with conn.transaction():
+                    row = _call(conn, complete=True, **params)
+                    balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
+                return _present_heartbeat(video_id, row, balance=balance)
+            except DatabaseError as exc:
+                if sqlstate(exc) in RETRYABLE and attempt < 5:
+                    time.sleep(0.005 * attempt)
+                    continue
+                raise
+    raise AssertionError("unreachable")
+
+
+def _call(conn: Conn, **params: Any) -> dict[str, Any]:
+    try:
+        row = conn.one(q.HEARTBEAT, **params)
+    except DatabaseError as exc:
+        code = sqlstate(exc)
+        if code == "EP101":
+            raise NotFound("no such video", code="video_not_found") from exc
+        if code == "EP102":
+            raise ValidationFailed("position_seconds is beyond the end of the video", code="position_out_of_range") from exc
+        raise
+    assert row is not None
+    return row
+
+
+def _complete(conn: Conn, user_id: str, video_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The completing transaction's money: the reward entry, referral hooks, the outbox event."""
+    granted: int = row["reward_micros"]
+    withheld: int = row["withheld_micros"]
+    entry_id: int | None = None
+    if granted > 0:
+        posted = ledger.post(
+            conn,
+            user_id=user_id,
+            type="video_reward",
+            amount=granted,
+            idempotency_key=f"video_reward:{user_id}:{video_id}",
+            source="progress",
+            reference=video_id,
+            metadata={"withheld_micros": withheld} if withheld else None,
+        )
+        entry_id = posted.entry_id
+        conn.execute(q.ATTACH_REWARD, user_id=user_id, video_id=video_id, entry_id=entry_id)
+        row["reward_entry_id"] = entry_id
+        # Referral bonus and commission hang on the reward entry (commission is a share of it), so
+        # a completion the daily cap withheld entirely (or a zero-reward video) triggers neither.
+        bonuses.on_video_completed(conn, user_id, video_id, granted, entry_id)
+    outbox.emit(
+        conn,
+        "video_completed",
+        {
+            "user_id": user_id,
+            "video_id": video_id,
+            "reward_micros": granted,
+            "withheld_micros": withheld,
+            "reward_entry_id": entry_id,
+            "completed_at": row["completed_at"].isoformat(),
+        },
+        key=f"video_completed:{user_id}:{video_id}",
+    )
+    return ledger.balance(conn, user_id)
+
+
+def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str, Any] | None) -> dict[str, Any]:
+    status = row["status"]
+    completed_at = row["completed_at"]
+    out: dict[str, Any] = {
+        "video_id": video_id,
+        "accepted": status != "stale",
+        "status": status,
+        "credited_now_seconds": _seconds(row["credited_now"]) if status != "completion_due" else 0.0,
+        "position_seconds": _seconds(row["position_seconds"]),
+        "credited_seconds": _seconds(row["credited_seconds"]),
+        "required_seconds": row["required_seconds"],
+        "duration_seconds": row["duration_seconds"],
+        "completed": completed_at is not None,
+        "completed_at": completed_at,
+        "reward": _reward(row) if completed_at is not None else None,
+        "balance": None,
+    }
+    if balance is not None:
+        out["balance"] = {"available_micros": balance["available"], "available_formatted": ledger.format_micros(balance["available"])}
+    return out
+
+
+def _reward(row: dict[str, Any]) -> dict[str, Any]:
+    credited = row["reward_micros"] or 0
+    withheld = row["withheld_micros"] or 0
+    return {
+        "credited_micros": credited,
+        "credited_formatted": ledger.format_micros(credited),
+        "withheld_micros": withheld,
+        "withheld_formatted": ledger.format_micros(withheld),
+        "withheld_reason": "daily_cap" if withheld else None,
+        "entry_id": row["reward_entry_id"],
+    }
+
+
+def _present_progress(row: dict[str, Any]) -> dict[str, Any]:
+    started = row["started_at"] is not None
+    return {
+        "video_id": row["video_id"],
+        "title": row["title"],
+        "video_active": row["active"],
+        "duration_seconds": row["duration_seconds"],
+        "required_seconds": required_seconds(row["duration_seconds"], row["required_watch_pct"]),
+        "video_reward": _money(row["video_reward_micros"]),
+        "started": started,
+        "position_seconds": _seconds(row["position_seconds"]),
+        "credited_seconds": _seconds(row["credited_seconds"]),
+        "playing": bool(row["playing"]),
+        "heartbeats": row["heartbeats"] or 0,
+        "started_at": row["started_at"],
+        "last_heartbeat_at": row["last_heartbeat_at"],
+        "completed": row["completed_at"] is not None,
+        "completed_at": row["completed_at"],
+        "reward": _reward(row) if row["completed_at"] is not None else None,
+    }
+
+
+def get_progress(conn: Conn, user_id: str, video_id: str) -> dict[str, Any]:
+    """The user's progress on one video (``started: false`` before the first heartbeat); 404 for unknown videos."""
+    row = conn.one(q.ONE, user_id=user_id, video_id=video_id)
+    if row is None:
+        raise NotFound("no such video", code="video_not_found")
+    return _present_progress(row)
+
+
+def list_progress(conn: Conn, user_id: str, *, limit: int, cursor: str | None, completed: bool | None) -> dict[str, Any]:
+    """The user's videos, most recently started first, keyset-paginated."""
+    after_us: int | None = None
+    after_id: str | None = None
+    if cursor is not None:
+        key = decode_cursor(cursor, "progress", {"t": int, "id": str})
+        after_us, after_id = key["t"], key["id"]
+        try:
+            after_id = str(uuid.UUID(after_id))
+        except ValueError as exc:
+            raise ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor") from exc
+    rows = conn.all(q.PAGE, user_id=user_id, after_us=after_us, after_id=after_id, completed=completed, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor(
+            "progress", {"t": (last["started_at"] - _EPOCH) // dt.timedelta(microseconds=1), "id": last["video_id"]}
+        )
+    return {"items": [_present_progress(r) for r in rows], "next_cursor": next_cursor}

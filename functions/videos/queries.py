@@ -1,0 +1,29 @@
+"""SQL of the videos function."""
+
+from shared.db import Query
+
+_COLUMNS = """id::text AS id, slug, title, description, media_url, thumbnail_url, duration_seconds, reward_micros,
+              required_watch_pct, active, created_at"""
+
+# The catalogue is small (hundreds of videos): served whole, newest first, from idx_videos_active.
+CATALOGUE = Query(
+    "videos_catalogue",
+    f"SELECT {_COLUMNS} FROM videos WHERE active ORDER BY created_at DESC, id DESC LIMIT :max_rows",
+)
+
+ACTIVE_VIDEO = Query("videos_active_one", f"SELECT {_COLUMNS} FROM videos WHERE id = CAST(:id AS uuid) AND active")
+
+VIDEO = Query("videos_one", f"SELECT {_COLUMNS} FROM videos WHERE id = CAST(:id AS uuid)", prepared=False)
+
+INSERT = Query(
+    "videos_insert",
+    f"""INSERT INTO videos (slug, title, description, media_url, thumbnail_url, duration_seconds, reward_micros,
+                            required_watch_pct, active, created_by)
+        VALUES (:slug, :title, :description, :media_url, :thumbnail_url, :duration_seconds, CAST(:reward_micros AS bigint),
+                :required_watch_pct, :active, CAST(:created_by AS uuid))
+        ON CONFLICT (slug) DO NOTHING
+        RETURNING {_COLUMNS}""",
+    prepared=False,
+)
+
+BY_SLUG = Query("videos_by_slug", f"SELECT {_COLUMNS} FROM videos WHERE slug = :slug", prepared=False)
