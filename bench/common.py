@@ -94,13 +94,17 @@ def local_server(db: BenchDb, *, workers: int = 2, threads: int = 8, extra_env: 
     )
     env.update(extra_env or {})
     cmd = [sys.executable, "main.py", "serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads), "--no-seed"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # The server's output goes to a file: a pipe nobody reads fills up and blocks the server.
+    log_path = ROOT / ".data" / f"bench-server-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_path, "wb")  # noqa: SIM115  # closed in the finally below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     hostport = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError("server exited: " + (proc.stderr.read().decode()[-2000:] if proc.stderr else ""))
+                raise RuntimeError("server exited: " + log_path.read_text(errors="replace")[-2000:])
             try:
                 status, _ = Client(hostport).request("GET", "/health/")
                 if status == 200:
@@ -118,6 +122,7 @@ def local_server(db: BenchDb, *, workers: int = 2, threads: int = 8, extra_env: 
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log_file.close()
 
 
 class Client:
