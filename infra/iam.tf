@@ -28,10 +28,12 @@ locals {
     ]) : pair.key => pair
   }
 
-  ## run_maintenance's restore_drill task reads backup and instance metadata (last backup
-  ## time, PITR window) to verify recoverability; it cannot create or change instances.
+  ## run_maintenance's restore_drill task clones the primary to a point in time, checks the
+  ## clone and deletes it (functions/maintenance/clone_drill.py): a custom role with just
+  ## those instance permissions. The code refuses to delete an instance whose name lacks
+  ## "-drill-", so the delete permission cannot take the primary down by mistake.
   function_extra_project_roles = {
-    run_maintenance = ["roles/cloudsql.viewer"]
+    run_maintenance = [google_project_iam_custom_role.restore_drill.id]
   }
 
   function_topic_publishers = {
@@ -62,6 +64,22 @@ locals {
     encrypt = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
     decrypt = "roles/cloudkms.cryptoKeyDecrypter"
   }
+}
+
+resource "google_project_iam_custom_role" "restore_drill" {
+  role_id     = "earnpay_${var.env}_restore_drill"
+  title       = "EarnPay restore drill (${var.env})"
+  description = "Clone the database to a point in time, inspect the clone, delete it."
+  permissions = [
+    "cloudsql.instances.clone",
+    "cloudsql.instances.create",
+    "cloudsql.instances.get",
+    "cloudsql.instances.list",
+    "cloudsql.instances.update",
+    "cloudsql.instances.delete",
+    "cloudsql.backupRuns.get",
+    "cloudsql.backupRuns.list",
+  ]
 }
 
 resource "google_project_iam_member" "fn" {

@@ -23,7 +23,15 @@ locals {
     }
     "earnpay/payout_failed" = {
       description = "Failed payout attempts (app log event payout_failed)."
-      filter      = "${local.function_log_filter} AND jsonPayload.event=(\"payout_failed\" OR \"process_payouts_dead_lettered\") AND severity>=ERROR"
+      filter      = "${local.function_log_filter} AND jsonPayload.event=(\"payout_failed\" OR \"payout_stuck\" OR \"process_payouts_dead_lettered\") AND severity>=ERROR"
+    }
+    "earnpay/integrity_failed" = {
+      description = "Ledger reconciliation found a broken invariant, or a restore drill failed."
+      filter      = "${local.function_log_filter} AND jsonPayload.event=(\"ledger_reconciliation_failed\" OR \"restore_drill_failed\") AND severity>=ERROR"
+    }
+    "earnpay/maintenance_failed" = {
+      description = "A maintenance task raised (Pub/Sub retries it, then dead-letters it)."
+      filter      = "${local.function_log_filter} AND jsonPayload.event=\"maintenance_task_failed\" AND severity>=ERROR"
     }
     ## PostgreSQL's own log of statements over log_min_duration_statement (500 ms): catches
     ## slow statements the app did not time (migrations, maintenance, ad-hoc sessions).
@@ -305,5 +313,56 @@ check "alerting_has_receivers" {
   assert {
     condition     = var.env != "production" || length(var.notification_channels) > 0
     error_message = "notification_channels is empty in production: alerts will fire silently."
+  }
+}
+
+## ---------------------------------------------------------------- log events: integrity and maintenance
+locals {
+  log_event_alerts = {
+    "integrity" = {
+      title    = "Ledger reconciliation or restore drill failed"
+      metric   = "earnpay/integrity_failed"
+      severity = "CRITICAL"
+      runbook  = "ledger-reconciliation-failed"
+    }
+    "maintenance" = {
+      title    = "Maintenance task failed"
+      metric   = "earnpay/maintenance_failed"
+      severity = "ERROR"
+      runbook  = "maintenance-task-failed"
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "log_event" {
+  for_each = local.log_event_alerts
+
+  display_name          = "[${var.env}] ${each.value.title}"
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "${each.value.metric} logged"
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this[each.value.metric].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = "${each.value.title}. Runbook: ${local.alert_doc}#${each.value.runbook}"
+    mime_type = "text/markdown"
   }
 }

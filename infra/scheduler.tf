@@ -46,9 +46,12 @@ locals {
       topic       = "maintenance-tasks"
       body        = { task = "reindex" }
     }
+    ## The drill clones the instance to a point in time, which outlasts one function run:
+    ## each tick advances it one step (clone, wait, check, delete; state in restore_drills),
+    ## and ticks after it is done do nothing (functions/maintenance/clone_drill.py).
     "maintenance-restore-drill" = {
-      description = "Monthly restore drill: verify backups/PITR and data invariants."
-      schedule    = "0 5 15 * *"
+      description = "Monthly restore drill: PITR clone, invariant checks, recovery time, clean-up."
+      schedule    = "*/10 5-8 15 * *"
       topic       = "maintenance-tasks"
       body        = { task = "restore_drill" }
     }

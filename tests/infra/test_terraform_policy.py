@@ -371,9 +371,13 @@ def test_scheduler_covers_every_maintenance_task_and_payout_batches() -> None:
     assert job["time_zone"] == "UTC"
     by_task = {j["body"].get("task"): j["schedule"] for j in jobs.values()}
     assert by_task["outbox_sweep"] == "* * * * *"
-    for task in ("reindex", "restore_drill"):  # monthly: fixed minute, hour and day of month
-        minute, hour, dom, month, dow = by_task[task].split()
-        assert minute.isdigit() and hour.isdigit() and dom.isdigit() and month == "*" and dow == "*", task
+    # monthly: one fixed day of the month, every month
+    minute, hour, dom, month, dow = by_task["reindex"].split()
+    assert minute.isdigit() and hour.isdigit() and dom.isdigit() and month == "*" and dow == "*"
+    # the restore drill ticks every 10 minutes through a night window on one day a month: each tick
+    # advances the clone-check-delete drill one step
+    minute, hour, dom, month, dow = by_task["restore_drill"].split()
+    assert minute == "*/10" and dom.isdigit() and month == "*" and dow == "*"
 
 
 # --------------------------------------------------------------------------------------- storage
