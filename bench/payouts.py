@@ -102,13 +102,13 @@ def main(args: argparse.Namespace) -> None:
     _setup(db.admin_url)
 
     from functions.payouts import batch
-    from functions.payouts.models import PayoutSettings
     from functions.payouts.providers import SandboxProvider
+    from shared.config import get_settings
     from shared.db import Query, get_db, reset_pools
 
     reset_pools()
     pool = get_db()
-    settings = PayoutSettings()
+    settings = get_settings()
     provider = SandboxProvider()  # no delay, no failures
     while batch.process_batch(pool, provider, batch_size=BATCH, settings=settings).claimed:  # leftovers of an interrupted run
         pass

@@ -6,12 +6,18 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 
 Environment = Literal["local", "test", "staging", "production"]
+
+# The ledger's largest single entry ($1,000,000; functions/ledger/service.py MAX_ENTRY): no credit request
+# and no payout can be larger. Repeated here because shared/ never imports from functions/.
+MICROS_PER_DOLLAR = 1_000_000
+LEDGER_MAX_ENTRY_MICROS = 1_000_000 * MICROS_PER_DOLLAR
+MAX_PAYOUT_CENTS = 1_000_000 * 100
 
 
 class ConfigError(RuntimeError):
@@ -19,55 +25,169 @@ class ConfigError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    """Every knob of the platform. Safe local defaults; production must say where its database is."""
+    """Every knob of the platform. Safe local defaults; production must say where its database is.
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    The environment variable names (the aliases) are a contract with infra/functions.tf and the README's
+    "Configuration" table; tests/shared/test_config.py keeps the three in step. An empty variable counts
+    as unset (``env_ignore_empty``), as the ``os.environ.get(X) or default`` readers this replaces did.
+    """
 
-    env: Environment = Field("local", alias="EARNPAY_ENV")
-    k_service: str | None = Field(None, alias="K_SERVICE", description="set by Cloud Functions/Run")
-    gcp_project: str = Field("earnpay-local", alias="GCP_PROJECT")
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True, env_ignore_empty=True)
+
+    env: Environment = Field("local", alias="EARNPAY_ENV", description="local | test | staging | production")
+    k_service: str | None = Field(None, alias="K_SERVICE", description="set by Cloud Functions/Run; when set, the process is deployed")
+    gcp_project: str = Field("earnpay-local", alias="GCP_PROJECT", description="project of Pub/Sub topics and Cloud Storage clients")
+    log_execution_id: bool = Field(
+        False,
+        alias="LOG_EXECUTION_ID",
+        description="read by functions-framework itself (adds the execution id to log entries); listed here so the name is documented",
+    )
 
     # --- database -------------------------------------------------------------------------------
     database_url: str | None = Field(None, alias="DATABASE_URL", description="the functions' connection (application role)")
     migrate_database_url: str | None = Field(
         None, alias="MIGRATE_DATABASE_URL", description="the schema owner's connection for migrations; defaults to DATABASE_URL"
     )
-    replica_database_url: str | None = Field(None, alias="REPLICA_DATABASE_URL")
-    db_instance_connection_name: str | None = Field(None, alias="DB_INSTANCE_CONNECTION_NAME")
-    db_replica_connection_name: str | None = Field(None, alias="DB_REPLICA_CONNECTION_NAME")
-    db_name: str = Field("earnpay", alias="DB_NAME")
-    db_iam_user: str | None = Field(None, alias="DB_IAM_USER")
-    db_pool_size: int = Field(5, alias="DB_POOL_SIZE", ge=1, le=100)
-    db_pool_max_overflow: int = Field(0, alias="DB_POOL_MAX_OVERFLOW", ge=0, le=100)
-    db_pool_timeout_s: float = Field(5.0, alias="DB_POOL_TIMEOUT_S", gt=0)
+    replica_database_url: str | None = Field(None, alias="REPLICA_DATABASE_URL", description="read replica's connection (optional)")
+    db_instance_connection_name: str | None = Field(
+        None, alias="DB_INSTANCE_CONNECTION_NAME", description="Cloud SQL instance (project:region:instance); IAM auth"
+    )
+    db_replica_connection_name: str | None = Field(None, alias="DB_REPLICA_CONNECTION_NAME", description="Cloud SQL read replica instance")
+    db_ip_type: Literal["PRIVATE", "PUBLIC", "PSC"] = Field(
+        "PRIVATE", alias="DB_IP_TYPE", description="how the Cloud SQL connector reaches the instance"
+    )
+    db_name: str = Field("earnpay", alias="DB_NAME", description="database name")
+    db_iam_user: str | None = Field(
+        None, alias="DB_IAM_USER", description="IAM database user (service account email without .gserviceaccount.com)"
+    )
+    db_pool_size: int = Field(5, alias="DB_POOL_SIZE", ge=1, le=100, description="pooled connections per instance")
+    db_pool_max_overflow: int = Field(0, alias="DB_POOL_MAX_OVERFLOW", ge=0, le=100, description="extra connections beyond the pool")
+    db_pool_timeout_s: float = Field(5.0, alias="DB_POOL_TIMEOUT_S", gt=0, description="wait for a pooled connection")
     db_ping_after_idle_s: float = Field(
         10.0, alias="DB_PING_AFTER_IDLE_S", ge=0, description="health-check a pooled connection idle longer than this"
     )
-    db_statement_timeout_ms: int = Field(30_000, alias="DB_STATEMENT_TIMEOUT_MS", ge=100)
-    slow_query_ms: float = Field(500.0, alias="SLOW_QUERY_MS", gt=0)
-    embedded_pgdata: Path = Field(ROOT / ".data" / "pg", alias="EMBEDDED_PGDATA")
+    db_statement_timeout_ms: int = Field(30_000, alias="DB_STATEMENT_TIMEOUT_MS", ge=100, description="statement_timeout of every session")
+    slow_query_ms: float = Field(500.0, alias="SLOW_QUERY_MS", gt=0, description="log statements slower than this")
+    embedded_pgdata: Path = Field(
+        ROOT / ".data" / "pg", alias="EMBEDDED_PGDATA", description="data directory of the local embedded PostgreSQL"
+    )
 
     # --- sessions and login protection ----------------------------------------------------------
-    session_idle_minutes: int = Field(7 * 24 * 60, alias="SESSION_IDLE_MINUTES", ge=1)
-    session_absolute_hours: int = Field(30 * 24, alias="SESSION_ABSOLUTE_HOURS", ge=1)
-    staff_session_idle_minutes: int = Field(30, alias="STAFF_SESSION_IDLE_MINUTES", ge=1)
-    staff_session_absolute_hours: int = Field(8, alias="STAFF_SESSION_ABSOLUTE_HOURS", ge=1)
-    login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES", ge=1)
-    login_failure_window_minutes: int = Field(15, alias="LOGIN_FAILURE_WINDOW_MINUTES", ge=1)
-    login_lock_minutes: int = Field(15, alias="LOGIN_LOCK_MINUTES", ge=1)
-    ip_login_per_minute: int = Field(30, alias="IP_LOGIN_PER_MINUTE", ge=1)
-    ip_signup_per_hour: int = Field(20, alias="IP_SIGNUP_PER_HOUR", ge=1)
-    user_requests_per_minute: int = Field(600, alias="USER_REQUESTS_PER_MINUTE", ge=1)
-    argon2_time_cost: int = Field(2, alias="ARGON2_TIME_COST", ge=2)
-    argon2_memory_kib: int = Field(19_456, alias="ARGON2_MEMORY_KIB", ge=19_456)
-    argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1)
+    session_idle_minutes: int = Field(
+        7 * 24 * 60, alias="SESSION_IDLE_MINUTES", ge=1, description="a user session expires after this idle time"
+    )
+    session_absolute_hours: int = Field(30 * 24, alias="SESSION_ABSOLUTE_HOURS", ge=1, description="a user session's maximum lifetime")
+    staff_session_idle_minutes: int = Field(30, alias="STAFF_SESSION_IDLE_MINUTES", ge=1, description="same, staff sessions")
+    staff_session_absolute_hours: int = Field(8, alias="STAFF_SESSION_ABSOLUTE_HOURS", ge=1, description="same, staff sessions")
+    login_max_failures: int = Field(5, alias="LOGIN_MAX_FAILURES", ge=1, description="failed logins (from an unknown IP) before a lock")
+    login_failure_window_minutes: int = Field(15, alias="LOGIN_FAILURE_WINDOW_MINUTES", ge=1, description="window of those failures")
+    login_lock_minutes: int = Field(15, alias="LOGIN_LOCK_MINUTES", ge=1, description="how long the account stays locked")
+    ip_login_per_minute: int = Field(30, alias="IP_LOGIN_PER_MINUTE", ge=1, description="login attempts per IP per minute")
+    ip_signup_per_hour: int = Field(20, alias="IP_SIGNUP_PER_HOUR", ge=1, description="sign-ups per IP per hour")
+    user_requests_per_minute: int = Field(
+        600, alias="USER_REQUESTS_PER_MINUTE", ge=1, description="authenticated requests per user per minute"
+    )
+    argon2_time_cost: int = Field(2, alias="ARGON2_TIME_COST", ge=2, description="argon2id passes (OWASP minimum 2)")
+    argon2_memory_kib: int = Field(19_456, alias="ARGON2_MEMORY_KIB", ge=19_456, description="argon2id memory (OWASP minimum 19 MiB)")
+    argon2_parallelism: int = Field(1, alias="ARGON2_PARALLELISM", ge=1, description="argon2id lanes")
 
     # --- HTTP -----------------------------------------------------------------------------------
-    max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024)
-    trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR")
+    max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, description="largest request body accepted")
+    trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR", description="take the client IP from X-Forwarded-For")
 
     # --- events ---------------------------------------------------------------------------------
-    pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED")
+    pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED", description="publish to Pub/Sub (off locally unless an emulator is used)")
+    outbox_background_publish: bool = Field(
+        True,
+        alias="OUTBOX_BACKGROUND_PUBLISH",
+        description="publish outbox rows from a background thread right after commit; false: only the sweep publishes",
+    )
+
+    # --- Cloud Storage --------------------------------------------------------------------------
+    # STORAGE_EMULATOR_HOST is not here: it is the google-cloud-storage library's own variable, read
+    # from os.environ where the client is built (shared/storage.py) so the library and we agree.
+    kyc_bucket: str = Field("earnpay-local-kyc", alias="KYC_BUCKET", min_length=3, max_length=222, description="KYC documents bucket")
+    exports_bucket: str = Field(
+        "earnpay-local-exports", alias="EXPORTS_BUCKET", min_length=3, max_length=222, description="privacy exports bucket"
+    )
+
+    # --- encryption of payout details (shared/crypto.py) ----------------------------------------
+    kms_payout_key_name: str | None = Field(
+        None,
+        validation_alias=AliasChoices("KMS_PAYOUT_KEY_NAME", "PAYOUT_DETAILS_KEK"),
+        description="Cloud KMS key wrapping payout-detail data keys (projects/P/locations/L/keyRings/R/cryptoKeys/K); "
+        "Terraform sets it as PAYOUT_DETAILS_KEK. Unset: the local KEK (refused in production)",
+    )
+    kms_endpoint: str = Field("https://cloudkms.googleapis.com", alias="KMS_ENDPOINT", description="Cloud KMS REST endpoint")
+    local_kek_base64: SecretStr | None = Field(
+        None, alias="LOCAL_KEK_BASE64", description="development/test KEK (32 bytes, base64); unset: LOCAL_KEK_FILE"
+    )
+    local_kek_previous_base64: SecretStr | None = Field(
+        None, alias="LOCAL_KEK_PREVIOUS_BASE64", description="older local KEKs still accepted for decryption (comma-separated base64)"
+    )
+    local_kek_file: Path = Field(
+        ROOT / ".data" / "local-kek", alias="LOCAL_KEK_FILE", description="development KEK file, created once (mode 0600) when missing"
+    )
+
+    # --- ledger ---------------------------------------------------------------------------------
+    credit_request_max_micros: int = Field(
+        1_000 * MICROS_PER_DOLLAR,
+        alias="CREDIT_REQUEST_MAX_MICROS",
+        ge=1,
+        le=LEDGER_MAX_ENTRY_MICROS,
+        description="largest single credit a publisher may request (micro-dollars; never above the ledger's $1,000,000 entry limit)",
+    )
+
+    # --- payouts --------------------------------------------------------------------------------
+    payout_minimum_cents: int = Field(
+        1000, alias="PAYOUT_MINIMUM_CENTS", ge=1, le=MAX_PAYOUT_CENTS, description="smallest payout, in cents"
+    )
+    payout_max_methods: int = Field(5, alias="PAYOUT_MAX_METHODS", ge=1, le=50, description="payout methods per user")
+    payout_batch_size: int = Field(1000, alias="PAYOUT_BATCH_SIZE", ge=1, le=10_000, description="payouts claimed per batch")
+    payout_lease_seconds: int = Field(600, alias="PAYOUT_LEASE_SECONDS", ge=1, description="a claimed payout is re-claimed after this")
+    payout_retry_seconds: int = Field(
+        60, alias="PAYOUT_RETRY_SECONDS", ge=0, description="pending/transient payouts are due again after this"
+    )
+    payout_stuck_after_attempts: int = Field(
+        10, alias="PAYOUT_STUCK_AFTER_ATTEMPTS", ge=1, description="from this attempt on, a retry logs payout_stuck at ERROR"
+    )
+
+    # --- payout provider (functions/payouts/providers) ------------------------------------------
+    # The sandbox provider's SANDBOX_PAYOUT_* failure-injection knobs are not here: see
+    # functions/payouts/providers/sandbox.py config_from_env.
+    payout_provider: Literal["sandbox", "paypal"] | None = Field(
+        None,
+        alias="PAYOUT_PROVIDER",
+        description="sandbox | paypal; unset: sandbox locally, paypal when deployed (where the sandbox is refused)",
+    )
+    paypal_client_id: str | None = Field(None, alias="PAYPAL_CLIENT_ID", description="PayPal REST app client id")
+    paypal_client_secret: SecretStr | None = Field(None, alias="PAYPAL_CLIENT_SECRET", description="PayPal REST app secret (never logged)")
+    payout_provider_api_key: SecretStr | None = Field(
+        None,
+        alias="PAYOUT_PROVIDER_API_KEY",
+        description="client_id:client_secret in one value (the Secret Manager secret Terraform defines); used when the two above are unset",
+    )
+    paypal_base_url: str | None = Field(
+        None,
+        alias="PAYPAL_BASE_URL",
+        description="PayPal API base URL; unset: live when EARNPAY_ENV=production, PayPal's sandbox otherwise",
+    )
+    paypal_timeout_s: float = Field(20.0, alias="PAYPAL_TIMEOUT_S", gt=0, le=300, description="timeout of one PayPal API call")
+
+    # --- maintenance ----------------------------------------------------------------------------
+    pg_bin_dir: Path | None = Field(
+        None, alias="PG_BIN_DIR", description="PostgreSQL 16 client programs for the restore drill; unset: pgserver's, then PATH"
+    )
+
+    @field_validator("payout_provider", mode="before")
+    @classmethod
+    def _provider_name(cls, value: object) -> object:
+        return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @field_validator("kms_payout_key_name", mode="before")
+    @classmethod
+    def _key_name(cls, value: object) -> object:
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:

@@ -3,7 +3,8 @@
 Each record gets a fresh 256-bit data key. The record's JSON is sealed with AES-256-GCM under that
 key with a random 96-bit nonce and associated data that binds it to its owner (for example
 ``payout_method:<user_id>``), so a ciphertext copied onto another user's row does not decrypt.
-The data key is wrapped by a key-encryption key (KEK):
+The data key is wrapped by a key-encryption key (KEK), chosen from ``shared.config.Settings`` when
+first needed (the variables below are its fields' names):
 
 * production: Cloud KMS (``KMS_PAYOUT_KEY_NAME``, or ``PAYOUT_DETAILS_KEK`` as Terraform sets it, =
   ``projects/P/locations/L/keyRings/R/cryptoKeys/K``),
@@ -40,11 +41,11 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.config import ROOT, ConfigError, get_settings
+from shared.config import ConfigError, Settings, get_settings
 from shared.errors import ServiceUnavailable
 
 ENVELOPE_VERSION = 1
-DEFAULT_KMS_ENDPOINT = "https://cloudkms.googleapis.com"
+DEFAULT_KMS_ENDPOINT: str = Settings.model_fields["kms_endpoint"].default
 KMS_SCOPE = "https://www.googleapis.com/auth/cloudkms"
 KMS_TIMEOUT_S = 10.0
 _NONCE_BYTES = 12
@@ -213,7 +214,7 @@ _kek_lock = threading.Lock()
 
 
 def _local_kek_file() -> Path:
-    return Path(os.environ.get("LOCAL_KEK_FILE") or ROOT / ".data" / "local-kek")
+    return get_settings().local_kek_file
 
 
 def _decode_key(text: str, what: str) -> bytes:
@@ -244,18 +245,17 @@ def _load_or_create_local_key() -> bytes:
 
 
 def build_kek(*, session: KmsSession | None = None) -> Kek:
-    """The KEK the environment asks for (a new object each call; ``get_kek`` caches one)."""
-    # PAYOUT_DETAILS_KEK is the name infra/functions.tf gives the same setting.
-    key_name = (os.environ.get("KMS_PAYOUT_KEY_NAME") or os.environ.get("PAYOUT_DETAILS_KEK") or "").strip()
-    if key_name:
-        return KmsKek(key_name, endpoint=os.environ.get("KMS_ENDPOINT") or None, session=session)
-    if get_settings().is_production:
+    """The KEK the settings ask for (a new object each call; ``get_kek`` caches one)."""
+    settings = get_settings()
+    # kms_payout_key_name is KMS_PAYOUT_KEY_NAME, or PAYOUT_DETAILS_KEK as infra/functions.tf names it.
+    if settings.kms_payout_key_name:
+        return KmsKek(settings.kms_payout_key_name, endpoint=settings.kms_endpoint, session=session)
+    if settings.is_production:
         raise ConfigError("production needs KMS_PAYOUT_KEY_NAME for payout details: the local key-encryption key is for development only")
-    given = os.environ.get("LOCAL_KEK_BASE64", "").strip()
+    given = settings.local_kek_base64.get_secret_value().strip() if settings.local_kek_base64 else ""
     key = _decode_key(given, "LOCAL_KEK_BASE64") if given else _load_or_create_local_key()
-    previous = [
-        _decode_key(p, "LOCAL_KEK_PREVIOUS_BASE64") for p in os.environ.get("LOCAL_KEK_PREVIOUS_BASE64", "").split(",") if p.strip()
-    ]
+    older = settings.local_kek_previous_base64.get_secret_value() if settings.local_kek_previous_base64 else ""
+    previous = [_decode_key(p, "LOCAL_KEK_PREVIOUS_BASE64") for p in older.split(",") if p.strip()]
     return LocalKek(key, previous)
 
 

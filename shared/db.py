@@ -263,7 +263,12 @@ def connection_factory(settings: Settings, *, replica: bool = False, admin: bool
 
         def cloud_sql() -> Any:
             raw = _cloud_sql_connector().connect(
-                instance, "pg8000", user=settings.db_iam_user, db=settings.db_name, enable_iam_auth=True, ip_type="private"
+                instance,
+                "pg8000",
+                user=settings.db_iam_user,
+                db=settings.db_name,
+                enable_iam_auth=True,
+                ip_type=settings.db_ip_type.lower(),
             )
             return _session_setup(raw, settings)
 

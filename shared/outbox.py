@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -120,9 +119,8 @@ def emit(conn: Conn, event_type: str, payload: dict[str, Any], *, key: str) -> i
 
 # --- publishing -----------------------------------------------------------------------------------
 def _background_enabled() -> bool:
-    if os.environ.get("OUTBOX_BACKGROUND_PUBLISH", "true").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return get_settings().pubsub_enabled
+    settings = get_settings()
+    return settings.outbox_background_publish and settings.pubsub_enabled
 
 
 def _publish_rows(conn: Conn, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:

@@ -8,7 +8,8 @@
   are signed with a service-account key generated in memory for this process, handed only to
   ``generate_signed_url`` (a storage client given a fake service account would try to fetch a token
   from Google). The emulator does not verify signatures; Google would refuse the local ones.
-* Bucket names come from ``KYC_BUCKET`` and ``EXPORTS_BUCKET`` (set per environment by Terraform).
+* Bucket names are ``get_settings().kyc_bucket`` / ``.exports_bucket`` (``KYC_BUCKET``, ``EXPORTS_BUCKET``,
+  set per environment by Terraform).
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from shared.config import get_settings
 from shared.logs import get_logger
 
@@ -37,30 +35,10 @@ LOCAL_SIGNER_EMAIL = "local-signer@earnpay-local.iam.gserviceaccount.com"
 _TIMEOUT_S = 30.0
 
 
-class StorageSettings(BaseSettings):
-    """Bucket names (to be folded into ``shared.config.Settings``)."""
-
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
-
-    kyc_bucket: str = Field("earnpay-local-kyc", alias="KYC_BUCKET", min_length=3, max_length=222)
-    exports_bucket: str = Field("earnpay-local-exports", alias="EXPORTS_BUCKET", min_length=3, max_length=222)
-
-
-@functools.lru_cache(maxsize=1)
-def storage_settings() -> StorageSettings:
-    return StorageSettings()
-
-
-def kyc_bucket() -> str:
-    return storage_settings().kyc_bucket
-
-
-def exports_bucket() -> str:
-    return storage_settings().exports_bucket
-
-
 def emulator_host() -> str | None:
     """The emulator's base URL when one is configured (scheme added when missing)."""
+    # STORAGE_EMULATOR_HOST is google-cloud-storage's own variable (the library reads it too), so it is read
+    # from os.environ here, at call time, rather than through shared.config.Settings.
     host = os.environ.get(EMULATOR_ENV, "").strip()
     if not host:
         return None
@@ -92,13 +70,12 @@ def client() -> Any:
 
 
 def reset_client() -> None:
-    """Drops the cached client, signer and settings (tests switch emulators)."""
+    """Drops the cached client and signer (tests switch emulators)."""
     global _client, _client_key, _iam_credentials
     with _lock:
         _client = None
         _client_key = None
         _iam_credentials = None
-    storage_settings.cache_clear()
 
 
 # --- signing --------------------------------------------------------------------------------------
@@ -271,7 +248,8 @@ def ensure_buckets(*names: str) -> None:
     from google.api_core.exceptions import Conflict
 
     gcs = client()
-    for name in names or (kyc_bucket(), exports_bucket()):
+    settings = get_settings()
+    for name in names or (settings.kyc_bucket, settings.exports_bucket):
         with contextlib.suppress(Conflict):
             gcs.create_bucket(name)
 

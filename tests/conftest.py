@@ -80,6 +80,19 @@ def database() -> Iterator[str]:
     reset_pools()
 
 
+@pytest.fixture(autouse=True)
+def _settings_reread_after_each_test() -> Iterator[None]:
+    """Tests that change settings set the environment (monkeypatch) and call ``get_settings.cache_clear()``.
+
+    This clears the cache once more after each test: autouse, so it is torn down after ``monkeypatch`` has
+    restored the environment, and no test can leave its settings behind for the next one.
+    """
+    from shared.config import get_settings
+
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture()
 def owner_conn(database: str) -> Iterator[object]:
     """A connection as the schema owner (for assertions that look past the app role's grants)."""

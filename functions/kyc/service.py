@@ -17,6 +17,7 @@ from typing import Any
 from functions.kyc import queries as q
 from functions.kyc.models import DocumentUploadBody, StorageObject
 from shared import pagination, storage
+from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from shared.logs import get_logger
@@ -77,7 +78,7 @@ def request_upload(db: Database, user_id: str, body: DocumentUploadBody) -> dict
     Refused for a verified user (409) and past the caps on open URLs and daily documents (429).
     The URL is signed inside the transaction: if signing fails, nothing is written.
     """
-    bucket = storage.kyc_bucket()
+    bucket = get_settings().kyc_bucket
 
     def run(conn: Conn) -> dict[str, Any]:
         user = conn.one(q.LOCK_USER, user_id=user_id)
@@ -239,7 +240,7 @@ def record_upload(db: Database, obj: StorageObject) -> str:
     with db.connection() as conn:
         doc = conn.one(q.DOCUMENT_BY_OBJECT, bucket=obj.bucket, object_name=obj.name)
     if doc is None:
-        expected = obj.bucket == storage.kyc_bucket()
+        expected = obj.bucket == get_settings().kyc_bucket
         log.log(
             logging.INFO if expected else logging.WARNING,
             "kyc event for an unknown object %s/%s ignored",

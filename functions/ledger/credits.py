@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.ledger import service as ledger
+from shared.config import get_settings
 from shared.db import Conn, Query
 from shared.errors import NotFound, PermanentEventError, ValidationFailed
 
@@ -31,10 +31,14 @@ from shared.errors import NotFound, PermanentEventError, ValidationFailed
 # holds/releases are posted only by our own code paths (with their own keys and rules), so
 # outside publishers can neither fake them nor move money out: every request is a credit (> 0).
 CREDIT_TYPES = ("video_reward", "referral_bonus", "adjustment")
-# A guard against fat fingers: the largest single credit a publisher may request ($1,000 unless
-# CREDIT_REQUEST_MAX_MICROS says otherwise; never above the ledger's own limit).
-MAX_CREDIT_MICROS = min(int(os.environ.get("CREDIT_REQUEST_MAX_MICROS", str(1_000 * ledger.MICROS_PER_DOLLAR))), ledger.MAX_ENTRY)
 MAX_METADATA_BYTES = 4096
+
+
+def max_credit_micros() -> int:
+    """A guard against fat fingers: the largest single credit a publisher may request ($1,000 unless
+    CREDIT_REQUEST_MAX_MICROS says otherwise; never above the ledger's own limit). Read per request."""
+    return min(get_settings().credit_request_max_micros, ledger.MAX_ENTRY)
+
 
 INSERT_REQUEST = Query(
     "credit_request_insert",
@@ -58,11 +62,19 @@ class CreditRequest(BaseModel):
 
     request_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^:\s]+$")]
     user_id: uuid.UUID
-    amount_micros: Annotated[int, Field(gt=0, le=MAX_CREDIT_MICROS)]
+    amount_micros: Annotated[int, Field(gt=0)]
     type: Literal["video_reward", "referral_bonus", "adjustment"]
     source: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
     reference: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("amount_micros")
+    @classmethod
+    def _not_too_large(cls, value: int) -> int:
+        limit = max_credit_micros()
+        if value > limit:
+            raise ValueError(f"amount_micros must be at most {limit}")
+        return value
 
     @field_validator("metadata")
     @classmethod

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from functions.ledger import service as ledger
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.db import Conn, Query, _session_setup, connect_url, with_database
 from shared.http import dumps
 from shared.logs import get_logger
@@ -99,8 +99,9 @@ def pg_bin(name: str) -> str:
     pg_dump refuses a server newer than itself, so the embedded server's own binaries come first.
     """
     candidates: list[Path] = []
-    if os.environ.get("PG_BIN_DIR"):
-        candidates.append(Path(os.environ["PG_BIN_DIR"]) / name)
+    bin_dir = get_settings().pg_bin_dir
+    if bin_dir:
+        candidates.append(bin_dir / name)
     try:
         import pgserver
 

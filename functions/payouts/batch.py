@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 from functions.ledger import service as ledger
 from functions.payouts import queries as q
-from functions.payouts.models import PayoutSettings, get_payout_settings
 from functions.payouts.providers import (
     PayoutInstruction,
     PayoutNotFound,
@@ -40,6 +39,7 @@ from functions.payouts.providers import (
     get_provider,
 )
 from functions.payouts.service import method_aad, release
+from shared.config import Settings, get_settings
 from shared.crypto import CryptoError, decrypt_json
 from shared.db import Database, get_db
 from shared.errors import ServiceUnavailable
@@ -105,10 +105,10 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def provider_for(settings: PayoutSettings | None = None) -> PayoutProvider:
+def provider_for(settings: Settings | None = None) -> PayoutProvider:
     """The process-wide provider named by ``PAYOUT_PROVIDER`` (sandbox unless production)."""
-    settings = settings or get_payout_settings()
-    return get_provider(settings.provider)
+    settings = settings or get_settings()
+    return get_provider(settings.payout_provider, settings)
 
 
 # --- 1. claim ----------------------------------------------------------------------------------------
@@ -141,15 +141,15 @@ def instruction(item: Claimed) -> PayoutInstruction:
     )
 
 
-def _from_result(item: Claimed, result: ProviderResult, settings: PayoutSettings) -> Outcome:
+def _from_result(item: Claimed, result: ProviderResult, settings: Settings) -> Outcome:
     if result.status == "paid":
         return Outcome(item, "paid", reference=result.provider_reference)
     if result.status == "failed":
         return Outcome(item, "failed", result.provider_reference, result.failure_code, (result.failure_message or "")[:1000])
-    return Outcome(item, "pending", reference=result.provider_reference, retry_s=settings.retry_seconds)
+    return Outcome(item, "pending", reference=result.provider_reference, retry_s=settings.payout_retry_seconds)
 
 
-def call_provider(provider: PayoutProvider, item: Claimed, settings: PayoutSettings) -> Outcome:
+def call_provider(provider: PayoutProvider, item: Claimed, settings: Settings) -> Outcome:
     """One payout through the provider; any doubt about whether money moved becomes a retry, never a failure."""
     try:
         if item.reclaimed:
@@ -161,28 +161,28 @@ def call_provider(provider: PayoutProvider, item: Claimed, settings: PayoutSetti
             instr = instruction(item)
         except DestinationUnavailable as exc:
             if item.reclaimed:  # an earlier claim may have submitted it: only a person can decide
-                return Outcome(item, "retry", error=str(exc), retry_s=settings.retry_seconds)
+                return Outcome(item, "retry", error=str(exc), retry_s=settings.payout_retry_seconds)
             return Outcome(item, "failed", failure_code="destination_unavailable", failure_message=str(exc))
         return _from_result(item, provider.submit(instr), settings)
     except ProviderTransientError as exc:
-        retry = exc.retry_after_s if exc.retry_after_s is not None else settings.retry_seconds
-        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc}"[:1000], retry_s=max(float(settings.retry_seconds), retry))
+        retry = exc.retry_after_s if exc.retry_after_s is not None else settings.payout_retry_seconds
+        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc}"[:1000], retry_s=max(float(settings.payout_retry_seconds), retry))
     except ServiceUnavailable as exc:  # the key service is down: try again later
-        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc.message}"[:1000], retry_s=settings.retry_seconds)
+        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc.message}"[:1000], retry_s=settings.payout_retry_seconds)
     except Exception as exc:  # unknown: the money may have moved, so keep the hold and look again later
         log.exception("payout provider call failed", extra={"event": "payout_provider_error", "payout_id": item.id})
-        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc}"[:1000], retry_s=settings.retry_seconds)
+        return Outcome(item, "retry", error=f"{type(exc).__name__}: {exc}"[:1000], retry_s=settings.payout_retry_seconds)
 
 
-def execute(provider: PayoutProvider, items: list[Claimed], settings: PayoutSettings | None = None) -> list[Outcome]:
-    settings = settings or get_payout_settings()
+def execute(provider: PayoutProvider, items: list[Claimed], settings: Settings | None = None) -> list[Outcome]:
+    settings = settings or get_settings()
     return [call_provider(provider, item, settings) for item in items]
 
 
 # --- 3. record ---------------------------------------------------------------------------------------
-def record(db: Database, outcomes: list[Outcome], *, provider_name: str, settings: PayoutSettings | None = None) -> list[str]:
+def record(db: Database, outcomes: list[Outcome], *, provider_name: str, settings: Settings | None = None) -> list[str]:
     """Records a batch's outcomes in one short transaction; returns the ids this call marked failed."""
-    settings = settings or get_payout_settings()
+    settings = settings or get_settings()
     paid = [{"id": o.payout.id, "reference": o.reference} for o in outcomes if o.kind == "paid"]
     failed = sorted((o for o in outcomes if o.kind == "failed"), key=lambda o: (o.payout.user_id, o.payout.id))
     not_final = [
@@ -237,7 +237,7 @@ def record(db: Database, outcomes: list[Outcome], *, provider_name: str, setting
         )
     for o in outcomes:
         if o.kind == "retry":
-            stuck = o.payout.attempts >= settings.stuck_after_attempts
+            stuck = o.payout.attempts >= settings.payout_stuck_after_attempts
             log.log(
                 40 if stuck else 30,
                 "payout %s not settled after %d attempts: %s",
@@ -256,16 +256,16 @@ def process_batch(
     *,
     batch_size: int | None = None,
     worker_id: str | None = None,
-    settings: PayoutSettings | None = None,
+    settings: Settings | None = None,
 ) -> BatchReport:
     """Claims, pays and records one batch; returns counts and timings."""
-    settings = settings or get_payout_settings()
+    settings = settings or get_settings()
     db = db or get_db()
     provider = provider or provider_for(settings)  # before claiming: a misconfigured provider claims nothing
     report = BatchReport(worker=worker_id or new_worker_id())
     started = time.perf_counter()
-    size = batch_size or settings.batch_size
-    items = claim(db, worker_id=report.worker, batch_size=size, provider_name=provider.name, lease_s=settings.lease_seconds)
+    size = batch_size or settings.payout_batch_size
+    items = claim(db, worker_id=report.worker, batch_size=size, provider_name=provider.name, lease_s=settings.payout_lease_seconds)
     report.claimed = len(items)
     claimed_at = time.perf_counter()
     report.claim_ms = (claimed_at - started) * 1000
@@ -298,11 +298,11 @@ def process_payouts(
     *,
     batch_size: int | None = None,
     max_batches: int = 10,
-    settings: PayoutSettings | None = None,
+    settings: Settings | None = None,
 ) -> list[BatchReport]:
     """Runs batches until one comes back short (nothing more to do) or ``max_batches`` ran."""
-    settings = settings or get_payout_settings()
-    size = batch_size or settings.batch_size
+    settings = settings or get_settings()
+    size = batch_size or settings.payout_batch_size
     provider = provider or provider_for(settings)
     reports: list[BatchReport] = []
     for _ in range(max_batches):

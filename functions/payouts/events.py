@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from functions.payouts import batch
-from functions.payouts.models import get_payout_settings
 from functions.payouts.providers import ProviderConfigError
+from shared.config import get_settings
 from shared.errors import PermanentEventError
 from shared.events import Message, handle
 
@@ -27,8 +27,8 @@ def _int_field(data: dict[str, Any], name: str, default: int, high: int) -> int:
 
 
 def _apply(message: Message) -> None:
-    settings = get_payout_settings()
-    size = _int_field(message.data, "batch_size", settings.batch_size, MAX_BATCH_SIZE)
+    settings = get_settings()
+    size = _int_field(message.data, "batch_size", settings.payout_batch_size, MAX_BATCH_SIZE)
     max_batches = _int_field(message.data, "max_batches", 10, 100)
     try:
         provider = batch.provider_for(settings)

@@ -1,4 +1,4 @@
-"""Request models and validation of the payouts function, and its settings.
+"""Request models and validation of the payouts function (its settings are in shared.config.Settings, payout_*).
 
 Bank accounts: either an IBAN (length per country and the ISO 13616 mod-97 checksum) or a US account
 (9-digit ABA routing number with its checksum, 4-17 digit account number, checking or savings), each
@@ -7,39 +7,17 @@ with the account holder's name. PayPal: an email address.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.auth.models import normalise_email
+from shared.config import MAX_PAYOUT_CENTS  # the ledger's largest single entry: no payout can be larger
 from shared.models import Body, QueryParams
 
-# The ledger's largest single entry is $1,000,000: no payout can be larger.
-MAX_PAYOUT_CENTS = 100_000_000
 STATES = ("requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled")
 PayoutState = Literal["requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled"]
-
-
-class PayoutSettings(BaseSettings):
-    """The payouts area's knobs (to be folded into shared.config.Settings)."""
-
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
-
-    minimum_cents: int = Field(1000, alias="PAYOUT_MINIMUM_CENTS", ge=1, le=MAX_PAYOUT_CENTS)
-    max_methods: int = Field(5, alias="PAYOUT_MAX_METHODS", ge=1, le=50)
-    provider: str | None = Field(None, alias="PAYOUT_PROVIDER", description="sandbox | paypal; default sandbox (paypal in production)")
-    batch_size: int = Field(1000, alias="PAYOUT_BATCH_SIZE", ge=1, le=10_000)
-    lease_seconds: int = Field(600, alias="PAYOUT_LEASE_SECONDS", ge=1, description="a claimed payout is re-claimed after this")
-    retry_seconds: int = Field(60, alias="PAYOUT_RETRY_SECONDS", ge=0, description="pending/transient payouts are due again after this")
-    stuck_after_attempts: int = Field(10, alias="PAYOUT_STUCK_AFTER_ATTEMPTS", ge=1, description="log payout_stuck at ERROR from here")
-
-
-@functools.lru_cache(maxsize=1)
-def get_payout_settings() -> PayoutSettings:
-    return PayoutSettings()
 
 
 # --- validation helpers ------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from typing import Any
 from functions.auth.service import verify_password
 from functions.ledger import service as ledger
 from functions.payouts import queries as q
-from functions.payouts.models import STATES, MethodCreateBody, PayoutCreateBody, PayoutSettings, get_payout_settings
+from functions.payouts.models import STATES, MethodCreateBody, PayoutCreateBody
+from shared.config import Settings, get_settings
 from shared.crypto import encrypt_json, mask_account, mask_email
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -98,9 +99,9 @@ def _method_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "type": row["type"], "label": row["label"], "is_default": row["is_default"], "created_at": row["created_at"]}
 
 
-def add_method(db: Database, user_id: str, body: MethodCreateBody, settings: PayoutSettings | None = None) -> dict[str, Any]:
+def add_method(db: Database, user_id: str, body: MethodCreateBody, settings: Settings | None = None) -> dict[str, Any]:
     """Registers a payout method after re-authentication; the first one (or ``make_default``) becomes the default."""
-    settings = settings or get_payout_settings()
+    settings = settings or get_settings()
     with db.connection() as conn:
         verify_password(conn, user_id, body.password)
     # Encrypt before the transaction: with Cloud KMS this is a network call, never made holding locks.
@@ -108,11 +109,11 @@ def add_method(db: Database, user_id: str, body: MethodCreateBody, settings: Pay
     with db.transaction() as conn:
         conn.value(q.LOCK_USER_METHODS, user_id=user_id)
         count = int(conn.value(q.COUNT_METHODS, user_id=user_id) or 0)
-        if count >= settings.max_methods:
+        if count >= settings.payout_max_methods:
             raise Conflict(
-                f"you can have at most {settings.max_methods} payout methods",
+                f"you can have at most {settings.payout_max_methods} payout methods",
                 code="too_many_payout_methods",
-                details={"max_methods": settings.max_methods},
+                details={"max_methods": settings.payout_max_methods},
             )
         make_default = body.make_default or count == 0
         if make_default:
@@ -260,19 +261,19 @@ def _same_request(row: dict[str, Any], body: PayoutCreateBody) -> None:
 
 
 def request_payout(
-    db: Database, user_id: str, body: PayoutCreateBody, idempotency_key: str | None = None, settings: PayoutSettings | None = None
+    db: Database, user_id: str, body: PayoutCreateBody, idempotency_key: str | None = None, settings: Settings | None = None
 ) -> tuple[dict[str, Any], bool]:
     """Creates a payout request and its ledger hold in one transaction; returns (payout, created).
 
     With an Idempotency-Key the payout id is derived from it, so a retry (even after a crash between our
     commit and the HTTP answer) finds the first request instead of holding twice.
     """
-    settings = settings or get_payout_settings()
-    if body.amount_cents < settings.minimum_cents:
+    settings = settings or get_settings()
+    if body.amount_cents < settings.payout_minimum_cents:
         raise ValidationFailed(
-            f"the minimum payout is {format_cents(settings.minimum_cents)}",
+            f"the minimum payout is {format_cents(settings.payout_minimum_cents)}",
             code="amount_below_minimum",
-            details={"minimum_cents": settings.minimum_cents},
+            details={"minimum_cents": settings.payout_minimum_cents},
         )
     payout_id = payout_id_for(user_id, idempotency_key)
     with db.connection() as conn:

@@ -25,6 +25,7 @@ from functions.auth import service as auth
 from functions.auth.service import new_referral_code
 from functions.privacy import queries as q
 from shared import audit, ratelimit, storage
+from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
 from shared.events import publish
@@ -158,7 +159,7 @@ def process_export(db: Database, export_id: str, *, user_id: str | None = None) 
     if row["status"] != "queued":
         return row["status"]
     object_name = f"exports/{secrets.token_hex(16)}.json"
-    bucket = storage.exports_bucket()
+    bucket = get_settings().exports_bucket
     try:
         with db.connection() as conn:
             payload = build_bundle(conn, row["user_id"], row["id"]).encode()

@@ -230,6 +230,19 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
 ]
 
 
+def test_the_credit_limit_is_read_when_a_request_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from functions.ledger import credits
+    from shared.errors import PermanentEventError
+
+    raw = json.dumps(credit(str(uuid.uuid4()), amount_micros=5_000))
+    assert credits.parse(raw).amount_micros == 5_000
+    assert credits.max_credit_micros() == 1_000_000_000  # $1,000 by default
+    monkeypatch.setenv("CREDIT_REQUEST_MAX_MICROS", "4999")
+    get_settings.cache_clear()  # no re-import: the limit is read per request (tests/conftest.py clears it again after)
+    with pytest.raises(PermanentEventError, match="at most 4999"):
+        credits.parse(raw)
+
+
 @pytest.mark.parametrize(("name", "over", "code"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS])
 def test_impossible_requests_are_dead_lettered_and_acked(
     api: Api, client: Client, caplog: pytest.LogCaptureFixture, name: str, over: dict[str, Any], code: str

@@ -12,6 +12,7 @@ import pytest
 
 from functions.ledger import service as ledger
 from shared import outbox
+from shared.config import get_settings
 from shared.db import Query, get_db
 from tests.fixtures.pubsub import PubSub
 from tests.helpers import Api
@@ -98,6 +99,7 @@ def test_background_publisher_publishes_after_commit_only(pubsub: PubSub) -> Non
 @pytest.mark.pubsub
 def test_concurrent_sweeps_publish_each_event_exactly_once(pubsub: PubSub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTBOX_BACKGROUND_PUBLISH", "false")  # only the sweepers publish here
+    get_settings.cache_clear()  # (tests/conftest.py clears it again after the test, once the env is restored)
     sub = pubsub.pull_subscription(outbox.TOPIC)
     keys = [f"test_event:{uuid.uuid4().hex}" for _ in range(40)]
     with get_db().transaction() as conn:

@@ -18,13 +18,12 @@ from cloudevents.http import CloudEvent
 
 from functions.ledger import service as ledger
 from functions.payouts import batch, events, providers, service
-from functions.payouts.models import PayoutSettings
 from functions.payouts.providers import SandboxProvider
+from shared.config import Settings, get_settings
 from shared.db import Query, get_db
 from tests.helpers import Api
 from tests.payouts.test_requests import available_cents, ledger_ok, new_payout, payee, staff_id
 
-FAST = PayoutSettings(PAYOUT_RETRY_SECONDS=0)
 EXPIRE = Query(
     "test_expire_leases",
     "UPDATE payout_requests SET next_check_at = now() - interval '1 second' WHERE id = ANY(CAST(:ids AS uuid[]))",
@@ -38,6 +37,11 @@ STATES = Query(
 )
 EVENTS = Query("test_batch_events", "SELECT to_state FROM payout_events WHERE payout_id = CAST(:id AS uuid) ORDER BY id", prepared=False)
 DEAD = Query("test_dead_letters", "SELECT code FROM dead_letters WHERE source = 'process_payouts' ORDER BY id DESC LIMIT 1", prepared=False)
+
+
+def with_retry(seconds: int) -> Settings:
+    """The current settings (read when the test runs) with another PAYOUT_RETRY_SECONDS."""
+    return get_settings().model_copy(update={"payout_retry_seconds": seconds})
 
 
 def approved(api: Api, owner_conn: Any, amounts: list[int], *, users: int = 1) -> tuple[list[str], list[str]]:
@@ -62,7 +66,8 @@ def paid_out(user_id: str) -> int:
         return int(ledger.balance(conn, user_id)["lifetime_paid_out"])
 
 
-def run_until_idle(provider: SandboxProvider, *, batch_size: int = 1000, settings: PayoutSettings = FAST) -> None:
+def run_until_idle(provider: SandboxProvider, *, batch_size: int = 1000, settings: Settings | None = None) -> None:
+    settings = settings or with_retry(0)
     for _ in range(20):
         if batch.process_batch(get_db(), provider, batch_size=batch_size, settings=settings).claimed == 0:
             return
@@ -72,7 +77,7 @@ def run_until_idle(provider: SandboxProvider, *, batch_size: int = 1000, setting
 def test_a_batch_pays_approved_payouts_and_counts_them(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [1_000, 2_000, 3_000])
     provider = SandboxProvider()
-    report = batch.process_batch(get_db(), provider, settings=FAST)
+    report = batch.process_batch(get_db(), provider, settings=with_retry(0))
     assert report.claimed >= 3 and report.paid >= 3
     assert all(s["status"] == "paid" and s["provider_status"] == "paid" for s in states(owner_conn, ids).values())
     assert paid_out(user) == 6_000 * ledger.MICROS_PER_CENT
@@ -123,7 +128,7 @@ def test_provider_failure_releases_the_hold(api: Api, owner_conn: Any, caplog: p
     before = available_cents(user)
     provider = SandboxProvider(fail_amount_suffixes=("13",))
     with caplog.at_level(logging.ERROR):
-        batch.process_batch(get_db(), provider, settings=FAST)
+        batch.process_batch(get_db(), provider, settings=with_retry(0))
     s = states(owner_conn, ids)
     assert s[ids[0]]["status"] == "failed" and s[ids[0]]["failure_code"] == "sandbox_rejected_amount"
     assert s[ids[1]]["status"] == "paid"
@@ -141,13 +146,13 @@ def test_provider_failure_releases_the_hold(api: Api, owner_conn: Any, caplog: p
 def test_pending_is_rechecked_with_get_status(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [2_000])
     provider = SandboxProvider(pending=True, settle_after_polls=1)
-    batch.process_batch(get_db(), provider, settings=PayoutSettings(PAYOUT_RETRY_SECONDS=3600))
+    batch.process_batch(get_db(), provider, settings=with_retry(3600))
     s = states(owner_conn, ids)[ids[0]]
     assert (s["status"], s["provider_status"]) == ("submitted", "pending")
-    batch.process_batch(get_db(), provider, settings=FAST)  # not due yet: untouched
+    batch.process_batch(get_db(), provider, settings=with_retry(0))  # not due yet: untouched
     assert states(owner_conn, ids)[ids[0]]["attempts"] == 1
     owner_conn.execute(EXPIRE, ids=ids)
-    batch.process_batch(get_db(), provider, settings=FAST)
+    batch.process_batch(get_db(), provider, settings=with_retry(0))
     assert states(owner_conn, ids)[ids[0]]["status"] == "paid"
     assert provider.submits_of(ids[0]) == 1 and ids[0] in provider.payments()
     assert paid_out(user) == 2_000 * ledger.MICROS_PER_CENT
@@ -156,7 +161,7 @@ def test_pending_is_rechecked_with_get_status(api: Api, owner_conn: Any) -> None
 def test_transient_errors_retry_with_the_same_id(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [2_500])
     provider = SandboxProvider(transient_failures=2, transient_payout_ids=frozenset(ids))
-    batch.process_batch(get_db(), provider, settings=FAST)
+    batch.process_batch(get_db(), provider, settings=with_retry(0))
     s = states(owner_conn, ids)[ids[0]]
     assert s["status"] == "submitted" and "ProviderTransientError" in s["last_error"]
     assert available_cents(user) == 1_000  # the hold stays
@@ -174,12 +179,12 @@ def test_crash_after_claim_before_submit(api: Api, owner_conn: Any) -> None:
     claimed = batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600)
     assert set(ids) <= {c.id for c in claimed}
     # the worker dies here. Until the lease expires nobody touches them...
-    batch.process_batch(get_db(), provider, settings=FAST)
+    batch.process_batch(get_db(), provider, settings=with_retry(0))
     assert all(s["status"] == "submitted" for s in states(owner_conn, ids).values())
     assert not any(provider.record(pid) for pid in ids)
     # ...then the next batch takes them over with the same ids
     owner_conn.execute(EXPIRE, ids=ids)
-    batch.process_batch(get_db(), provider, settings=FAST)
+    batch.process_batch(get_db(), provider, settings=with_retry(0))
     assert all(s["status"] == "paid" for s in states(owner_conn, ids).values())
     assert all(provider.submits_of(pid) == 1 for pid in ids)
     assert paid_out(user) == 3_100 * ledger.MICROS_PER_CENT
@@ -190,11 +195,11 @@ def test_crash_after_submit_before_recording(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [1_700, 1_800])
     provider = SandboxProvider()
     claimed = [c for c in batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600) if c.id in ids]
-    late = batch.execute(provider, claimed, FAST)  # the money moved...
+    late = batch.execute(provider, claimed, with_retry(0))  # the money moved...
     assert {o.kind for o in late} == {"paid"} and all(pid in provider.payments() for pid in ids)
     # ...and the worker died before writing it down. After the lease, another worker finds out.
     owner_conn.execute(EXPIRE, ids=ids)
-    batch.process_batch(get_db(), provider, settings=FAST)
+    batch.process_batch(get_db(), provider, settings=with_retry(0))
     assert all(s["status"] == "paid" and s["attempts"] == 2 for s in states(owner_conn, ids).values())
     assert all(provider.submits_of(pid) == 1 for pid in ids)  # looked up with get_status, not resubmitted
     assert paid_out(user) == 3_500 * ledger.MICROS_PER_CENT
@@ -216,7 +221,7 @@ def test_an_erased_method_fails_the_payout_and_releases(api: Api, owner_conn: An
         id=user,
     )
     before = available_cents(user)
-    batch.process_batch(get_db(), SandboxProvider(), settings=FAST)
+    batch.process_batch(get_db(), SandboxProvider(), settings=with_retry(0))
     s = states(owner_conn, ids)[ids[0]]
     assert (s["status"], s["failure_code"]) == ("failed", "destination_unavailable")
     assert available_cents(user) == before + 1_900

@@ -9,6 +9,7 @@ import pytest
 
 from functions.payouts import service
 from functions.payouts.models import normalise_iban, valid_routing_number
+from shared.config import get_settings
 from shared.crypto import decrypt_json
 from shared.db import Query
 from tests.helpers import PASSWORD, Api, User, error_code
@@ -119,9 +120,8 @@ def test_bad_methods_are_refused(api: Api, body: dict[str, Any]) -> None:
 
 
 def test_at_most_n_methods(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from functions.payouts import models
-
-    monkeypatch.setattr(models.get_payout_settings(), "max_methods", 2)
+    monkeypatch.setenv("PAYOUT_MAX_METHODS", "2")
+    get_settings.cache_clear()  # read at call time (tests/conftest.py clears it again after the test)
     user = api.signup()
     assert add(api, user, paypal("one@example.com")).status_code == 201
     assert add(api, user, paypal("two@example.com")).status_code == 201

@@ -207,14 +207,20 @@ def test_get_provider_is_process_wide_and_refuses_sandbox_in_production(monkeypa
             build_provider("stripe")
         monkeypatch.delenv("PAYPAL_CLIENT_ID", raising=False)
         monkeypatch.delenv("PAYOUT_PROVIDER_API_KEY", raising=False)
+        get_settings.cache_clear()
         with pytest.raises(ProviderConfigError):
             build_provider("paypal")
         monkeypatch.setenv("PAYOUT_PROVIDER_API_KEY", "id-from-secret:secret-from-secret")
+        get_settings.cache_clear()
         assert isinstance(build_provider("paypal"), PayPalProvider)
+        assert "secret-from-secret" not in repr(get_settings())  # SecretStr: never printed with the settings
         monkeypatch.setenv("PAYPAL_CLIENT_ID", "id")
         monkeypatch.setenv("PAYPAL_CLIENT_SECRET", "very-secret")
+        monkeypatch.setenv("PAYPAL_TIMEOUT_S", "7.5")
+        get_settings.cache_clear()
         provider = build_provider("paypal")
         assert isinstance(provider, PayPalProvider) and "very-secret" not in repr(provider)
+        assert provider.timeout_s == 7.5
         assert provider.base_url == "https://api-m.sandbox.paypal.com"
         with monkeypatch.context() as mp:
             mp.setenv("EARNPAY_ENV", "production")

@@ -11,8 +11,9 @@ from pg8000.exceptions import DatabaseError
 from werkzeug.test import Client
 
 from functions.ledger import service as ledger
-from functions.payouts import models, service
+from functions.payouts import service
 from functions.payouts.models import PayoutCreateBody
+from shared.config import get_settings
 from shared.db import Query, get_db, sqlstate
 from tests.helpers import PASSWORD, Api, User, error_code
 
@@ -190,13 +191,12 @@ def test_malformed_bodies(api: Api, owner_conn: Any) -> None:
 
 
 def test_the_minimum_is_configurable(api: Api, owner_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models.get_payout_settings(), "minimum_cents", 2_500)
+    monkeypatch.setenv("PAYOUT_MINIMUM_CENTS", "2500")
+    get_settings.cache_clear()  # read at call time: no restart needed (tests/conftest.py clears it again after the test)
     user = payee(api, owner_conn, cents=5_000)
     resp = request(api, user, 2_000)
     assert resp.status_code == 422 and resp.get_json()["error"]["details"] == {"minimum_cents": 2_500}
     assert request(api, user, 2_500).status_code == 201
-    monkeypatch.setenv("PAYOUT_MINIMUM_CENTS", "1234")
-    assert models.PayoutSettings().minimum_cents == 1234
 
 
 # --- cancel and privacy ------------------------------------------------------------------------------

@@ -223,7 +223,13 @@ class SandboxProvider:
 
 
 def config_from_env(env: Iterable[tuple[str, str]]) -> SandboxConfig:
-    """Reads ``SANDBOX_PAYOUT_*`` variables (local runs configure failures without code)."""
+    """Reads ``SANDBOX_PAYOUT_*`` variables (local runs configure failures without code).
+
+    Deliberately not fields of ``shared.config.Settings``: they are failure-injection knobs of a fake
+    provider that production refuses to build (``build_provider``), used only for local runs and tests,
+    never set by Terraform. They are read when a sandbox provider is built (call time, not import time),
+    and ``env`` is any iterable of pairs so tests can hand in a dict instead of touching the process env.
+    """
     values = {k: v for k, v in env if k.startswith("SANDBOX_PAYOUT_") and v.strip()}
 
     def split(name: str) -> list[str]:
