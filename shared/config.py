@@ -137,6 +137,14 @@ class Settings(BaseSettings):
         le=LEDGER_MAX_ENTRY_MICROS,
         description="largest single credit a publisher may request (micro-dollars; never above the ledger's $1,000,000 entry limit)",
     )
+    daily_earning_cap_micros: int = Field(
+        5_000_000,
+        alias="DAILY_EARNING_CAP_MICROS",
+        ge=0,
+        description=(
+            "video rewards credited per user per UTC day (micro-dollars); what completion would credit beyond it is withheld and recorded"
+        ),
+    )
 
     # --- payouts --------------------------------------------------------------------------------
     payout_minimum_cents: int = Field(

@@ -10,15 +10,12 @@ reward exists exactly when the completion does, and exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from pg8000.exceptions import DatabaseError
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.earnings import bonuses
 from functions.ledger import service as ledger
@@ -26,26 +23,12 @@ from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
 from functions.videos.service import required_seconds
 from shared import outbox
+from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
 from shared.pagination import decode_cursor, encode_cursor
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class ProgressSettings(BaseSettings):
-    """This area's knobs (to be folded into shared.config.Settings)."""
-
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
-
-    # Video rewards credited per user per UTC day; what completion would credit beyond it is
-    # withheld and recorded (withheld_rewards). Default $5.
-    daily_earning_cap_micros: int = Field(5_000_000, alias="DAILY_EARNING_CAP_MICROS", ge=0)
-
-
-@functools.lru_cache(maxsize=1)
-def get_progress_settings() -> ProgressSettings:
-    return ProgressSettings()
 
 
 def _seconds(value: Decimal | None) -> float:
@@ -60,7 +43,7 @@ def _money(micros: int | None) -> dict[str, Any] | None:
 
 def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
-    cap = get_progress_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
+    cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
     params = {
         "user_id": user_id,
         "video_id": video_id,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from functions.progress.service import get_progress_settings
 from functions.videos import service as videos
+from shared.config import get_settings
 from shared.db import Conn, Query, get_db
 from tests.helpers import Api, User, error_code
 
@@ -252,7 +252,7 @@ def test_parallel_completion_attempts_give_exactly_one_reward(api: Api, apps: ob
 
 
 def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) -> None:
-    cap = get_progress_settings().daily_earning_cap_micros
+    cap = get_settings().daily_earning_cap_micros
     reward = cap * 3 // 5
     user = api.signup()
     first, second, third = (make_video(duration=20, reward=reward, pct=50) for _ in range(3))
