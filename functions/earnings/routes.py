@@ -15,9 +15,9 @@ router = Router("earnings")
 
 
 @router.route("GET", "/", query=HistoryQuery, summary="Earnings history, newest first (keyset-paginated; type and date filters)")
-def history(ctx: Ctx) -> dict[str, Any]:
+def history(ctx: Ctx) -> flask.Response:
     with get_db().connection() as conn:
-        return service.history(conn, ctx.user_id, ctx.query)
+        return json_response(service.history(conn, ctx.user_id, ctx.query))
 
 
 @router.route("GET", "/stats", summary="Available balance, lifetime totals, today / 7-day / 30-day sums by type")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -28,42 +29,25 @@ def _money(micros: int) -> dict[str, Any]:
     return {"micros": micros, "formatted": format_micros(micros)}
 
 
-def present_entry(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "seq": row["seq"],
-        "type": row["type"],
-        "amount_micros": row["amount"],
-        "amount_formatted": format_micros(row["amount"]),
-        "balance_after_micros": row["balance_after"],
-        "balance_after_formatted": format_micros(row["balance_after"]),
-        "created_at": row["created_at"],
-        "source": row["source"],
-        "reference": row["reference"],
-    }
-
-
-def history(conn: Conn, user_id: str, query: HistoryQuery) -> dict[str, Any]:
-    """One page of the user's entries, newest first (keyset on seq)."""
+def history(conn: Conn, user_id: str, query: HistoryQuery) -> str:
+    """One page of the user's entries, newest first (keyset on seq), as JSON text built by PostgreSQL."""
     before = _MAX_SEQ
     if query.cursor is not None:
         before = decode_cursor(query.cursor, "earnings", {"seq": int})["seq"]
         if not 1 <= before <= _MAX_SEQ:
             before = 1  # a positioned-past-the-end cursor: an empty page, not an error
-    rows = conn.all(
+    row = conn.one(
         q.HISTORY_PAGE,
         user_id=user_id,
         before_seq=before,
         type=query.type,
         from_ts=start_of(query.from_) if query.from_ else None,
         to_ts=end_of(query.to) if query.to else None,
-        limit=query.limit + 1,
+        limit=query.limit,
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return {
-        "items": [present_entry(r) for r in rows],
-        "next_cursor": encode_cursor("earnings", {"seq": rows[-1]["seq"]}) if more else None,
-    }
+    assert row is not None
+    cursor = encode_cursor("earnings", {"seq": row["last_seq"]}) if row["more"] else None
+    return '{"items":' + row["items"] + ',"next_cursor":' + json.dumps(cursor) + "}"
 
 
 @dataclass(frozen=True)
