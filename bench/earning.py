@@ -83,6 +83,16 @@ def _signup(client: Client, prefix: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {data['session']['token']}"}
 
 
+def _run_pgbench(db: BenchDb, database: str, *args: str) -> float:
+    """Runs the server's own pgbench against ``database``; returns its TPS."""
+    cmd = [db.bin("pgbench"), "-h", str(db.pgdata), "-p", "5432", "-U", "postgres", *args, database]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    if not match:
+        raise RuntimeError("could not read pgbench's TPS:\n" + out)
+    return float(match.group(1))
+
+
 def _pgbench(db: BenchDb, seconds: int) -> float:
     """pgbench tpcb-like TPS with 16 clients on the benchmark server (scratch database, scale 16)."""
     from bench.generate import _connect
@@ -92,19 +102,27 @@ def _pgbench(db: BenchDb, seconds: int) -> float:
     if not exists:
         raw.execute_simple(f"CREATE DATABASE {PGBENCH_DB}")
     raw.close()
-    base = [db.bin("pgbench"), "-h", str(db.pgdata), "-p", "5432", "-U", "postgres"]
     if not exists:
-        subprocess.run([*base, "-i", "-q", "-s", str(PGBENCH_SCALE), PGBENCH_DB], check=True, capture_output=True)
-    out = subprocess.run(
-        [*base, "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-b", "tpcb-like", PGBENCH_DB],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-    if not match:
-        raise RuntimeError("could not read pgbench's TPS:\n" + out)
-    return float(match.group(1))
+        init = [db.bin("pgbench"), "-h", str(db.pgdata), "-p", "5432", "-U", "postgres", "-i", "-q", "-s", str(PGBENCH_SCALE), PGBENCH_DB]
+        subprocess.run(init, check=True, capture_output=True)
+    return _run_pgbench(db, PGBENCH_DB, "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-b", "tpcb-like")
+
+
+def _pgbench_heartbeats(db: BenchDb, video: str, seconds: int) -> float:
+    """The heartbeat statement alone, driven by pgbench (16 clients, 16 generated users, one stream
+    each, a growing client_seq) on the same server: the database's side of a heartbeat without the
+    Python HTTP stack in front of it."""
+    import tempfile
+
+    script = (
+        "\\set seq :seq + 1\n"
+        "SELECT status FROM progress_heartbeat(md5('earnpay-bench-user-' || (:client_id + 100))::uuid, CAST(:vid AS uuid),"
+        " (:seq * 0.01)::numeric, true, :seq, md5('bench-session-' || :client_id || '-' || CAST(:run AS text))::uuid, false, 5000000);\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
+        fh.write(script)
+    variables = ["-D", "seq=0", "-D", f"vid={video}", "-D", f"run={uuid.uuid4().hex}"]
+    return _run_pgbench(db, db.name, "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "-f", fh.name, *variables)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -201,13 +219,16 @@ def main(args: argparse.Namespace) -> None:
     # --- the reference: pgbench on the same server, server idle ------------------------------------
     tps = _pgbench(db, 5 if quick else 15)
     ratio = hb_tps / tps
+    sql_tps = _pgbench_heartbeats(db, video, 5 if quick else 15)
     rows.append({"benchmark": f"pgbench tpcb-like, {CLIENTS} clients (scale {PGBENCH_SCALE})", "req/s": round(tps)})
     rows.append(
         {
-            "benchmark": "heartbeat throughput / pgbench TPS",
+            "benchmark": "heartbeat throughput (HTTP) / pgbench TPS",
             "req/s": round(ratio, 2),
             "target": ">= 0.5",
             "met": "yes" if ratio >= 0.5 else "NO",
         }
     )
+    rows.append({"benchmark": f"heartbeat statement alone via pgbench, {CLIENTS} clients", "req/s": round(sql_tps)})
+    rows.append({"benchmark": "heartbeat statement TPS / pgbench TPS (database side)", "req/s": round(sql_tps / tps, 2)})
     print_table("earning: history, export, heartbeats, credits over HTTP (2 workers x 8 threads) vs pgbench", rows)
