@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from functions.ledger.service import MAX_ENTRY
-from shared.models import Body
+from shared.models import Body, collapse_whitespace
 from shared.pagination import PageQuery
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -15,15 +15,8 @@ UserId = Annotated[str, Field(pattern=UUID_PATTERN), AfterValidator(str.lower)]
 Role = Literal["user", "support", "finance", "compliance", "admin"]
 
 
-def _reason(value: str) -> str:
-    value = " ".join(value.split())
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
 # A staff member's reason, kept for good in the audit log: 1-500 characters, whitespace collapsed.
-Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_reason)]
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(collapse_whitespace)]
 
 
 class UserSearchQuery(PageQuery):

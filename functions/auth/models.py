@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from shared.models import Body
+from shared.models import Body, collapse_whitespace
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 
@@ -19,17 +19,10 @@ def normalise_email(value: str) -> str:
     return value
 
 
-def _display_name(value: str) -> str:
-    value = " ".join(value.split())
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
 # Long passphrases welcome; the cap keeps argon2's input bounded.
 Password = Annotated[str, Field(min_length=10, max_length=128)]
-DisplayName = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(_display_name)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=80), AfterValidator(collapse_whitespace)]
 ReferralCode = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[23456789ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz]{8}$")]
 
 

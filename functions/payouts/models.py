@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
 
-from functions.auth.models import normalise_email
+from functions.auth.models import Email
 from shared.config import MAX_PAYOUT_CENTS  # the ledger's largest single entry: no payout can be larger
-from shared.models import Body, QueryParams
+from shared.models import Body, QueryParams, collapse_whitespace
 
 STATES = ("requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled")
 PayoutState = Literal["requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled"]
@@ -61,18 +61,10 @@ def valid_routing_number(value: str) -> str:
     return value
 
 
-def _holder(value: str) -> str:
-    value = " ".join(value.split())
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
 Iban = Annotated[str, Field(min_length=15, max_length=42), AfterValidator(normalise_iban)]
 RoutingNumber = Annotated[str, Field(min_length=9, max_length=9), AfterValidator(valid_routing_number)]
 AccountNumber = Annotated[str, Field(pattern=r"^[0-9]{4,17}$")]
-Holder = Annotated[str, Field(min_length=1, max_length=140), AfterValidator(_holder)]
+Holder = Annotated[str, Field(min_length=1, max_length=140), AfterValidator(collapse_whitespace)]
 # Re-authentication: the same bounds as login.
 Password = Annotated[str, Field(min_length=1, max_length=128)]
 Uuid = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
