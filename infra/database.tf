@@ -150,7 +150,8 @@ resource "google_sql_database_instance" "primary" {
       value = "ddl"
     }
     ## pgAudit records DDL and role changes (who granted what) for the audit trail; the
-    ## first migration runs CREATE EXTENSION pgaudit.
+    ## one-time set-up in docs/deploy.md runs CREATE EXTENSION pgaudit (the embedded local
+    ## PostgreSQL has no pgaudit, so it is not in a migration).
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"
@@ -280,7 +281,8 @@ resource "google_sql_database_instance" "replica" {
       value = "ddl"
     }
     ## pgAudit records DDL and role changes (who granted what) for the audit trail; the
-    ## first migration runs CREATE EXTENSION pgaudit.
+    ## one-time set-up in docs/deploy.md runs CREATE EXTENSION pgaudit (the embedded local
+    ## PostgreSQL has no pgaudit, so it is not in a migration).
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"

@@ -144,7 +144,7 @@ def libpq_target(url: str) -> tuple[str, dict[str, str]]:
 
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float) -> None:
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)  # noqa: S603
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)  # noqa: S603  # a fixed argument list of our own PostgreSQL tools, no shell
     if proc.returncode != 0:
         raise DrillError(f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}")
 

@@ -51,7 +51,7 @@ def location(upload: dict[str, Any]) -> tuple[str, str]:
 
 def put_file(upload: dict[str, Any], data: bytes, headers: dict[str, str] | None = None) -> int:
     """PUTs ``data`` to the signed URL with the headers the API said to send (or ``headers``)."""
-    req = urllib.request.Request(upload["upload_url"], data=data, method=upload["method"], headers=headers or upload["headers"])  # noqa: S310
+    req = urllib.request.Request(upload["upload_url"], data=data, method=upload["method"], headers=headers or upload["headers"])  # noqa: S310  # the emulator URL the API under test returned
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310  # the local emulator
             return int(resp.status)

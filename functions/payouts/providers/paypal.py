@@ -263,7 +263,7 @@ class PayPalProvider:
         raise AssertionError("unreachable")
 
     def _send(self, method: str, path: str, payload: bytes | None, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(self.base_url + path, data=payload, headers=headers, method=method)  # noqa: S310
+        request = urllib.request.Request(self.base_url + path, data=payload, headers=headers, method=method)  # noqa: S310  # https base URL from settings (or the local stand-in), never user input
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
                 status, text = response.status, response.read()
