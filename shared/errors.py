@@ -65,9 +65,14 @@ class RateLimited(AppError):
 
 
 class ServiceUnavailable(AppError):
-    """A dependency (usually the database) is down: 503 and the client may retry."""
+    """A dependency (the database, file storage, the key service) is down: 503, and the client may
+    retry after a few seconds."""
 
     status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.headers["Retry-After"] = "5"
 
 
 # --- event handling: exactly two outcomes for a failed CloudEvent --------------------------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import get_settings
+from shared.errors import ServiceUnavailable
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -33,6 +34,16 @@ EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
 LOCAL_SIGNER_EMAIL = "local-signer@earnpay-local.iam.gserviceaccount.com"
 _TIMEOUT_S = 30.0
+# Retries inside one call stop after this long (the library's default keeps trying for minutes,
+# which would hang a request or an event handler through an outage; our callers retry instead).
+_RETRY_BUDGET_S = 8.0
+
+
+@functools.lru_cache(maxsize=1)
+def _retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(_RETRY_BUDGET_S)
 
 
 def emulator_host() -> str | None:
@@ -139,12 +150,47 @@ class SignedUpload:
     expires_at: dt.datetime
 
 
+@functools.lru_cache(maxsize=1)
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Failures of the storage service itself (not of the request): unreachable, no credentials,
+    Google's 5xx and 429, timeouts."""
+    import requests
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+
+    return (
+        api.ServerError,
+        api.TooManyRequests,
+        api.RetryError,
+        auth.DefaultCredentialsError,
+        auth.TransportError,
+        auth.RefreshError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+    )
+
+
+def _service_call(fn: Any) -> Any:
+    """Turns a storage outage into ServiceUnavailable: a 503 for HTTP callers, a retry for events."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _unavailable_errors() as exc:
+            log.error("cloud storage unavailable in %s: %s", fn.__name__, exc, extra={"event": "storage_unavailable"})
+            raise ServiceUnavailable("file storage is unavailable; try again shortly", code="storage_unavailable") from exc
+
+    return call
+
+
 def _expiry(expires_s: int) -> int:
     if not 1 <= expires_s <= MAX_SIGNED_URL_SECONDS:
         raise ValueError(f"signed URL lifetime must be 1..{MAX_SIGNED_URL_SECONDS} seconds")
     return expires_s
 
 
+@_service_call
 def signed_upload_url(bucket: str, object_name: str, content_type: str, max_bytes: int, expires_s: int) -> SignedUpload:
     """A V4 signed PUT URL for one object, binding its content type and a 0..max_bytes size range.
 
@@ -168,6 +214,7 @@ def signed_upload_url(bucket: str, object_name: str, content_type: str, max_byte
     return SignedUpload(url=url, method="PUT", headers={"Content-Type": content_type, **headers}, expires_at=expires_at)
 
 
+@_service_call
 def signed_download_url(
     bucket: str, object_name: str, expires_s: int, *, response_type: str | None = None, response_disposition: str | None = None
 ) -> str:
@@ -186,25 +233,31 @@ def signed_download_url(
 
 
 # --- objects --------------------------------------------------------------------------------------
+@_service_call
 def upload_json(bucket: str, name: str, data: Any, *, if_generation_match: int | None = None) -> int:
     """Writes ``data`` as a JSON object (``if_generation_match=0``: only if absent); returns its generation."""
     blob = client().bucket(bucket).blob(name)
     payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-    blob.upload_from_string(payload, content_type="application/json", if_generation_match=if_generation_match, timeout=_TIMEOUT_S)
+    blob.upload_from_string(
+        payload, content_type="application/json", if_generation_match=if_generation_match, timeout=_TIMEOUT_S, retry=_retry()
+    )
     return int(blob.generation or 0)
 
 
+@_service_call
 def upload_bytes(bucket: str, name: str, data: bytes, content_type: str) -> int:
     """Writes raw bytes; returns the new generation."""
     blob = client().bucket(bucket).blob(name)
-    blob.upload_from_string(data, content_type=content_type, timeout=_TIMEOUT_S)
+    # the object names we write are fresh per upload, so retrying an upload cannot clobber anything
+    blob.upload_from_string(data, content_type=content_type, timeout=_TIMEOUT_S, retry=_retry())
     return int(blob.generation or 0)
 
 
+@_service_call
 def download_bytes(bucket: str, name: str, *, start: int | None = None, end: int | None = None) -> bytes:
     """The object's bytes (``start``/``end`` inclusive for a range); raises google NotFound when absent."""
     blob = client().bucket(bucket).blob(name)
-    return bytes(blob.download_as_bytes(start=start, end=end, timeout=_TIMEOUT_S))
+    return bytes(blob.download_as_bytes(start=start, end=end, timeout=_TIMEOUT_S, retry=_retry()))
 
 
 def read_head(bucket: str, name: str, n: int = 16) -> bytes:
@@ -212,29 +265,32 @@ def read_head(bucket: str, name: str, n: int = 16) -> bytes:
     return download_bytes(bucket, name, start=0, end=n - 1)
 
 
+@_service_call
 def object_exists(bucket: str, name: str) -> bool:
-    return bool(client().bucket(bucket).blob(name).exists(timeout=_TIMEOUT_S))
+    return bool(client().bucket(bucket).blob(name).exists(timeout=_TIMEOUT_S, retry=_retry()))
 
 
+@_service_call
 def object_metadata(bucket: str, name: str) -> dict[str, Any] | None:
     """The object resource (JSON API shape: bucket, name, contentType, size, md5Hash, generation...), or None."""
     from google.api_core.exceptions import NotFound
 
     blob = client().bucket(bucket).blob(name)
     try:
-        blob.reload(timeout=_TIMEOUT_S)
+        blob.reload(timeout=_TIMEOUT_S, retry=_retry())
     except NotFound:
         return None
     return dict(blob._properties)
 
 
+@_service_call
 def delete_object(bucket: str, name: str, *, generation: int | None = None) -> bool:
     """Deletes an object (only that generation when given); False when it was already gone."""
     from google.api_core.exceptions import NotFound, PreconditionFailed
 
     blob = client().bucket(bucket).blob(name)
     try:
-        blob.delete(if_generation_match=generation, timeout=_TIMEOUT_S)
+        blob.delete(if_generation_match=generation, timeout=_TIMEOUT_S, retry=_retry())
     except (NotFound, PreconditionFailed):
         return False
     return True
