@@ -9,8 +9,6 @@ changes (a user's cancel against a staff approval) leave exactly one outcome.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from shared.config import Settings, get_settings
 from shared.crypto import encrypt_json, mask_account, mask_email
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.pagination import decode_cursor, encode_cursor
 
 CURRENCY = "USD"
 SOURCE = "payouts"
@@ -192,29 +191,26 @@ def staff_view(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-# --- cursors -----------------------------------------------------------------------------------------
-def encode_cursor(row: dict[str, Any]) -> str:
-    at: datetime = row["requested_at"]
-    raw = json.dumps([at.isoformat(), row["id"]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# --- cursors (shared.pagination; the key is the last row's (requested_at, id)) -----------------------
+USER_LIST, REVIEW_LIST = "payouts", "payout_review"
 
 
-def decode_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+def _decode_cursor(kind: str, cursor: str | None) -> tuple[str | None, str | None]:
     if cursor is None:
         return None, None
+    key = decode_cursor(cursor, kind, {"at": str, "id": str})
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, pid = json.loads(raw)
-        datetime.fromisoformat(at)
-        return str(at), str(uuid.UUID(pid))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("the cursor is not valid", code="invalid_cursor") from exc
+        datetime.fromisoformat(key["at"])
+        return key["at"], str(uuid.UUID(key["id"]))
+    except ValueError as exc:
+        raise ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor") from exc
 
 
-def _page(rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def _page(kind: str, rows: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+    cursor = encode_cursor(kind, {"at": rows[-1]["requested_at"].isoformat(), "id": rows[-1]["id"]}) if more and rows else None
+    return rows, cursor
 
 
 # --- payout requests ---------------------------------------------------------------------------------
@@ -317,10 +313,10 @@ def request_payout(
 
 def list_payouts(db: Database, user_id: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None) -> dict[str, Any]:
     """The user's payouts, newest first, keyset-paginated."""
-    after_at, after_id = decode_cursor(cursor)
+    after_at, after_id = _decode_cursor(USER_LIST, cursor)
     with db.connection() as conn:
         rows = conn.all(q.LIST_USER_PAYOUTS, user_id=user_id, status=status, after_at=after_at, after_id=after_id, limit=limit + 1)
-    rows, next_cursor = _page(rows, limit)
+    rows, next_cursor = _page(USER_LIST, rows, limit)
     return {"items": [public_view(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -419,7 +415,7 @@ def list_for_review(conn: Conn, status: str = "requested", limit: int = 50, curs
         raise ValidationFailed(f"status must be one of {', '.join(STATES)}", code="invalid_status")
     if not 1 <= limit <= 200:
         raise ValidationFailed("limit must be 1-200", code="invalid_limit")
-    after_at, after_id = decode_cursor(cursor)
+    after_at, after_id = _decode_cursor(REVIEW_LIST, cursor)
     rows = conn.all(q.LIST_FOR_REVIEW, status=status, after_at=after_at, after_id=after_id, limit=limit + 1)
-    rows, next_cursor = _page(rows, limit)
+    rows, next_cursor = _page(REVIEW_LIST, rows, limit)
     return {"items": [staff_view(r) for r in rows], "next_cursor": next_cursor}
