@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -53,24 +51,6 @@ def _uuid_or_404(value: str, error: type[NotFound] = PayoutNotFound) -> str:
         return str(uuid.UUID(value))
     except (ValueError, TypeError, AttributeError) as exc:
         raise error("no such payout" if error is PayoutNotFound else "no such payout method") from exc
-
-
-@contextmanager
-def _tx(conn: Conn) -> Iterator[Conn]:
-    """The caller's transaction when there is one (the admin function's, with its audit entry), else a new one."""
-    if _in_transaction(conn):
-        yield conn
-    else:
-        with conn.transaction():
-            yield conn
-
-
-def _in_transaction(conn: Conn) -> bool:
-    # Conn.in_transaction reads an attribute pg8000's dbapi connection lacks; ``_in_transaction`` is its status.
-    try:
-        return bool(conn.in_transaction)
-    except AttributeError:
-        return bool(getattr(conn.raw, "_in_transaction", False))
 
 
 def format_cents(cents: int) -> str:
@@ -385,7 +365,7 @@ def approve(conn: Conn, payout_id: str, staff_id: str) -> dict[str, Any]:
     409 ``payout_not_pending`` (already decided or cancelled), 409 ``payout_user_not_eligible`` (the
     owner is no longer active and KYC-verified).
     """
-    with _tx(conn):
+    with conn.atomic():
         before = _lock_requested(conn, payout_id, staff_id, "approve")
         try:
             _check_eligible(conn, before["user_id"])
@@ -401,7 +381,7 @@ def reject(conn: Conn, payout_id: str, staff_id: str, reason: str) -> dict[str, 
     reason = " ".join((reason or "").split())
     if not 1 <= len(reason) <= 500:
         raise ValidationFailed("a reason of 1-500 characters is required", code="reason_required")
-    with _tx(conn):
+    with conn.atomic():
         before = _lock_requested(conn, payout_id, staff_id, "reject")
         after = conn.one(q.REJECT_PAYOUT, id=before["id"], staff_id=staff_id, actor=staff_id, reason=reason, actor_reason=reason)
         assert after is not None
