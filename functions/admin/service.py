@@ -26,6 +26,7 @@ from functions.videos.models import VideoCreate
 from shared import audit
 from shared.db import Conn
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
+from shared.ids import uuid_or
 from shared.pagination import decode_cursor, encode_cursor
 
 RECENT_ENTRIES = 20
@@ -71,10 +72,7 @@ def record(
 
 
 def _user_id_or_404(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise NotFound("no such user", code="user_not_found") from exc
+    return uuid_or(value, NotFound("no such user", code="user_not_found"))
 
 
 def _require_user(conn: Conn, user_id: str) -> str:

@@ -20,6 +20,7 @@ from shared import pagination, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from shared.ids import uuid_or
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -60,10 +61,7 @@ def decode_cursor(kind: str, cursor: str) -> tuple[dt.datetime, str]:
 
 
 def _uuid(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError as exc:
-        raise NotFound(f"no such {what}", code=f"{what}_not_found") from exc
+    return uuid_or(value, NotFound(f"no such {what}", code=f"{what}_not_found"))
 
 
 # --- the user's side ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from shared.config import Settings, get_settings
 from shared.crypto import encrypt_json, mask_account, mask_email
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.ids import uuid_or
 from shared.pagination import decode_cursor, encode_cursor
 
 CURRENCY = "USD"
@@ -47,10 +48,7 @@ def payout_id_for(user_id: str, idempotency_key: str | None) -> str:
 
 
 def _uuid_or_404(value: str, error: type[NotFound] = PayoutNotFound) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise error("no such payout" if error is PayoutNotFound else "no such payout method") from exc
+    return uuid_or(value, error("no such payout" if error is PayoutNotFound else "no such payout method"))
 
 
 def format_cents(cents: int) -> str:

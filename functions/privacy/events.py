@@ -7,22 +7,19 @@ raised so Pub/Sub redelivers; a redelivery of a finished export is a no-op.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from functions.privacy import service
 from shared.db import get_db
 from shared.errors import PermanentEventError
 from shared.events import Message, handle
+from shared.ids import uuid_or
 
 TOPIC = service.TOPIC
 
 
 def _uuid(value: Any, field: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError as exc:
-        raise PermanentEventError(f"{field} is not a UUID", code="malformed_message") from exc
+    return uuid_or(value, PermanentEventError(f"{field} is not a UUID", code="malformed_message"))
 
 
 def _apply(message: Message) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import uuid
 from typing import Any
 
 from functions.auth import service as auth
@@ -30,6 +29,7 @@ from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
 from shared.events import publish
 from shared.http import dumps
+from shared.ids import uuid_or
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -47,10 +47,7 @@ IN_FLIGHT_PAYOUT_STATES = ("requested", "approved", "submitted")
 
 
 def _uuid_or_404(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise NotFound("no such export", code="export_not_found") from exc
+    return uuid_or(value, NotFound("no such export", code="export_not_found"))
 
 
 def pseudonymous_email(user_id: str) -> str:
