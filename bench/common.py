@@ -100,6 +100,7 @@ def local_server(db: BenchDb, *, workers: int = 2, threads: int = 8, extra_env: 
     log_file = open(log_path, "wb")  # noqa: SIM115  # closed in the finally below
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     hostport = f"127.0.0.1:{port}"
+    SERVER_PGIDS[hostport] = proc.pid  # its own session: the process group holds gunicorn's arbiter and workers
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -123,6 +124,69 @@ def local_server(db: BenchDb, *, workers: int = 2, threads: int = 8, extra_env: 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log_file.close()
+        SERVER_PGIDS.pop(hostport, None)
+
+
+SERVER_PGIDS: dict[str, int] = {}
+
+
+def _cpu_ticks(pid: int) -> tuple[int, int, int] | None:
+    """(utime + stime, ppid, pgid) of a process from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12]), int(fields[1]), int(fields[2])
+
+
+class CpuMeter:
+    """CPU time (user + system, from /proc) spent by the local server's processes, the benchmark
+    PostgreSQL's processes and this load-generating process between ``start()`` and ``stop()``.
+
+    On a machine where all three share the same cores this says where the time per request goes.
+    Linux only; on other systems every figure is None.
+    """
+
+    def __init__(self, db: BenchDb, hostport: str) -> None:
+        self.server_pgid = SERVER_PGIDS[hostport]
+        self.postmaster = int((db.pgdata / "postmaster.pid").read_text().split()[0])
+        self.start_ticks: dict[int, tuple[str, int]] = {}
+        self.enabled = os.path.exists("/proc/self/stat")
+
+    def _snapshot(self) -> dict[int, tuple[str, int]]:
+        snap: dict[int, tuple[str, int]] = {}
+        me = os.getpid()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            got = _cpu_ticks(pid)
+            if got is None:
+                continue
+            ticks, ppid, pgid = got
+            if pid == me:
+                snap[pid] = ("client", ticks)
+            elif pgid == self.server_pgid:
+                snap[pid] = ("server", ticks)
+            elif pid == self.postmaster or ppid == self.postmaster:
+                snap[pid] = ("postgres", ticks)
+        return snap
+
+    def start(self) -> None:
+        if self.enabled:
+            self.start_ticks = self._snapshot()
+
+    def stop(self, requests: int) -> dict[str, float | None]:
+        """Milliseconds of CPU per request by group (server, postgres, client) since ``start()``."""
+        if not self.enabled or not requests:
+            return {"server": None, "postgres": None, "client": None}
+        hz = os.sysconf("SC_CLK_TCK")
+        totals = {"server": 0, "postgres": 0, "client": 0}
+        for pid, (group, ticks) in self._snapshot().items():
+            before = self.start_ticks.get(pid, (group, 0))[1]  # a process started since counts from zero
+            totals[group] += ticks - before
+        return {group: round(t / hz * 1000 / requests, 2) for group, t in totals.items()}
 
 
 class Client:

@@ -18,6 +18,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ import uuid
 from typing import Any
 
 from bench import generate
-from bench.common import BenchDb, Client, bench_database, local_server, pct, print_table, summary, time_calls
+from bench.common import BenchDb, Client, CpuMeter, bench_database, local_server, pct, print_table, summary, time_calls
 
 CLIENTS = 16
 USERS = 200_000
@@ -177,7 +178,10 @@ def main(args: argparse.Namespace) -> None:
                 c.json("POST", path, body, headers=users[i])
                 out.append((time.perf_counter() - t0) * 1000)
 
+        meter = CpuMeter(db, hostport)
+        meter.start()
         hb_ms, hb_wall = _concurrent(heartbeats, CLIENTS)
+        hb_cpu = meter.stop(len(hb_ms) + CLIENTS)  # each client's first heartbeat is not timed
         hb_tps = len(hb_ms) / hb_wall
         rows.append(
             {**summary(f"progress heartbeat, {CLIENTS} clients", hb_ms, "p99 < 20 ms", pct(hb_ms, 99) < 20), "req/s": round(hb_tps)}
@@ -231,4 +235,16 @@ def main(args: argparse.Namespace) -> None:
     )
     rows.append({"benchmark": f"heartbeat statement alone via pgbench, {CLIENTS} clients", "req/s": round(sql_tps)})
     rows.append({"benchmark": "heartbeat statement TPS / pgbench TPS (database side)", "req/s": round(sql_tps / tps, 2)})
+    if hb_cpu["server"] is not None:
+        # Where a heartbeat's CPU goes when the load generator, the server and PostgreSQL share this
+        # machine's cores, and the throughput those cores could give at that cost.
+        per_request = sum(v for v in hb_cpu.values() if v is not None)
+        cores = os.cpu_count() or 1
+        rows += [
+            {"benchmark": "heartbeat CPU ms per request: server (Python)", "value": hb_cpu["server"]},
+            {"benchmark": "heartbeat CPU ms per request: PostgreSQL", "value": hb_cpu["postgres"]},
+            {"benchmark": "heartbeat CPU ms per request: load generator", "value": hb_cpu["client"]},
+            {"benchmark": f"heartbeat ceiling on {cores} cores at that cost (req/s)", "value": round(cores * 1000 / per_request)},
+            {"benchmark": "CPU ms per request that 0.5 x pgbench would allow", "value": round(cores * 1000 / (0.5 * tps), 2)},
+        ]
     print_table("earning: history, export, heartbeats, credits over HTTP (2 workers x 8 threads) vs pgbench", rows)
