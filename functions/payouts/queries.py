@@ -54,6 +54,30 @@ SET_DEFAULT_METHOD = Query(
         RETURNING {_METHOD_COLUMNS}""",
 )
 
+# Payouts that still need the method's details (the batch decrypts them when it submits).
+METHOD_PAYOUTS_IN_FLIGHT = Query(
+    "payout_methods_in_flight",
+    """SELECT count(*) FROM payout_requests
+        WHERE user_id = CAST(:user_id AS uuid) AND method_id = CAST(:id AS uuid)
+          AND status IN ('requested', 'approved', 'submitted')""",
+)
+
+# Removal destroys the envelope (crypto-shredding: the data key goes with it); the masked label stays,
+# as it does on the payouts that used the method.
+REMOVE_METHOD = Query(
+    "payout_methods_remove",
+    """UPDATE payout_methods SET details = NULL, erased_at = now(), is_default = false
+        WHERE id = CAST(:id AS uuid) AND user_id = CAST(:user_id AS uuid) AND erased_at IS NULL
+        RETURNING erased_at""",
+)
+
+NEWEST_METHOD = Query(
+    "payout_methods_newest",
+    f"""SELECT {_METHOD_COLUMNS} FROM payout_methods
+         WHERE user_id = CAST(:user_id AS uuid) AND erased_at IS NULL
+         ORDER BY created_at DESC, id DESC LIMIT 1""",
+)
+
 # --- payout requests --------------------------------------------------------------------------------
 # FOR SHARE: an erasure or a block running now finishes first, and a request never slips in beside it.
 USER_ELIGIBILITY = Query("payout_user_eligibility", "SELECT status, kyc_status FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE")

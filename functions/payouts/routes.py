@@ -30,6 +30,13 @@ def set_default_method(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.route(
+    "DELETE", "/methods/{method_id}", summary="Remove a payout method (its details are destroyed); not while a payout to it is in flight"
+)
+def remove_method(ctx: Ctx) -> dict[str, Any]:
+    return service.remove_method(get_db(), ctx.user_id, ctx.params["method_id"])
+
+
+@router.route(
     "POST",
     "/",
     body=PayoutCreateBody,

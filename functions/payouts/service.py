@@ -128,6 +128,34 @@ def set_default_method(db: Database, user_id: str, method_id: str) -> dict[str, 
     return _method_view(row)
 
 
+def remove_method(db: Database, user_id: str, method_id: str) -> dict[str, Any]:
+    """Removes one of the user's methods: its encrypted details are destroyed, the masked label stays
+    on the payouts that used it. Refused while a payout to it is in flight (the batch still needs the
+    details). If it was the default, the newest remaining method becomes the default."""
+    method_id = _uuid_or_404(method_id, MethodNotFound)
+    with db.transaction() as conn:
+        # the same lock as adding, choosing the default and requesting a payout: no request can pick
+        # this method between the in-flight check and the removal
+        conn.value(q.LOCK_USER_METHODS, user_id=user_id)
+        method = conn.one(q.GET_METHOD, id=method_id, user_id=user_id)
+        if method is None:
+            raise MethodNotFound("no such payout method")
+        in_flight = int(conn.value(q.METHOD_PAYOUTS_IN_FLIGHT, id=method_id, user_id=user_id) or 0)
+        if in_flight:
+            raise Conflict(
+                "a payout to this method is still in progress: cancel it, or wait until it is paid or fails",
+                code="payout_method_in_use",
+                details={"payouts_in_flight": in_flight},
+            )
+        removed_at = conn.value(q.REMOVE_METHOD, id=method_id, user_id=user_id)
+        if method["is_default"]:
+            newest = conn.one(q.NEWEST_METHOD, user_id=user_id)
+            if newest is not None:
+                conn.execute(q.SET_DEFAULT_METHOD, id=newest["id"], user_id=user_id)
+        default = conn.one(q.DEFAULT_METHOD, user_id=user_id)
+    return {"id": method_id, "removed_at": removed_at, "default_method": _method_view(default) if default else None}
+
+
 # --- views -------------------------------------------------------------------------------------------
 def _actor_kind(actor: str, user_id: str) -> str:
     if actor == "system":
@@ -259,6 +287,7 @@ def request_payout(
         verify_password(conn, user_id, body.password)
         with conn.transaction():
             _check_eligible(conn, user_id)
+            conn.value(q.LOCK_USER_METHODS, user_id=user_id)  # a removal of the method waits for this request, or it for the removal
             if body.method_id is not None:
                 method = conn.one(q.GET_METHOD, id=str(uuid.UUID(body.method_id)), user_id=user_id)
                 if method is None:

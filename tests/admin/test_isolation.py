@@ -21,6 +21,9 @@ from tests.kyc.support import request_upload
 
 VERIFY_KYC = Query("t_iso_verify_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
 PAYOUT_STATUS = Query("t_iso_payout_status", "SELECT status FROM payout_requests WHERE id = CAST(:id AS uuid)", prepared=False)
+METHOD_DETAILS_KEPT = Query(
+    "t_iso_method_kept", "SELECT details IS NOT NULL AND erased_at IS NULL FROM payout_methods WHERE id = CAST(:id AS uuid)", prepared=False
+)
 PROGRESS = Query(
     "t_iso_progress",
     "SELECT position_seconds FROM video_progress WHERE user_id = CAST(:u AS uuid) AND video_id = CAST(:v AS uuid)",
@@ -108,6 +111,13 @@ def _default_method(api: Api, me: User, owned: Owned, owner_conn: Any) -> None:
     _no_secret(resp, owned, allow=(owned.method_id,))
 
 
+def _remove_method(api: Api, me: User, owned: Owned, owner_conn: Any) -> None:
+    resp = api.call("DELETE", f"/payouts/methods/{owned.method_id}", user=me)
+    assert resp.status_code == 404, resp.get_data(as_text=True)
+    _no_secret(resp, owned, allow=(owned.method_id,))
+    assert owner_conn.value(METHOD_DETAILS_KEPT, id=owned.method_id) is True
+
+
 def _get_export(api: Api, me: User, owned: Owned, owner_conn: Any) -> None:
     resp = api.get(f"/privacy/export/{owned.export_id}", user=me)
     assert resp.status_code == 404, resp.get_data(as_text=True)
@@ -140,6 +150,7 @@ CASES: dict[tuple[str, str, str], Check] = {
     ("payouts", "GET", "/{payout_id}"): _get_payout,
     ("payouts", "POST", "/{payout_id}/cancel"): _cancel_payout,
     ("payouts", "POST", "/methods/{method_id}/default"): _default_method,
+    ("payouts", "DELETE", "/methods/{method_id}"): _remove_method,
     ("privacy", "GET", "/export/{export_id}"): _get_export,
     ("progress", "GET", "/{video_id}"): _get_progress,
     ("progress", "POST", "/{video_id}"): _post_progress,
