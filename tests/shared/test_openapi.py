@@ -38,3 +38,18 @@ def test_committed_document_is_current() -> None:
 def test_every_http_function_has_a_router() -> None:
     http_functions = {name for name, kind in function_targets().items() if kind == "http"}
     assert http_functions <= set(Router.registry)
+
+
+def test_documented_201s_are_the_handlers_that_answer_201() -> None:
+    import inspect
+
+    from shared.openapi import CREATED
+
+    answering_201 = {
+        route.handler.__name__
+        for name, router in Router.registry.items()
+        if not name.startswith("test")
+        for route in router.routes
+        if "status=201" in inspect.getsource(route.handler) or "else 201" in inspect.getsource(route.handler)
+    }
+    assert answering_201 == set(CREATED)
