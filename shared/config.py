@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     payout_retry_seconds: int = Field(
         60, alias="PAYOUT_RETRY_SECONDS", ge=0, description="pending/transient payouts are due again after this"
     )
+    payout_provider_concurrency: int = Field(
+        16, alias="PAYOUT_PROVIDER_CONCURRENCY", ge=1, le=64, description="payouts of a batch handed to the provider at once"
+    )
     payout_stuck_after_attempts: int = Field(
         10, alias="PAYOUT_STUCK_AFTER_ATTEMPTS", ge=1, description="from this attempt on, a retry logs payout_stuck at ERROR"
     )

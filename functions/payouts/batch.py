@@ -20,9 +20,11 @@ again (step 2 makes that safe). Nothing is lost: every claimed payout ends paid,
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -175,8 +177,44 @@ def call_provider(provider: PayoutProvider, item: Claimed, settings: Settings) -
 
 
 def execute(provider: PayoutProvider, items: list[Claimed], settings: Settings | None = None) -> list[Outcome]:
+    """Every claimed payout through the provider, ``PAYOUT_PROVIDER_CONCURRENCY`` at a time.
+
+    Each call is independent (its own idempotency key, its own decrypt) and waits on the network (the
+    provider, Cloud KMS), so a batch of 1,000 at 200 ms a call takes ~13 s with 16 at once instead of
+    ~200 s one by one, well inside the claim's lease. Outcomes come back in the items' order.
+    """
     settings = settings or get_settings()
-    return [call_provider(provider, item, settings) for item in items]
+    workers = min(settings.payout_provider_concurrency, len(items))
+    if workers <= 1:
+        return [call_provider(provider, item, settings) for item in items]
+    # Each thread takes the next payout until none are left (no future per payout: with a provider that
+    # answers at once, per-call hand-offs cost more than the calls), in its own copy of this thread's
+    # context, so log lines keep the request and trace ids.
+    outcomes: list[Outcome | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+    queue_lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with queue_lock:
+                nxt = next(queue, None)
+            if nxt is None:
+                return
+            index, item = nxt
+            outcomes[index] = call_provider(provider, item, settings)
+
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(work,), name=f"payout-provider-{n}", daemon=True)
+        for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    missing = [items[i].id for i, o in enumerate(outcomes) if o is None]
+    if missing:  # only if a thread died of a BaseException: call_provider turns every Exception into an outcome
+        raise RuntimeError(f"no provider outcome for {len(missing)} payouts")
+    return [o for o in outcomes if o is not None]
 
 
 # --- 3. record ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -249,3 +250,66 @@ def test_the_event_and_the_command_run_batches(api: Api, owner_conn: Any) -> Non
     for bad in ({"batch_size": "many"}, {"batch_size": 0}, {"batch_size": True}, {"max_batches": 10**6}):
         events.process_payouts(_event(bad))  # dead-lettered, not raised
         assert owner_conn.value(DEAD) == "invalid_message"
+
+
+# --- concurrency within a batch -----------------------------------------------------------------------
+class _MeetingProvider(SandboxProvider):
+    """A sandbox whose submits wait until ``parties`` of them are in flight together (a barrier), and
+    which remembers the most it saw at once. Calls made one at a time could never meet: the barrier
+    would time out and every submit in that group would raise."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=20)
+        self.in_flight = 0
+        self.most = 0
+        self.count_lock = threading.Lock()
+
+    def submit(self, payout: providers.PayoutInstruction) -> providers.ProviderResult:
+        with self.count_lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            self.barrier.wait()
+            return super().submit(payout)
+        finally:
+            with self.count_lock:
+                self.in_flight -= 1
+
+
+def _claimed(n: int, user_id: str) -> list[batch.Claimed]:
+    from shared.crypto import encrypt_json
+
+    envelope = encrypt_json({"email": "meeting.payee@example.com"}, aad=service.method_aad(user_id))
+    return [
+        batch.Claimed(str(uuid.uuid4()), user_id, 1_000 + i, "USD", "paypal", 1, None, None, envelope)
+        for i in range(n)
+    ]
+
+
+def test_a_batch_hands_payouts_to_the_provider_concurrently_in_order() -> None:
+    user_id = str(uuid.uuid4())
+    items = _claimed(12, user_id)
+    provider = _MeetingProvider(parties=4)
+    settings = get_settings().model_copy(update={"payout_provider_concurrency": 4})
+    outcomes = batch.execute(provider, items, settings)
+    assert [o.payout.id for o in outcomes] == [i.id for i in items], "outcomes come back in the items' order"
+    assert [o.kind for o in outcomes] == ["paid"] * 12, [o.error for o in outcomes]
+    assert provider.most == 4
+    assert {pid: r.instruction.amount_cents for pid, r in provider.payments().items()} == {i.id: i.amount_cents for i in items}
+
+
+def test_concurrency_one_calls_the_provider_one_at_a_time() -> None:
+    items = _claimed(5, str(uuid.uuid4()))
+    provider = _MeetingProvider(parties=1)
+    outcomes = batch.execute(provider, items, get_settings().model_copy(update={"payout_provider_concurrency": 1}))
+    assert [o.kind for o in outcomes] == ["paid"] * 5 and provider.most == 1
+
+
+def test_a_concurrent_batch_pays_each_payout_once_end_to_end(api: Api, owner_conn: Any) -> None:
+    ids, people = approved(api, owner_conn, [1_000 + i for i in range(24)], users=3)
+    provider = SandboxProvider(delay_s=0.005)
+    run_until_idle(provider, settings=with_retry(0).model_copy(update={"payout_provider_concurrency": 8}))
+    assert all(s["status"] == "paid" for s in states(owner_conn, ids).values())
+    assert all(provider.submits_of(pid) == 1 for pid in ids)
+    assert all(ledger_ok(u) for u in people)
