@@ -281,10 +281,7 @@ def _claimed(n: int, user_id: str) -> list[batch.Claimed]:
     from shared.crypto import encrypt_json
 
     envelope = encrypt_json({"email": "meeting.payee@example.com"}, aad=service.method_aad(user_id))
-    return [
-        batch.Claimed(str(uuid.uuid4()), user_id, 1_000 + i, "USD", "paypal", 1, None, None, envelope)
-        for i in range(n)
-    ]
+    return [batch.Claimed(str(uuid.uuid4()), user_id, 1_000 + i, "USD", "paypal", 1, None, None, envelope) for i in range(n)]
 
 
 def test_a_batch_hands_payouts_to_the_provider_concurrently_in_order() -> None:
