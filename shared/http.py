@@ -148,6 +148,8 @@ class Route:
     query: type[BaseModel] | None
     idempotent: bool
     summary: str
+    status: int = 200  # the success status when the handler returns a plain payload
+    replay_status: int | None = None  # the status a handler answers a repeated request with, if different
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,14 +178,21 @@ class Router:
         query: type[BaseModel] | None = None,
         idempotent: bool = False,
         summary: str = "",
+        status: int = 200,
+        replay_status: int | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Registers a handler for ``method pattern`` (``{name}`` marks a path parameter)."""
+        """Registers a handler for ``method pattern`` (``{name}`` marks a path parameter).
+
+        ``status`` is the success status of a plain payload (201 for creations); the OpenAPI document
+        reads it, and ``replay_status`` (a status the handler itself answers with ``Reply`` for a
+        repeated request), from here."""
         if auth not in (None, "user", "staff"):
             raise ValueError(auth)
         role_set = frozenset(roles) if roles else (STAFF_ROLES if auth == "staff" else frozenset())
 
         def register(fn: Handler) -> Handler:
-            self.routes.append(Route(method, pattern, fn, auth, role_set, body, query, idempotent, summary or (fn.__doc__ or "").strip()))
+            summary_text = summary or (fn.__doc__ or "").strip()
+            self.routes.append(Route(method, pattern, fn, auth, role_set, body, query, idempotent, summary_text, status, replay_status))
             return fn
 
         return register
@@ -292,7 +301,7 @@ class Router:
             return result
         if isinstance(result, Reply):
             return json_response(result.payload, result.status, result.headers)
-        return json_response(result)
+        return json_response(result, route.status)
 
 
 def _internal() -> AppError:

@@ -37,12 +37,6 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-# Handlers answering 201 Created (tests/shared/test_openapi.py checks this against their source), and
-# those of them answering 200 when the request repeats an earlier one.
-CREATED = frozenset({"signup", "create_video", "create_document", "add_method", "request_payout", "adjust"})
-REPLAYED = frozenset({"adjust"})
-
-
 def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": f"{function}_{route.handler.__name__}",
@@ -52,11 +46,10 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
             "default": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
     }
-    ok = "201" if route.method == "POST" and route.handler.__name__ in CREATED else "200"
     any_object = {"application/json": {"schema": {"type": "object"}}}
-    op["responses"][ok] = {"description": "success", "content": any_object}
-    if route.handler.__name__ in REPLAYED:
-        op["responses"]["200"] = {"description": "a repeat of an earlier request", "content": any_object}
+    op["responses"][str(route.status)] = {"description": "success", "content": any_object}
+    if route.replay_status is not None:
+        op["responses"][str(route.replay_status)] = {"description": "a repeat of an earlier request", "content": any_object}
     params: list[dict[str, Any]] = []
     for name in route.regex.groupindex:
         params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})

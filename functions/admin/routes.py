@@ -75,12 +75,14 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     roles=ADMIN,
     body=AdjustmentBody,
     idempotent=True,
+    status=201,
+    replay_status=200,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
 )
-def adjust(ctx: Ctx) -> Reply:
+def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
-    return Reply(result, status=200 if result["duplicate"] else 201)
+    return Reply(result, status=200) if result["duplicate"] else result
 
 
 # --- payouts ---------------------------------------------------------------------------------------
@@ -132,10 +134,10 @@ def kyc_decision(ctx: Ctx) -> dict[str, Any]:
 
 
 # --- videos ----------------------------------------------------------------------------------------
-@router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, summary="Create a video")
-def create_video(ctx: Ctx) -> Reply:
+@router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, status=201, summary="Create a video")
+def create_video(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return Reply(service.create_video(conn, _actor(ctx), ctx.body), status=201)
+        return service.create_video(conn, _actor(ctx), ctx.body)
 
 
 # --- feature flags ---------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ def _client(ctx: Ctx) -> service.ClientInfo:
     return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent)
 
 
-@router.route("POST", "/signup", auth=None, body=SignupBody, summary="Create an account (optionally with a referral code) and sign in")
-def signup(ctx: Ctx) -> Reply:
-    return Reply(service.signup(get_db(), ctx.body, _client(ctx), get_settings()), status=201)
+@router.route(
+    "POST", "/signup", auth=None, body=SignupBody, status=201, summary="Create an account (optionally with a referral code) and sign in"
+)
+def signup(ctx: Ctx) -> dict[str, Any]:
+    return service.signup(get_db(), ctx.body, _client(ctx), get_settings())
 
 
 @router.route("POST", "/login", auth=None, body=LoginBody, summary="Sign in; credits the daily login bonus")

@@ -7,7 +7,7 @@ from typing import Any
 from functions.kyc import service
 from functions.kyc.models import DocumentsQuery, DocumentUploadBody
 from shared.db import get_db
-from shared.http import Ctx, Reply, Router
+from shared.http import Ctx, Router
 
 router = Router("kyc")
 
@@ -17,10 +17,11 @@ router = Router("kyc")
     "/documents",
     body=DocumentUploadBody,
     idempotent=True,
+    status=201,
     summary="Start a document upload: returns a 15-minute V4 signed PUT URL and the headers to send with it",
 )
-def create_document(ctx: Ctx) -> Reply:
-    return Reply(service.request_upload(get_db(), ctx.user_id, ctx.body), status=201)
+def create_document(ctx: Ctx) -> dict[str, Any]:
+    return service.request_upload(get_db(), ctx.user_id, ctx.body)
 
 
 @router.route("GET", "/", query=DocumentsQuery, summary="The user's KYC status, last decision and documents (newest first)")

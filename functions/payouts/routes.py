@@ -7,16 +7,18 @@ from typing import Any
 from functions.payouts import service
 from functions.payouts.models import MethodCreateBody, PayoutCreateBody, PayoutListQuery
 from shared.db import get_db
-from shared.http import Ctx, Reply, Router
+from shared.http import Ctx, Router
 
 router = Router("payouts")
 
 # Literal paths first: GET /methods must not be taken for GET /{payout_id}.
 
 
-@router.route("POST", "/methods", body=MethodCreateBody, summary="Add a payout method (PayPal or bank account); needs the password")
-def add_method(ctx: Ctx) -> Reply:
-    return Reply(service.add_method(get_db(), ctx.user_id, ctx.body), status=201)
+@router.route(
+    "POST", "/methods", body=MethodCreateBody, status=201, summary="Add a payout method (PayPal or bank account); needs the password"
+)
+def add_method(ctx: Ctx) -> dict[str, Any]:
+    return service.add_method(get_db(), ctx.user_id, ctx.body)
 
 
 @router.route("GET", "/methods", summary="The signed-in user's payout methods, masked")
@@ -41,11 +43,12 @@ def remove_method(ctx: Ctx) -> dict[str, Any]:
     "/",
     body=PayoutCreateBody,
     idempotent=True,
+    status=201,
     summary="Request a payout (KYC-verified, active account, password); holds the amount at once",
 )
-def request_payout(ctx: Ctx) -> Reply:
+def request_payout(ctx: Ctx) -> dict[str, Any]:
     payout, _created = service.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key)
-    return Reply(payout, status=201)
+    return payout
 
 
 @router.route("GET", "/", query=PayoutListQuery, summary="The signed-in user's payouts, newest first")
