@@ -24,9 +24,10 @@ import contextvars
 import json
 import os
 import socket
-import threading
 import time
 import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -187,34 +188,24 @@ def execute(provider: PayoutProvider, items: list[Claimed], settings: Settings |
     workers = min(settings.payout_provider_concurrency, len(items))
     if workers <= 1:
         return [call_provider(provider, item, settings) for item in items]
-    # Each thread takes the next payout until none are left (no future per payout: with a provider that
-    # answers at once, per-call hand-offs cost more than the calls), in its own copy of this thread's
-    # context, so log lines keep the request and trace ids.
-    outcomes: list[Outcome | None] = [None] * len(items)
-    queue = iter(enumerate(items))
-    queue_lock = threading.Lock()
+    # One task per thread, each taking the next payout until none are left (not a future per payout:
+    # with a provider that answers at once, per-call hand-offs cost more than the calls), in its own
+    # copy of this thread's context, so log lines keep the request and trace ids.
+    pending = deque(enumerate(items))  # deque pops are thread-safe
+    outcomes: dict[int, Outcome] = {}
 
     def work() -> None:
         while True:
-            with queue_lock:
-                nxt = next(queue, None)
-            if nxt is None:
+            try:
+                index, item = pending.popleft()
+            except IndexError:
                 return
-            index, item = nxt
             outcomes[index] = call_provider(provider, item, settings)
 
-    threads = [
-        threading.Thread(target=contextvars.copy_context().run, args=(work,), name=f"payout-provider-{n}", daemon=True)
-        for n in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    missing = [items[i].id for i, o in enumerate(outcomes) if o is None]
-    if missing:  # only if a thread died of a BaseException: call_provider turns every Exception into an outcome
-        raise RuntimeError(f"no provider outcome for {len(missing)} payouts")
-    return [o for o in outcomes if o is not None]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="payout-provider") as pool:
+        for task in [pool.submit(contextvars.copy_context().run, work) for _ in range(workers)]:
+            task.result()  # call_provider turns every Exception into an outcome; anything else surfaces here
+    return [outcomes[i] for i in range(len(items))]
 
 
 # --- 3. record ---------------------------------------------------------------------------------------
