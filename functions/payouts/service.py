@@ -150,9 +150,9 @@ def remove_method(db: Database, user_id: str, method_id: str) -> dict[str, Any]:
         removed_at = conn.value(q.REMOVE_METHOD, id=method_id, user_id=user_id)
         if method["is_default"]:
             newest = conn.one(q.NEWEST_METHOD, user_id=user_id)
-            if newest is not None:
-                conn.execute(q.SET_DEFAULT_METHOD, id=newest["id"], user_id=user_id)
-        default = conn.one(q.DEFAULT_METHOD, user_id=user_id)
+            default = conn.one(q.SET_DEFAULT_METHOD, id=newest["id"], user_id=user_id) if newest else None
+        else:
+            default = conn.one(q.DEFAULT_METHOD, user_id=user_id)
     return {"id": method_id, "removed_at": removed_at, "default_method": _method_view(default) if default else None}
 
 
