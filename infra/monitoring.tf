@@ -140,101 +140,6 @@ resource "google_monitoring_alert_policy" "db_connections" {
   }
 }
 
-## ---------------------------------------------------------------- failed earnings credits
-## Immediate: one dead-lettered credit request, or one credit_failed log, pages.
-resource "google_monitoring_alert_policy" "credit_failed" {
-  display_name          = "[${var.env}] Earnings credit failed"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = var.notification_channels
-
-  conditions {
-    display_name = "Message dead-lettered on ${google_pubsub_topic.dead_letter["earnings-credit-requests-push"].name}"
-    condition_threshold {
-      filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=\"${google_pubsub_topic.dead_letter["earnings-credit-requests-push"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-    }
-  }
-
-  conditions {
-    display_name = "credit_failed logged"
-    condition_threshold {
-      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/credit_failed"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    content   = "A credit request was dead-lettered or dropped; a user is missing earnings. Runbook: ${local.alert_doc}#earnings-credit-failed"
-    mime_type = "text/markdown"
-  }
-}
-
-## ---------------------------------------------------------------- payout errors
-resource "google_monitoring_alert_policy" "payout_failed" {
-  display_name          = "[${var.env}] Payout failed"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = var.notification_channels
-
-  conditions {
-    display_name = "payout_failed logged"
-    condition_threshold {
-      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.this["earnpay/payout_failed"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-    }
-  }
-
-  conditions {
-    display_name = "Payout batch dead-lettered"
-    condition_threshold {
-      filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=\"${google_pubsub_topic.dead_letter["payout-batches-push"].name}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    content   = "A payout failed or a payout batch was dead-lettered. Runbook: ${local.alert_doc}#payout-failed"
-    mime_type = "text/markdown"
-  }
-}
-
 ## ---------------------------------------------------------------- other dead letters
 resource "google_monitoring_alert_policy" "dead_letters" {
   display_name          = "[${var.env}] Messages dead-lettered (maintenance, privacy exports)"
@@ -316,20 +221,48 @@ check "alerting_has_receivers" {
   }
 }
 
-## ---------------------------------------------------------------- log events: integrity and maintenance
+## ---------------------------------------------------------------- log events (immediate)
+## One policy per entry: it fires on a single matching log line, and, where dead_letter names a push
+## subscription, on a single message reaching that subscription's dead-letter topic.
+##   credit:  failed earnings credits (credit_failed logged, or a credit request dead-lettered)
+##   payout:  payout errors (payout_failed / payout_stuck logged, or a payout batch dead-lettered)
 locals {
   log_event_alerts = {
+    "credit" = {
+      title       = "Earnings credit failed"
+      summary     = "A credit request was dead-lettered or dropped; a user is missing earnings"
+      metric      = "earnpay/credit_failed"
+      dead_letter = "earnings-credit-requests-push"
+      severity    = "CRITICAL"
+      auto_close  = "1800s"
+      runbook     = "earnings-credit-failed"
+    }
+    "payout" = {
+      title       = "Payout failed"
+      summary     = "A payout failed or a payout batch was dead-lettered"
+      metric      = "earnpay/payout_failed"
+      dead_letter = "payout-batches-push"
+      severity    = "CRITICAL"
+      auto_close  = "1800s"
+      runbook     = "payout-failed"
+    }
     "integrity" = {
-      title    = "Ledger reconciliation or restore drill failed"
-      metric   = "earnpay/integrity_failed"
-      severity = "CRITICAL"
-      runbook  = "ledger-reconciliation-failed"
+      title       = "Ledger reconciliation or restore drill failed"
+      summary     = "Ledger reconciliation or restore drill failed"
+      metric      = "earnpay/integrity_failed"
+      dead_letter = null
+      severity    = "CRITICAL"
+      auto_close  = "3600s"
+      runbook     = "ledger-reconciliation-failed"
     }
     "maintenance" = {
-      title    = "Maintenance task failed"
-      metric   = "earnpay/maintenance_failed"
-      severity = "ERROR"
-      runbook  = "maintenance-task-failed"
+      title       = "Maintenance task failed"
+      summary     = "Maintenance task failed"
+      metric      = "earnpay/maintenance_failed"
+      dead_letter = null
+      severity    = "ERROR"
+      auto_close  = "3600s"
+      runbook     = "maintenance-task-failed"
     }
   }
 }
@@ -357,12 +290,30 @@ resource "google_monitoring_alert_policy" "log_event" {
     }
   }
 
+  dynamic "conditions" {
+    for_each = each.value.dead_letter == null ? [] : [each.value.dead_letter]
+    content {
+      display_name = "Message dead-lettered on ${google_pubsub_topic.dead_letter[conditions.value].name}"
+      condition_threshold {
+        filter          = "resource.type=\"pubsub_topic\" AND metric.type=\"pubsub.googleapis.com/topic/send_message_operation_count\" AND resource.labels.topic_id=\"${google_pubsub_topic.dead_letter[conditions.value].name}\""
+        comparison      = "COMPARISON_GT"
+        threshold_value = 0
+        duration        = "0s"
+        aggregations {
+          alignment_period     = "60s"
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+        }
+      }
+    }
+  }
+
   alert_strategy {
-    auto_close = "3600s"
+    auto_close = each.value.auto_close
   }
 
   documentation {
-    content   = "${each.value.title}. Runbook: ${local.alert_doc}#${each.value.runbook}"
+    content   = "${each.value.summary}. Runbook: ${local.alert_doc}#${each.value.runbook}"
     mime_type = "text/markdown"
   }
 }

@@ -357,6 +357,66 @@ def test_every_push_subscription_has_a_dead_letter_topic() -> None:
     assert _resource("google_pubsub_subscription_iam_member", "dead_letter_subscriber")["role"] == "roles/pubsub.subscriber"
 
 
+# ---------------------------------------------------------------------------------------- alerts
+def _conditions(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A policy's static condition thresholds, plus the thresholds of its dynamic conditions."""
+    found = [_block(c, "condition_threshold") for c in policy.get("conditions", [])]
+    for dyn in policy.get("dynamic", []):
+        for name, body in dyn.items():
+            if name == "conditions":
+                found.append(_block(_block(body, "content"), "condition_threshold"))
+    return found
+
+
+def _runbook_anchors() -> set[str]:
+    """GitHub's anchors for the headings of docs/operations.md."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    return {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_the_alerts_the_product_names_exist() -> None:
+    policies = _resources("google_monitoring_alert_policy")
+    metrics = _local("log_metrics")
+    # query time over 500 ms: a warning, from the app's slow_query events and PostgreSQL's own log
+    slow = policies["slow_queries"]
+    assert slow["severity"] == "WARNING"
+    assert 'jsonPayload.event=\"slow_query\"' in metrics["earnpay/slow_query"]["filter"]
+    assert any("db_slow_statement" in c["filter"] for c in _conditions(slow))
+    # connections over 80 % of max_connections: critical
+    conns = policies["db_connections"]
+    assert conns["severity"] == "CRITICAL"
+    assert _local("connections_threshold") == "${floor(var.database.max_connections * 0.8)}"
+    assert [c["threshold_value"] for c in _conditions(conns)] == ["${local.connections_threshold}"]
+    # failed credits and payout errors: immediate (one log line or one dead-lettered message) and critical
+    events = _local("log_event_alerts")
+    log_event = policies["log_event"]
+    assert log_event["for_each"] == "${local.log_event_alerts}"
+    immediate = _conditions(log_event)
+    assert len(immediate) == 2 and all(c["threshold_value"] == 0 and c["duration"] == "0s" for c in immediate)
+    assert [c["filter"] for c in immediate if "pubsub_topic" in c["filter"]], "no dead-letter condition"
+    dead_letters = _resource("google_pubsub_topic", "dead_letter")["for_each"]
+    assert dead_letters == "${local.push_subscriptions}"
+    pushed = {f"{topic}-push" for topic, cfg in _local("topics").items() if cfg["consumer"] not in (None, "null")}
+    wanted = {"credit": ("earnpay/credit_failed", "earnings-credit-requests-push"), "payout": ("earnpay/payout_failed", "payout-batches-push")}
+    for key, (metric, dead_letter) in wanted.items():
+        assert events[key]["severity"] == "CRITICAL" and events[key]["metric"] == metric and events[key]["dead_letter"] == dead_letter
+    for key, alert in events.items():
+        assert alert["metric"] in metrics, f"{key}: unknown log metric {alert['metric']}"
+        assert alert["dead_letter"] in (None, "null") or alert["dead_letter"] in pushed, f"{key}: no such push subscription"
+    assert 'jsonPayload.event=(\"credit_failed\"' in metrics["earnpay/credit_failed"]["filter"]
+    assert '\"payout_failed\"' in metrics["earnpay/payout_failed"]["filter"]
+    # every policy links to a runbook heading that exists
+    anchors = _runbook_anchors()
+    for alert in events.values():
+        assert alert["runbook"] in anchors, f"docs/operations.md has no heading for #{alert['runbook']}"
+    for name, policy in policies.items():
+        if name != "log_event":
+            content = _block(policy, "documentation")["content"]
+            anchor = content.rsplit("#", 1)[1]
+            assert anchor in anchors, f"{name}: docs/operations.md has no heading for #{anchor}"
+
+
 # ------------------------------------------------------------------------------------- scheduler
 def test_scheduler_covers_every_maintenance_task_and_payout_batches() -> None:
     jobs = _local("scheduler_jobs")
