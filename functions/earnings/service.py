@@ -11,7 +11,7 @@ from typing import Any
 
 from functions.earnings import queries as q
 from functions.earnings.models import HistoryQuery, end_of, start_of
-from functions.ledger.service import format_micros
+from functions.ledger.service import money
 from shared.db import Conn
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
@@ -23,10 +23,6 @@ STATS_CACHE_MAX_USERS = 20_000
 _MAX_SEQ = 2**63 - 1
 EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment")
 PERIODS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
-
-
-def _money(micros: int) -> dict[str, Any]:
-    return {"micros": micros, "formatted": format_micros(micros)}
 
 
 def history(conn: Conn, user_id: str, query: HistoryQuery) -> str:
@@ -77,8 +73,8 @@ def _period_sums(conn: Conn, user_id: str, today: dt.date) -> dict[str, Any]:
         earned = sum(v for t, v in by_type.items() if t in EARNING_TYPES)
         out[name] = {
             "since": starts[name],
-            "earned": _money(earned),
-            "by_type": {t: _money(v) for t, v in sorted(by_type.items())},
+            "earned": money(earned),
+            "by_type": {t: money(v) for t, v in sorted(by_type.items())},
         }
     return out
 
@@ -104,9 +100,9 @@ def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[s
                     _sums.pop(key, None)
             _sums[user_id] = _Sums(mono + STATS_TTL_S, bal["entry_count"], today, periods)
     return {
-        "available": _money(bal["available"]),
-        "lifetime_earned": _money(bal["lifetime_earned"]),
-        "lifetime_paid_out": _money(bal["lifetime_paid_out"]),
+        "available": money(bal["available"]),
+        "lifetime_earned": money(bal["lifetime_earned"]),
+        "lifetime_paid_out": money(bal["lifetime_paid_out"]),
         "entry_count": bal["entry_count"],
         "periods": periods,
         "sums_cached": hit,

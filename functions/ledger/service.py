@@ -147,3 +147,8 @@ def format_micros(amount: int) -> str:
     frac = f"{micros:06d}".rstrip("0")
     frac = frac.ljust(2, "0")
     return f"{sign}${dollars:,}.{frac}"
+
+
+def money(micros: int) -> dict[str, Any]:
+    """How the API shows an amount: integer micro-dollars and the display string."""
+    return {"micros": micros, "formatted": format_micros(micros)}

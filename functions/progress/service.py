@@ -35,12 +35,6 @@ def _seconds(value: Decimal | None) -> float:
     return float(value) if value is not None else 0.0
 
 
-def _money(micros: int | None) -> dict[str, Any] | None:
-    if micros is None:
-        return None
-    return {"micros": micros, "formatted": ledger.format_micros(micros)}
-
-
 def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
     cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
@@ -166,7 +160,7 @@ def _present_progress(row: dict[str, Any]) -> dict[str, Any]:
         "video_active": row["active"],
         "duration_seconds": row["duration_seconds"],
         "required_seconds": required_seconds(row["duration_seconds"], row["required_watch_pct"]),
-        "video_reward": _money(row["video_reward_micros"]),
+        "video_reward": None if row["video_reward_micros"] is None else ledger.money(row["video_reward_micros"]),
         "started": started,
         "position_seconds": _seconds(row["position_seconds"]),
         "credited_seconds": _seconds(row["credited_seconds"]),
