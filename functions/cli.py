@@ -167,7 +167,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line on stderr (and exit 2), not a usage block."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 

@@ -55,7 +55,7 @@ class PlatformError(RuntimeError):
     """A local platform problem worth one line to the operator (busy port, a part that did not start)."""
 
 
-class Shutdown(BaseException):  # noqa: N818  # like KeyboardInterrupt: not an error, a request to stop
+class Shutdown(BaseException):  # like KeyboardInterrupt: not an error, a request to stop
     """Raised in the main thread by SIGINT or SIGTERM: stop everything and exit 0."""
 
 
@@ -112,7 +112,7 @@ class PubSubEmulator:
 
     def answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.host}/", timeout=0.5) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"http://{self.host}/", timeout=0.5) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False
@@ -149,8 +149,8 @@ def start_pubsub_emulator(project: str) -> PubSubEmulator:
     host = f"127.0.0.1:{free_port()}"
     fd, name = tempfile.mkstemp(prefix="earnpay-pubsub-emulator-", suffix=".log")
     with os.fdopen(fd, "wb") as out:
-        process = subprocess.Popen(
-            ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}", f"--project={project}", "--quiet"],
+        process = subprocess.Popen(  # noqa: S603  # fixed arguments
+            ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}", f"--project={project}", "--quiet"],  # noqa: S607
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -164,10 +164,8 @@ def _stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):  # whatever is left of the group (java under gcloud)
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -207,7 +205,7 @@ def next_fire(schedule: str, after: dt.datetime) -> dt.datetime:
     """The first time strictly after ``after`` (UTC) that the unix-cron ``schedule`` fires."""
     from croniter import croniter
 
-    return croniter(schedule, after.astimezone(dt.UTC)).get_next(dt.datetime).astimezone(dt.UTC)  # type: ignore[no-any-return]
+    return croniter(schedule, after.astimezone(dt.UTC)).get_next(dt.datetime).astimezone(dt.UTC)
 
 
 def due_jobs(jobs: tuple[Job, ...] | list[Job], since: dt.datetime, until: dt.datetime) -> list[Job]:
@@ -318,7 +316,7 @@ class Platform:
     def start_http(self) -> None:
         cmd = [sys.executable, "-m", "shared.localserver", "--host", self.host, "--port", str(self.port)]
         cmd += ["--workers", str(self.workers), "--threads", str(self.threads)]
-        self.http = subprocess.Popen(cmd, cwd=ROOT, env=self.http_env(), stdin=subprocess.DEVNULL)
+        self.http = subprocess.Popen(cmd, cwd=ROOT, env=self.http_env(), stdin=subprocess.DEVNULL)  # noqa: S603  # our own module
 
     def wait_http(self) -> None:
         assert self.http is not None
@@ -345,8 +343,9 @@ class Platform:
         if consumer is None:
             return None
         message_id = f"local-{job.name}-{int(time.time())}"
-        body = {"message": {"data": base64.b64encode(job.data).decode(), "messageId": message_id, "attributes": job.attributes}}
-        req = urllib.request.Request(self.endpoint(consumer), data=json.dumps(body).encode(), method="POST")
+        message = {"data": base64.b64encode(job.data).decode(), "messageId": message_id, "attributes": job.attributes}
+        body = {"message": message, "subscription": f"projects/{self.project}/subscriptions/{self.topology.topic(job.topic).subscription}"}
+        req = urllib.request.Request(self.endpoint(consumer), data=json.dumps(body).encode(), method="POST")  # noqa: S310
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310  # the local server
             resp.read()
@@ -384,7 +383,8 @@ class Platform:
             sched = Scheduler(self.topology.jobs, self.publish_job, self.stop_event)
             sched.start()
             self.threads_started.append(sched)
-            self.say(f"  scheduler   {len(self.topology.jobs)} jobs of infra/topology.yaml on their cron schedules (UTC); --no-scheduler: off")
+            jobs = len(self.topology.jobs)
+            self.say(f"  scheduler   {jobs} jobs of infra/topology.yaml on their cron schedules (UTC); --no-scheduler: off")
             for name in self.run_jobs:
                 sched.fire(self.topology.job(name))
         else:

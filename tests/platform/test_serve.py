@@ -148,7 +148,7 @@ def serving(data: Path, *args: str) -> Iterator[Serve]:
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     kind = "text/plain" if isinstance(body, bytes) else "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": kind, **(headers or {})})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": kind, **(headers or {})})  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310  # the local server
             raw = resp.read()
@@ -217,7 +217,8 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
         )
         assert status in (200, 201), signup
         user_id = signup["user"]["id"]
-        request = {"request_id": f"r-{uuid.uuid4().hex}", "user_id": user_id, "amount_micros": 4321, "type": "adjustment", "source": "partner"}
+        request = {"request_id": f"r-{uuid.uuid4().hex}", "user_id": user_id, "amount_micros": 4321}
+        request.update({"type": "adjustment", "source": "partner"})
 
         def publish(topic: str, data: bytes) -> None:
             body = {"messages": [{"data": base64.b64encode(data).decode()}]}
@@ -255,7 +256,9 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
 
 def test_stored_objects_survive_a_restart_and_sigint_stops_everything(tmp_path: Path) -> None:
     name = f"documents/{uuid.uuid4().hex}.txt"
-    with serving(tmp_path, "--no-pubsub", "--no-scheduler") as server:
+    # without Pub/Sub, --run-job delivers the job's message straight to its function
+    with serving(tmp_path, "--no-pubsub", "--no-scheduler", "--run-job", "maintenance-session-purge") as server:
+        wait_for("the job run without Pub/Sub", lambda: "maintenance task session_purge done" in server.output())
         gcs = server.line(r"GCS emulator on (\S+), objects kept in").group(1)
         bucket = "earnpay-local-kyc"
         status, _ = http("POST", f"{gcs}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}", b"kept across restarts")
