@@ -136,13 +136,19 @@ def serving(data: Path, *args: str) -> Iterator[Serve]:
     server = start(data, *args)
     try:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            for p in server.started:
-                with contextlib.suppress(psutil.NoSuchProcess):
+    finally:  # whatever is still running (a failed test, or a serve that left something behind)
+        for p in server.started:
+            with contextlib.suppress(psutil.Error):
+                if p.name() != "postgres":
                     p.kill()
+        if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(timeout=10)
+        postmaster = server.postmaster()
+        if postmaster:  # a fast shutdown of the database it left behind
+            with contextlib.suppress(psutil.Error):
+                os.kill(postmaster, signal.SIGINT)
+                psutil.Process(postmaster).wait(timeout=10)
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
