@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from shared import embedded
     from shared.db import admin_url, app_url, reset_pools
     from shared.dbsetup import prepare
-    from shared.localplatform import Platform, Shutdown, check_port_free, stop_signals
+    from shared.localplatform import Platform, Shutdown, check_port_free, short_path, stop_signals
     from shared.topology import load
 
     settings = get_settings()
@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
                 seed_demo(get_db())
                 seeded = ", demo catalogue loaded"
-            where = f"embedded PostgreSQL 16 in {settings.embedded_pgdata}" if started_db else "the configured database (DATABASE_URL)"
+            where = f"embedded PostgreSQL 16 in {short_path(settings.embedded_pgdata)}" if started_db else "the configured database"
             print(f"  database    {where} ({len(applied)} migrations applied{seeded})", flush=True)
             if started_db:  # the HTTP server connects straight to it and never starts a server of its own
                 platform.env.update({"DATABASE_URL": app_url(settings), "MIGRATE_DATABASE_URL": admin_url(settings)})

@@ -293,7 +293,7 @@ class Platform:
         os.environ[storage.EMULATOR_ENV] = self.storage.url
         storage.reset_client()
         storage.ensure_buckets()  # the KYC and exports buckets (kept on disk after the first run)
-        where = f"objects kept in {_short(self.storage_dir)}" if self.storage_dir else "in memory"
+        where = f"objects kept in {short_path(self.storage_dir)}" if self.storage_dir else "in memory"
         return f"GCS emulator on {self.storage.url}, {where}"
 
     def start_pubsub(self) -> str | None:
@@ -444,7 +444,7 @@ def stop_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _short(path: Path | None) -> str:
+def short_path(path: Path | None) -> str:
     if path is None:
         return ""
     with contextlib.suppress(ValueError):
