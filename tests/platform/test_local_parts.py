@@ -118,3 +118,18 @@ def test_create_admin_for_an_existing_email_is_one_line() -> None:
     assert again.returncode == 1
     assert again.stderr.strip() == "error: an account with this email already exists"
     assert "Traceback" not in again.stdout + again.stderr and "stack_trace" not in again.stdout
+
+
+def test_make_reset_drops_local_data_and_keeps_the_virtualenv(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for d in (".venv/bin", ".data/pg", ".data/storage/.cloudstorage", ".data/bench-pg"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / ".data" / "local-kek").write_bytes(b"k")
+    result = subprocess.run(["make", "reset"], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".venv" / "bin").is_dir(), "make reset must keep .venv"
+    assert sorted(p.name for p in (tmp_path / ".data").iterdir()) == ["bench-pg"]
