@@ -7,6 +7,7 @@ import getpass
 import os
 import secrets
 import sys
+import time
 from typing import Any
 
 from shared.config import get_settings
@@ -100,11 +101,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"EarnPay local platform: {signal_name} received, stopping", flush=True)
             return 0
         finally:
+            t0 = time.monotonic()
             platform.stop()
             reset_pools()
             if started_db:
                 embedded.stop(settings.embedded_pgdata)
-            print("EarnPay local platform: stopped", flush=True)
+            print(f"EarnPay local platform: stopped ({time.monotonic() - t0:.1f} s)", flush=True)
 
 
 def _local_eventarc(stop: Any) -> None:

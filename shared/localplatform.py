@@ -403,20 +403,29 @@ class Platform:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        """Stops every part this platform started (safe to call twice, or after a failed start)."""
-        self.stop_event.set()
-        if self.http is not None and self.http.poll() is None:
-            self.http.send_signal(signal.SIGTERM)  # gunicorn: graceful, in-flight requests up to 5 s
+        """Stops every part this platform started, all at once, within ``STOP_TIMEOUT_S`` (then SIGKILL);
+        safe to call twice, or after a failed start."""
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        self.stop_event.set()  # the scheduler and the stand-ins
+        http, emulator = self.http, self.emulator
+        if http is not None and http.poll() is None:
+            http.send_signal(signal.SIGTERM)  # gunicorn: graceful, in-flight requests up to 5 s
+        if emulator is not None and emulator.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(emulator.process.pid, signal.SIGTERM)
+        if http is not None:
             try:
-                self.http.wait(timeout=STOP_TIMEOUT_S + 1)
+                http.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.http.kill()
-                self.http.wait(timeout=2)
-        if self.emulator is not None:
-            self.emulator.stop()
+                http.kill()
+                http.wait(timeout=2)
+        if emulator is not None:
+            _stop_group(emulator.process, timeout=max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(OSError):
+                emulator.log_path.unlink()
             self.emulator = None
         for thread in self.threads_started:
-            thread.join(timeout=2)
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
         if self.storage is not None:
             from shared import storage
 

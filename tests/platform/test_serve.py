@@ -6,7 +6,7 @@ its own data directory (embedded PostgreSQL, stored objects, KEK), never the rep
 * a busy port is one line on stderr and a non-zero exit within 5 s;
 * its own Pub/Sub emulator delivers like production: a credit request published twice is credited
   once, a malformed one ends on the dead-letter topic; a scheduler job's message reaches its function;
-* an anonymous POST to an event function is refused; stored objects survive a restart.
+* an anonymous POST to an event function is refused; an export (and any stored object) survives a restart.
 """
 
 from __future__ import annotations
@@ -249,6 +249,13 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
 
         wait_for("the dead letter", dead_lettered)
 
+        # a privacy export: requested over HTTP, built by export_user_data from the privacy-exports push
+        auth = {"Authorization": f"Bearer {signup['session']['token']}"}
+        status, export = http("POST", server.url + "/privacy/export", {}, auth)
+        assert status in (200, 202), export
+        export_url = f"{server.url}/privacy/export/{export['id']}"
+        wait_for("the export", lambda: http("GET", export_url, None, auth)[1]["status"] == "ready")
+
         # the scheduler stand-in's job reached its function through the emulator
         wait_for("the scheduled maintenance task", lambda: "maintenance task session_purge done" in server.output())
         assert "scheduler published maintenance-session-purge to maintenance-tasks" in server.output()
@@ -258,6 +265,15 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
         assert took < 10, f"serve took {took:.1f} s to stop"
         assert_nothing_left(server)
         assert "java" in server.names and "postgres" in server.names, server.names
+
+    # the document outlives the server: after a restart its download still answers
+    with serving(tmp_path, "--no-pubsub", "--no-scheduler") as again:
+        status, ready = http("GET", export_url.replace(server.url, again.url), None, auth)
+        assert status == 200 and ready["status"] == "ready", ready
+        with urllib.request.urlopen(ready["download_url"], timeout=10) as resp:  # noqa: S310  # the local emulator
+            assert json.loads(resp.read())["user_id"] == user_id
+        assert again.stop(signal.SIGINT)[0] == 0
+        assert_nothing_left(again)
 
 
 def test_stored_objects_survive_a_restart_and_sigint_stops_everything(tmp_path: Path) -> None:
