@@ -387,9 +387,13 @@ class _HostileJson(ValueError):
 
 
 def json_depth(raw: bytes) -> int:
-    """The deepest nesting of arrays and objects in ``raw``, found without parsing (so without recursion)."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return 0  # cannot be too deep: the common case costs two C-level counts
+    """The deepest nesting of arrays and objects in ``raw``, found without parsing (so without recursion).
+
+    Up to MAX_JSON_DEPTH it may answer the number of opening brackets instead (an upper bound): the
+    common case then costs two C-level counts and no scan."""
+    openings = raw.count(b"[") + raw.count(b"{")
+    if openings <= MAX_JSON_DEPTH:
+        return openings
     depth = deepest = 0
     for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
         if bracket in (b"[", b"{"):
