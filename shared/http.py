@@ -150,7 +150,7 @@ class Route:
     status: int = 200  # the success status when the handler returns a plain payload
     replay_status: int | None = None  # the status a handler answers a repeated request with, if different
     response: type[BaseModel] | None = None  # the success body's model (OpenAPI; checked in tests)
-    statuses: tuple[int, ...] = ()  # other success statuses the handler answers with the same model (e.g. 202)
+    statuses: tuple[int, ...] = ()  # other statuses the handler answers with (202 with the same model; 304 without a body)
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,8 +190,8 @@ class Router:
         reads it, and ``replay_status`` (a status the handler itself answers with ``Reply`` for a
         repeated request), from here. ``response`` is the model of every success body (the handler may
         still return a plain dict or JSON text: in the test environment the router checks it against the
-        model, so the document cannot drift from what is sent); ``statuses`` lists other success
-        statuses the handler answers with ``Reply`` (202 while something is being built)."""
+        model, so the document cannot drift from what is sent); ``statuses`` lists other statuses the
+        handler answers with (202 while something is being built, 304 for a matching ETag)."""
         if auth not in (None, "user", "staff"):
             raise ValueError(auth)
         role_set = frozenset(roles) if roles else (STAFF_ROLES if auth == "staff" else frozenset())

@@ -37,6 +37,7 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+_OTHER_SUCCESS = {202: "accepted: not finished yet (poll the resource)"}
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
@@ -48,7 +49,9 @@ def _error_statuses(route: Route) -> list[tuple[int, str]]:
     if route.auth is not None:
         out.append((401, "no valid session (checked before anything else in the request)"))
     if route.auth == "staff":
-        out.append((403, "the session's role may not use this route (checked before the body)"))
+        out.append((403, "the account is blocked, or its role may not use this route (checked before the body)"))
+    elif route.auth is not None:
+        out.append((403, "the account is blocked (or the action is not allowed for it)"))
     if route.body is not None:
         out += [
             (400, "malformed or hostile JSON (too deep, duplicate keys, numbers out of range)"),
@@ -57,6 +60,8 @@ def _error_statuses(route: Route) -> list[tuple[int, str]]:
         ]
     if route.body is not None or route.query is not None or route.regex.groupindex:
         out.append((422, "the path, query or body is invalid; details.fields lists each problem"))
+    if route.auth is not None:
+        out.append((429, "too many requests for this account; details.retry_after_seconds"))
     if route.idempotent:
         out.append((409, "a request with this Idempotency-Key is still in progress"))
     return sorted(out)
@@ -83,7 +88,10 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
         ok["headers"] = replayed
     op["responses"][str(route.status)] = ok
     for status in route.statuses:
-        op["responses"][str(status)] = {"description": "accepted: not finished yet (poll the resource)", "content": success}
+        if status == 304:  # no body: the client's copy (If-None-Match) is current
+            op["responses"]["304"] = {"description": "not modified: the ETag given in If-None-Match is current"}
+        else:
+            op["responses"][str(status)] = {"description": _OTHER_SUCCESS.get(status, "success"), "content": success}
     if route.replay_status is not None:
         op["responses"][str(route.replay_status)] = {
             "description": "a repeat of an earlier request (same Idempotency-Key)",

@@ -17,7 +17,7 @@ router = Router("videos")
 _CACHE_CONTROL = "private, no-cache"
 
 
-@router.route("GET", "/", response=VideoList, summary="The active video catalogue (ETag / If-None-Match -> 304)")
+@router.route("GET", "/", response=VideoList, statuses=(304,), summary="The active video catalogue (ETag / If-None-Match -> 304)")
 def list_videos(ctx: Ctx) -> flask.Response:
     cat = service.catalogue(get_db())
     headers = {"ETag": cat.etag, "Cache-Control": _CACHE_CONTROL}
