@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from functions.auth.models import AccountStatus, KycState
 from functions.ledger.service import MAX_ENTRY
 from shared.models import Body, Money, Page, Response, collapse_whitespace
 from shared.pagination import PageQuery
@@ -107,8 +108,8 @@ class UserSummary(Response):
     display_name: str
     referral_code: str
     role: Role
-    status: str
-    kyc_status: str
+    status: AccountStatus
+    kyc_status: KycState
     created_at: dt.datetime
 
 
@@ -122,9 +123,9 @@ class StaffUserView(Response):
     display_name: str
     referral_code: str
     referred_by: str | None
-    kyc_status: str
+    kyc_status: KycState
     role: Role
-    status: str
+    status: AccountStatus
     created_at: dt.datetime
     updated_at: dt.datetime
     erased_at: dt.datetime | None

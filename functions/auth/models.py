@@ -45,6 +45,12 @@ class PasswordChangeBody(Body):
 
 
 # --- responses ---------------------------------------------------------------------------------------
+# The values the schema's CHECK constraints allow (migration 0001).
+KycState = Literal["none", "pending", "in_review", "verified", "rejected"]
+AccountStatus = Literal["active", "suspended", "blocked", "erased"]
+RoleName = Literal["user", "support", "finance", "compliance", "admin"]
+
+
 class UserProfile(Response):
     """The signed-in user's account (GET /auth/me, and in the sign-up and login answers)."""
 
@@ -53,9 +59,9 @@ class UserProfile(Response):
     display_name: str
     referral_code: str
     referred_by: str | None = Field(description="the referrer's user id, if any")
-    kyc_status: str
-    role: str
-    status: str
+    kyc_status: KycState
+    role: RoleName
+    status: AccountStatus
     created_at: dt.datetime
 
 
@@ -94,5 +100,5 @@ class LoginResponse(Response):
 
 class SessionPrincipal(Response):
     user_id: str
-    role: str
+    role: RoleName
     session_id: int

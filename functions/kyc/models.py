@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.auth.models import KycState
 from shared.models import Body, Response
 from shared.pagination import PageQuery
 
@@ -64,7 +65,7 @@ class KycDocument(Response):
     kind: DocumentKind
     content_type: DocumentContentType
     size_bytes: int
-    status: str
+    status: Literal["awaiting_upload", "uploaded", "rejected", "deleted"]
     rejection_reason: str | None
     created_at: dt.datetime
     upload_expires_at: dt.datetime | None
@@ -72,12 +73,12 @@ class KycDocument(Response):
 
 
 class LastDecision(Response):
-    decision: str
+    decision: Literal["verified", "rejected"]
     decided_at: dt.datetime
 
 
 class KycStatus(Response):
-    kyc_status: str
+    kyc_status: KycState
     last_decision: LastDecision | None
     items: list[KycDocument]
     next_cursor: str | None
@@ -103,7 +104,7 @@ class ReviewDocument(Response):
     kind: DocumentKind
     content_type: DocumentContentType
     size_bytes: int
-    status: str
+    status: Literal["uploaded", "rejected"]
     md5_hash: str | None
     rejection_reason: str | None
     reviewed: bool
@@ -121,9 +122,9 @@ class ReviewDocuments(Response):
 
 class KycDecision(Response):
     user_id: str
-    kyc_status: str
+    kyc_status: Literal["verified", "rejected"]
     review_id: int
-    decision: str
+    decision: Literal["verified", "rejected"]
     reason: str
     reviewer_id: str
     decided_at: dt.datetime

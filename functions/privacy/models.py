@@ -20,7 +20,7 @@ class EraseBody(Body):
 # --- responses ---------------------------------------------------------------------------------------
 class ExportStatus(Response):
     id: str
-    status: str = Field(description="queued | ready | failed | expired")
+    status: Literal["queued", "ready", "failed", "expired", "deleted"]
     requested_at: dt.datetime
     ready_at: dt.datetime | None
     expires_at: dt.datetime | None

@@ -53,7 +53,7 @@ class BalanceNow(Response):
 class HeartbeatResponse(Response):
     video_id: str
     accepted: bool = Field(description="false for a stale (out-of-order or repeated) heartbeat")
-    status: str
+    status: Literal["started", "stream_started", "accepted", "credited", "completed", "stale", "completion_due"]
     credited_now_seconds: float
     position_seconds: float
     credited_seconds: float
