@@ -27,10 +27,10 @@ from shared import audit, ratelimit, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
-from shared.events import publish
 from shared.http import dumps
 from shared.ids import uuid_or
 from shared.logs import get_logger
+from shared.pubsub import publish
 
 log = get_logger(__name__)
 
