@@ -7,6 +7,7 @@ to the router. Errors become the one JSON contract here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared import idempotency
+from shared import idempotency, outbox
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -163,8 +164,11 @@ class Router:
     # every router made in this process, by function name (the OpenAPI document is built from it)
     registry: ClassVar[dict[str, Router]] = {}
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, *, publish_events: bool = True) -> None:
+        """``publish_events=False`` leaves this function's outbox events to the sweep (``shared.outbox``):
+        for hot paths whose latency budget is smaller than a Pub/Sub publish."""
         self.function = function
+        self.publish_events = publish_events
         self.routes: list[Route] = []
         Router.registry[function] = self
 
@@ -218,7 +222,8 @@ class Router:
         status = 500
         try:
             try:
-                resp = self._dispatch(request, rid)
+                with outbox.publishing() if self.publish_events else contextlib.nullcontext():
+                    resp = self._dispatch(request, rid)
             except AppError as err:
                 resp = error_response(err)
             except Exception:
