@@ -97,10 +97,10 @@ class Settings(BaseSettings):
 
     # --- events ---------------------------------------------------------------------------------
     pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED", description="publish to Pub/Sub (off locally unless an emulator is used)")
-    outbox_background_publish: bool = Field(
+    outbox_publish_after_commit: bool = Field(
         True,
-        alias="OUTBOX_BACKGROUND_PUBLISH",
-        description="publish outbox rows from a background thread right after commit; false: only the sweep publishes",
+        alias="OUTBOX_PUBLISH_AFTER_COMMIT",
+        description="publish a request's outbox rows at the end of the request, after commit; false: only the sweep publishes",
     )
 
     # --- Cloud Storage --------------------------------------------------------------------------

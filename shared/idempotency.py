@@ -49,7 +49,9 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
                 raise ValidationFailed("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
             if row["status"] is None:
                 raise Conflict("a request with this Idempotency-Key is still in progress", code="request_in_progress")
-            resp = flask.Response(json.dumps(row["response"]), status=row["status"], mimetype="application/json")
+            resp = flask.Response(
+                json.dumps(row["response"], separators=(",", ":"), ensure_ascii=False), status=row["status"], mimetype="application/json"
+            )
             resp.headers["Idempotent-Replayed"] = "true"
             return resp
     from shared.http import error_response
