@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from functions.ledger.service import MAX_ENTRY
-from shared.models import Body, collapse_whitespace
+from shared.models import Body, QueryParams, collapse_whitespace
 from shared.pagination import PageQuery
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -97,3 +97,12 @@ class FlagBody(Body):
     enabled: bool
     rollout_percent: Annotated[int, Field(ge=0, le=100)]
     description: Annotated[str | None, Field(max_length=500)] = None
+
+
+class AdjustmentLookupQuery(QueryParams):
+    """An adjustment by the Idempotency-Key it was posted with: the user it was for, the key, and the
+    staff member who posted it (default: the caller)."""
+
+    user_id: UserId
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    staff_id: UserId | None = None

@@ -13,6 +13,7 @@ from typing import Any
 from functions.admin import service
 from functions.admin.models import (
     AdjustmentBody,
+    AdjustmentLookupQuery,
     AuditQuery,
     FlagBody,
     KycDecisionBody,
@@ -83,6 +84,19 @@ def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
     return Reply(result, status=200) if result["duplicate"] else result
+
+
+@router.route(
+    "GET",
+    "/adjustments",
+    auth="staff",
+    roles=READERS,
+    query=AdjustmentLookupQuery,
+    summary="An adjustment by the Idempotency-Key it was posted with (404 adjustment_not_found: nothing committed)",
+)
+def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
 
 
 # --- payouts ---------------------------------------------------------------------------------------
