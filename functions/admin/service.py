@@ -243,7 +243,7 @@ def _adjustment_view(user_id: str, entry_id: int, seq: int, amount: int, balance
 
 
 def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) -> dict[str, Any]:
-    """The adjustment a staff member posted with an Idempotency-Key (audited as a read of the user).
+    """The adjustment a staff member posted with an Idempotency-Key (a found one is audited as a read).
 
     404 ``adjustment_not_found`` means nothing was committed under that key; ``details.in_progress``
     says whether a request with the key still holds its claim (it may yet commit). Either way a
@@ -251,7 +251,6 @@ def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) ->
     staff_id = query.staff_id or actor.user_id
     uid = _require_user(conn, query.user_id)
     row = conn.one(q.ADJUSTMENT_BY_KEY, user_id=uid, key=f"adjustment:{staff_id}:{query.idempotency_key}")
-    record(conn, actor, "ledger.adjustment_view", "user", uid, None, {"staff_id": staff_id, "found": row is not None})
     if row is None:
         in_progress = bool(conn.value(q.KEY_IN_PROGRESS, staff_id=staff_id, key=query.idempotency_key))
         raise NotFound(
@@ -264,6 +263,7 @@ def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) ->
     view["reason"] = metadata.get("reason")
     view["staff_id"] = metadata.get("staff_id", staff_id)
     view["idempotency_key"] = query.idempotency_key
+    record(conn, actor, "ledger.adjustment_view", "user", uid, None, {"staff_id": staff_id, "entry_id": row["id"]})
     return view
 
 
