@@ -218,7 +218,8 @@ def test_an_adjustment_lookup_says_whether_a_key_is_still_in_flight(api: Api, ow
 
 def test_a_connection_that_dies_mid_request_is_a_503_and_the_next_request_recovers(api: Api, owner_conn: Any) -> None:
     user = payee(api, owner_conn, cents=5_000)
-    with get_db().connection():  # make sure the pool holds connections to kill
+    db = get_db()
+    with db.connection(), db.connection(), db.connection():  # the pool holds (at least) three connections to kill
         pass
     assert owner_conn.value(TERMINATE_APP_BACKENDS) >= 1
     resp = request(api, user, 1_000, key=f"dead-{uuid.uuid4().hex}")
