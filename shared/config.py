@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     fault_pause: str | None = Field(
         None,
         alias="EARNPAY_FAULT_PAUSE",
-        description="tests only, refused when deployed: point=seconds[,...] pauses of keyed requests (shared/idempotency.py)",
+        description="tests only, refused when deployed: before_call=S,after_call=S[,until=FILE] pauses keyed requests "
+        "(shared/idempotency.py)",
     )
 
     # --- events ---------------------------------------------------------------------------------
@@ -231,17 +232,20 @@ class Settings(BaseSettings):
     def _fault_pause(cls, value: str | None) -> str | None:
         if value:
             for part in value.split(","):
-                point, _, seconds = part.partition("=")
-                if point.strip() not in ("before_call", "after_call") or not 0 < float(seconds) <= 60:
-                    raise ValueError(f"EARNPAY_FAULT_PAUSE: {part!r} is not before_call|after_call=seconds (0-60)")
+                point, _, arg = part.partition("=")
+                if point.strip() == "until" and arg.strip():
+                    continue
+                if point.strip() not in ("before_call", "after_call") or not 0 < float(arg) <= 60:
+                    raise ValueError(f"EARNPAY_FAULT_PAUSE: {part!r} is not before_call|after_call=seconds (0-60) or until=path")
         return value
 
     @property
-    def fault_pauses(self) -> dict[str, float]:
-        """EARNPAY_FAULT_PAUSE parsed: seconds by fault point (empty when unset)."""
+    def fault_pauses(self) -> dict[str, str]:
+        """EARNPAY_FAULT_PAUSE parsed: seconds by fault point, and ``until`` (a file whose appearance ends
+        every pause early); empty when unset."""
         if not self.fault_pause:
             return {}
-        return {p.partition("=")[0].strip(): float(p.partition("=")[2]) for p in self.fault_pause.split(",")}
+        return {p.partition("=")[0].strip(): p.partition("=")[2].strip() for p in self.fault_pause.split(",")}
 
     @property
     def is_production(self) -> bool:

@@ -26,6 +26,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -83,14 +84,15 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
         claimed = conn.one(CLAIM, user_id=user_id, key=key, hash=fingerprint, attempt=attempt, lease=float(settings.idempotency_lease_s))
         if claimed is None:
             return _answer_existing(conn.one(FETCH, user_id=user_id, key=key), fingerprint, settings.idempotency_lease_s)
-    if claimed["taken_over"]:
+    taken_over = bool(claimed["taken_over"])
+    if taken_over:
         log.warning(
             "idempotency key taken over after its lease expired",
             extra={"event": "idempotency_takeover", "user_id": user_id},
         )
     from shared.http import error_response
 
-    _fault_pause("before_call", key)
+    _fault_pause("before_call", key, taken_over)
     try:
         resp = call()
     except AppError as err:
@@ -98,7 +100,7 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
     except BaseException:
         _release(user_id, key, attempt)
         raise
-    _fault_pause("after_call", key)
+    _fault_pause("after_call", key, taken_over)
     if resp.status_code in _NOT_STORED or resp.status_code >= 500:
         _release(user_id, key, attempt)
     else:
@@ -145,10 +147,16 @@ def _release(user_id: str, key: str, attempt: str) -> None:
         log.warning("could not release an idempotency key: %s", exc, extra={"event": "idempotency_release_failed", "user_id": user_id})
 
 
-def _fault_pause(point: str, key: str) -> None:
-    """Tests only (``EARNPAY_FAULT_PAUSE``, refused when deployed): a request whose key starts with
-    ``pause-<point>-`` sleeps at ``point`` for the configured seconds, so a fault test can kill the
-    server or the database while requests are known to stand exactly there."""
+def _fault_pause(point: str, key: str, taken_over: bool) -> None:
+    """Tests only (``EARNPAY_FAULT_PAUSE``, refused when deployed): the first attempt at a key that
+    starts with ``pause-<point>-`` stands still at ``point`` for the configured seconds, or until the
+    file named by ``until`` appears, so a fault test can kill the server or the database while
+    requests are known to stand exactly there, and then let them go on. A takeover (the retry after a
+    crash) never pauses."""
     pauses = get_settings().fault_pauses
-    if pauses and key.startswith(f"pause-{point}-") and point in pauses:
-        time.sleep(pauses[point])
+    if not pauses or taken_over or point not in pauses or not key.startswith(f"pause-{point}-"):
+        return
+    deadline = time.monotonic() + float(pauses[point])
+    release = Path(pauses["until"]) if "until" in pauses else None
+    while time.monotonic() < deadline and not (release is not None and release.exists()):
+        time.sleep(0.02)

@@ -96,7 +96,7 @@ def test_a_claim_that_died_before_committing_runs_again_once(api: Api, owner_con
         raise KeyboardInterrupt  # stands for SIGKILL between the claim and the business transaction
 
     monkeypatch.setattr(idempotency, "_release", lambda *a, **k: None)
-    monkeypatch.setattr(idempotency, "_fault_pause", lambda point, k: die() if point == "before_call" else None)
+    monkeypatch.setattr(idempotency, "_fault_pause", lambda point, k, taken_over: die() if point == "before_call" else None)
     with pytest.raises(KeyboardInterrupt):
         request(api, user, 1_500, key=key)
     monkeypatch.undo()
