@@ -26,13 +26,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import flask
 
 from shared.config import get_settings
-from shared.db import Query, get_db
+from shared.db import Conn, Query, get_db
 from shared.errors import AppError, Conflict, ValidationFailed
 from shared.logs import get_logger
 
@@ -75,6 +77,31 @@ RELEASE = Query(
 _NOT_STORED = {409, 429, 503}
 
 
+@dataclass
+class _Claim:
+    user_id: str
+    key: str
+    stored: bool = False
+
+
+# The keyed request this thread is running, for ``store_answer_in``.
+_running: ContextVar[_Claim | None] = ContextVar("idempotency_running", default=None)
+
+
+def store_answer_in(conn: Conn, payload: Any, status: int) -> None:
+    """Stores the answer of the keyed request being handled in the caller's open transaction, so the
+    answer commits with the business effect or not at all (the Stripe/Brandur pattern): a crash after
+    that commit leaves a key that replays at once instead of one that waits for its lease. A no-op
+    outside a keyed request. ``payload`` and ``status`` must be what the handler then answers."""
+    claim = _running.get()
+    if claim is None or status in _NOT_STORED or status >= 500:
+        return
+    from shared.http import dumps
+
+    conn.execute(COMPLETE, user_id=claim.user_id, key=claim.key, status=status, response=dumps(payload))
+    claim.stored = True
+
+
 def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Response]) -> flask.Response:
     """Runs ``call`` once per (user, key); replays its stored response for a repeat with the same body."""
     settings = get_settings()
@@ -93,6 +120,8 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
     from shared.http import error_response
 
     _fault_pause("before_call", key, taken_over)
+    claim = _Claim(user_id, key)
+    token = _running.set(claim)
     try:
         resp = call()
     except AppError as err:
@@ -100,10 +129,12 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
     except BaseException:
         _release(user_id, key, attempt)
         raise
+    finally:
+        _running.reset(token)
     _fault_pause("after_call", key, taken_over)
     if resp.status_code in _NOT_STORED or resp.status_code >= 500:
         _release(user_id, key, attempt)
-    else:
+    elif not (claim.stored and resp.status_code < 400):  # an error after the handler stored its answer rolled it back
         _complete(user_id, key, resp)
     return resp
 

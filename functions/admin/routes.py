@@ -25,6 +25,7 @@ from functions.admin.models import (
     UserSearchQuery,
 )
 from functions.videos.models import VideoCreate
+from shared import idempotency
 from shared.db import get_db
 from shared.http import Ctx, Reply, Router
 
@@ -80,10 +81,13 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     replay_status=200,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
 )
-def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
+def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
-    return Reply(result, status=200) if result["duplicate"] else result
+        status = 200 if result["duplicate"] else 201
+        # the key's answer commits with the entry and its audit row: a retry after a crash replays it
+        idempotency.store_answer_in(conn, result, status)
+    return Reply(result, status=status)
 
 
 @router.route(

@@ -176,17 +176,22 @@ def _lookup(api: Api, staff: User, target: User, key: str, **extra: str) -> Any:
     return api.get(f"/admin/adjustments?{query}", user=staff)
 
 
-def test_an_adjustment_whose_answer_was_lost_is_answered_with_its_entry_and_found_by_key(
+def test_an_adjustment_answer_commits_with_its_entry_and_is_found_by_key(
     api: Api, owner_conn: Any, monkeypatch: pytest.MonkeyPatch, crash_before_bookkeeping: None
 ) -> None:
+    """The adjustment stores its key's answer in its own transaction: even when the process dies right
+    after that commit, the retry replays the entry at once (no 409, no lease to wait for)."""
     admin, support, target = api.staff(owner_conn, "admin"), api.staff(owner_conn, "support"), api.signup()
     key = f"adj-{uuid.uuid4().hex}"
     first = _adjust(api, admin, target, key)
     assert first.status_code == 201
     entry = first.get_json()
     monkeypatch.undo()
-    _in_progress(_adjust(api, admin, target, key))
-    # the outcome is knowable meanwhile: the lookup finds the committed entry
+    assert owner_conn.one(KEY_ROW, key=key)["status"] == 201
+    retry = _adjust(api, admin, target, key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.get_json() == entry
+    # the outcome is knowable without posting at all: the lookup finds the committed entry
     found = _lookup(api, admin, target, key)
     assert found.status_code == 200, found.get_data(as_text=True)
     view = found.get_json()
@@ -197,10 +202,18 @@ def test_an_adjustment_whose_answer_was_lost_is_answered_with_its_entry_and_foun
     assert error_code(_lookup(api, support, target, key)) == "adjustment_not_found"  # support's own key: none
     # found reads are audited, as every read of a user's record (a 404 writes nothing, as elsewhere)
     assert owner_conn.value(AUDITED, a=admin.id) == 1 and owner_conn.value(AUDITED, a=support.id) == 1
-    owner_conn.execute(EXPIRE, key=key)
-    retry = _adjust(api, admin, target, key)
-    assert retry.status_code == 200 and retry.get_json()["duplicate"] is True
-    assert retry.get_json()["entry_id"] == entry["entry_id"]
+    assert owner_conn.value(ADJUSTMENTS, id=target.id) == 1
+
+
+def test_an_adjustment_whose_key_record_is_gone_answers_the_committed_entry(api: Api, owner_conn: Any) -> None:
+    """A re-run (the key's record purged, or a claim taken over) finds the entry by its ledger key."""
+    admin, target = api.staff(owner_conn, "admin"), api.signup()
+    key = f"adj-{uuid.uuid4().hex}"
+    first = _adjust(api, admin, target, key).get_json()
+    owner_conn.execute(Query("t_idem_purge", "DELETE FROM idempotency_keys WHERE key = :key", prepared=False), key=key)
+    again = _adjust(api, admin, target, key)
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    assert again.get_json()["entry_id"] == first["entry_id"]
     assert owner_conn.value(ADJUSTMENTS, id=target.id) == 1
 
 
