@@ -108,7 +108,6 @@ class Server:
                 "MIGRATE_DATABASE_URL": self.pg.admin_url,
                 "EARNPAY_ENV": "test",
                 "PUBSUB_ENABLED": "false",
-                "OUTBOX_BACKGROUND_PUBLISH": "false",
             }
         )
         environ.pop("STORAGE_EMULATOR_HOST", None)  # serve starts its own in-memory one
