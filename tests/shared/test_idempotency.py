@@ -274,3 +274,23 @@ def test_kyc_uploads_keep_the_same_contract(
     assert again.status_code == 201, again.get_data(as_text=True)
     replay = api.post("/kyc/documents", user=user, json=body, headers={"Idempotency-Key": key})
     assert replay.headers.get("Idempotent-Replayed") == "true" and replay.get_json() == again.get_json()
+
+
+def test_fault_pauses_are_for_tests_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from shared.config import ConfigError, Settings
+
+    monkeypatch.setenv("EARNPAY_FAULT_PAUSE", "before_call=2,after_call=0.5,until=/tmp/go")
+    assert Settings().fault_pauses == {"before_call": "2", "after_call": "0.5", "until": "/tmp/go"}
+    monkeypatch.setenv("DATABASE_URL", "postgresql://earnpay_app@db.internal/earnpay")
+    monkeypatch.setenv("EARNPAY_ENV", "production")
+    with pytest.raises(ConfigError, match="EARNPAY_FAULT_PAUSE"):
+        Settings()
+    monkeypatch.setenv("EARNPAY_ENV", "test")
+    for bad in ("during_call=1", "before_call=0", "before_call=61", "until="):
+        monkeypatch.setenv("EARNPAY_FAULT_PAUSE", bad)
+        with pytest.raises(ValidationError):
+            Settings()
+    monkeypatch.delenv("EARNPAY_FAULT_PAUSE")
+    assert Settings().fault_pauses == {} and Settings().idempotency_lease_s == 5.0
