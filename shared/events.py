@@ -55,8 +55,8 @@ def decode_pubsub(event: Any) -> Message:
     try:
         raw = base64.b64decode(message.get("data") or "", validate=True).decode("utf-8")
         payload = json.loads(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise PermanentEventError(f"message data is not base64 JSON: {exc}", code="malformed_message") from exc
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise PermanentEventError(f"message data is not base64 JSON: {str(exc)[:200]}", code="malformed_message") from exc
     if not isinstance(payload, dict):
         raise PermanentEventError("message data must be a JSON object", code="malformed_message")
     return Message(message_id=message_id, data=payload, attributes=dict(attributes), raw=raw)

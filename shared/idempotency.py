@@ -155,7 +155,9 @@ def _answer_existing(row: dict[str, Any] | None, fingerprint: bytes, lease_s: fl
         )
         err.headers["Retry-After"] = str(wait)
         raise err
-    resp = flask.Response(json.dumps(row["response"]), status=row["status"], mimetype="application/json")
+    resp = flask.Response(
+        json.dumps(row["response"], separators=(",", ":"), ensure_ascii=False), status=row["status"], mimetype="application/json"
+    )
     resp.headers["Idempotent-Replayed"] = "true"
     return resp
 

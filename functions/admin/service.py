@@ -132,6 +132,21 @@ def search_users(conn: Conn, actor: Actor, query: UserSearchQuery) -> dict[str, 
     return {"items": items, "next_cursor": next_cursor}
 
 
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger entry as staff see it: the amounts in the money shape."""
+    return {**row, "amount": ledger.money(row["amount"]), "balance_after": ledger.money(row["balance_after"])}
+
+
+def _cents(cents: int) -> dict[str, Any]:
+    return ledger.money(cents * ledger.MICROS_PER_CENT)
+
+
+def _recent_payout(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("amount_cents", "currency")}
+    out["amount"] = _cents(row["amount_cents"])
+    return out
+
+
 def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     """Profile, balance, recent ledger entries and a payouts summary of one user (audited as a read)."""
     uid = _user_id_or_404(user_id)
@@ -139,13 +154,12 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound("no such user", code="user_not_found")
     balance = {
-        "available_micros": row.pop("available"),
-        "lifetime_earned_micros": row.pop("lifetime_earned"),
-        "lifetime_paid_out_micros": row.pop("lifetime_paid_out"),
+        "available": ledger.money(row.pop("available")),
+        "lifetime_earned": ledger.money(row.pop("lifetime_earned")),
+        "lifetime_paid_out": ledger.money(row.pop("lifetime_paid_out")),
         "entry_count": row.pop("entry_count"),
     }
-    balance["available"] = ledger.format_micros(balance["available_micros"])
-    entries = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)
+    entries = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)]
     summary = conn.all(q.PAYOUT_SUMMARY, user_id=uid)
     recent = conn.all(q.RECENT_PAYOUTS, user_id=uid, limit=RECENT_PAYOUTS)
     record(conn, actor, "user.view", "user", uid, None, None)
@@ -154,9 +168,9 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
         "balance": balance,
         "recent_entries": entries,
         "payouts": {
-            "by_status": {r["status"]: {"count": r["count"], "amount_cents": r["amount_cents"]} for r in summary},
+            "by_status": {r["status"]: {"count": r["count"], "amount": _cents(r["amount_cents"])} for r in summary},
             "in_flight": sum(r["count"] for r in summary if r["status"] in IN_FLIGHT_PAYOUT_STATES),
-            "recent": recent,
+            "recent": [_recent_payout(r) for r in recent],
         },
     }
 
@@ -165,7 +179,7 @@ def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str 
     """One user's ledger entries, newest first (audited as a read)."""
     uid = _require_user(conn, user_id)
     before_seq = decode_cursor(cursor, "admin_ledger", {"seq": int})["seq"] if cursor else None
-    rows = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)
+    rows = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -235,9 +249,8 @@ def _adjustment_view(user_id: str, entry_id: int, seq: int, amount: int, balance
         "user_id": user_id,
         "entry_id": entry_id,
         "seq": seq,
-        "amount_micros": amount,
-        "amount": ledger.format_micros(amount),
-        "balance_after_micros": balance_after,
+        "amount": ledger.money(amount),
+        "balance_after": ledger.money(balance_after),
         "created_at": created_at,
     }
 

@@ -113,8 +113,8 @@ def on_login(conn: Conn, user: dict[str, Any], *, today: dt.date | None = None) 
     """Credits the daily login and streak bonuses on the first login of the UTC day (inside the login transaction).
 
     Returns ``{"bonus": None}`` when today's bonus was already credited, else ``{"bonus": {"date",
-    "streak_days", "credited": [{"type", "amount_micros", "entry_id"}...], "total_micros",
-    "balance_micros"}}`` for the login answer.
+    "streak_days", "credited": [{"type", "amount", "entry_id"}...], "total", "balance"}}`` (amounts
+    in the money shape) for the login answer.
     """
     if user.get("role", "user") != "user":  # staff accounts do not earn bonuses
         return {"bonus": None}
@@ -144,14 +144,14 @@ def on_login(conn: Conn, user: dict[str, Any], *, today: dt.date | None = None) 
         )
         balance = posted.balance_after
         if not posted.duplicate:
-            credited.append({"type": type_, "amount_micros": amount, "entry_id": posted.entry_id})
+            credited.append({"type": type_, "amount": ledger.money(amount), "entry_id": posted.entry_id})
     return {
         "bonus": {
             "date": day.isoformat(),
             "streak_days": streak_days,
             "credited": credited,
-            "total_micros": sum(c["amount_micros"] for c in credited),
-            "balance_micros": balance,
+            "total": ledger.money(sum(c["amount"]["micros"] for c in credited)),
+            "balance": None if balance is None else ledger.money(balance),
         }
     }
 

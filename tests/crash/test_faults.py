@@ -315,13 +315,13 @@ def _settle_round(server: Server, w: World, r: Round) -> None:
         assert sum(a.status == 409 for a in answers) <= 1, answers
         final = answers[-1]
         assert final.status == 201, final
-        assert final.body["id"] == payout_id_for(payer.id, key) and final.body["amount_cents"] == PAYOUT_CENTS
+        assert final.body["id"] == payout_id_for(payer.id, key) and final.body["amount"]["micros"] == PAYOUT_CENTS * 10_000
     for key, target in r.adjustments.items():
         answers = _settle(lambda key=key, target=target: _adjust(server, w, key, target), LEASE_S + 3)
         assert sum(a.status == 409 for a in answers) <= 1, answers
         final = answers[-1]
         assert final.status in (200, 201), final
-        assert final.body["user_id"] == target.id and final.body["amount_micros"] == ADJUST_MICROS
+        assert final.body["user_id"] == target.id and final.body["amount"]["micros"] == ADJUST_MICROS
         looked_up = server.call("GET", f"/admin/adjustments?user_id={target.id}&idempotency_key={key}", headers=w.admin.auth)
         assert looked_up.status == 200 and looked_up.body["entry_id"] == final.body["entry_id"], looked_up
     for video, viewer in r.videos.items():

@@ -13,6 +13,7 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from shared.db import Query, get_db
 from shared.errors import ValidationFailed
+from shared.models import money
 from tests.helpers import Api
 
 ENTRIES = Query(
@@ -64,8 +65,8 @@ def test_login_credits_the_daily_bonus_once_per_utc_day(api: Api) -> None:
     bonus = first.get_json()["bonus"]
     login_amount = config()["login_bonus_micros"]
     assert bonus["date"] == dt.datetime.now(dt.UTC).date().isoformat() and bonus["streak_days"] == 1
-    assert [(c["type"], c["amount_micros"]) for c in bonus["credited"]] == [("login_bonus", login_amount)]
-    assert bonus["balance_micros"] == bonus["total_micros"] == login_amount
+    assert [(c["type"], c["amount"]["micros"]) for c in bonus["credited"]] == [("login_bonus", login_amount)]
+    assert bonus["balance"] == bonus["total"] == money(login_amount)
     second = api.login(user.email)
     assert second.status_code == 200 and second.get_json()["bonus"] is None
     assert [(e["type"], e["idempotency_key"]) for e in entries(user.id)] == [("login_bonus", f"login_bonus:{user.id}:{bonus['date']}")]
@@ -98,7 +99,7 @@ def test_streak_grows_over_consecutive_days_caps_and_resets_after_a_gap(api: Api
         assert answer["streak_days"] == n
         streak = [c for c in answer["credited"] if c["type"] == "streak_bonus"]
         expected = streak_amount(n)
-        assert [c["amount_micros"] for c in streak] == ([expected] if expected else [])
+        assert [c["amount"]["micros"] for c in streak] == ([expected] if expected else [])
         assert login_on(user.id, day)["bonus"] is None  # a second login that day
     assert streak_amount(len(days)) == table[-1]  # capped at the last day of the table
     # one day missed: back to day 1; an earlier date never rewinds the streak

@@ -62,8 +62,10 @@ def test_signup_and_credits_emit_their_events(api: Api) -> None:
         debit = ledger.post(conn, user_id=user.id, type="payout_hold", amount=-1_000, idempotency_key="o-2", source="test")
     assert again.duplicate
     [credited] = rows(f"earnings_credited:{posted.entry_id}")
-    assert credited["payload"]["amount_micros"] == 3_000 and credited["payload"]["user_id"] == user.id
-    assert credited["payload"]["type"] == "video_reward" and credited["payload"]["balance_after_micros"] == 3_000
+    assert credited["payload"]["amount"] == {"micros": 3_000, "formatted": "$0.003", "currency": "USD"}
+    assert credited["payload"]["user_id"] == user.id
+    assert credited["payload"]["type"] == "video_reward" and credited["payload"]["balance_after"]["micros"] == 3_000
+    assert credited["payload"]["created_at"].endswith("Z")
     assert rows(f"earnings_credited:{debit.entry_id}") == []  # only credits are "earnings credited"
 
 

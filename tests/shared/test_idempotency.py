@@ -195,7 +195,7 @@ def test_an_adjustment_answer_commits_with_its_entry_and_is_found_by_key(
     found = _lookup(api, admin, target, key)
     assert found.status_code == 200, found.get_data(as_text=True)
     view = found.get_json()
-    assert view["entry_id"] == entry["entry_id"] and view["amount_micros"] == 1_234_000 and view["reason"] == "crash test"
+    assert view["entry_id"] == entry["entry_id"] and view["amount"]["micros"] == 1_234_000 and view["reason"] == "crash test"
     assert view["staff_id"] == admin.id and view["idempotency_key"] == key
     # another staff member finds it by naming who posted it
     assert _lookup(api, support, target, key, staff_id=admin.id).get_json()["entry_id"] == entry["entry_id"]
