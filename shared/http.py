@@ -8,7 +8,6 @@ to the router. Errors become the one JSON contract here and nowhere else:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import re
@@ -16,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -36,45 +35,13 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.logs import get_logger, request_id_var, trace_var
-from shared.models import rfc3339
+from shared.render import dumps, error_response, json_response
 from shared.sessions import STAFF_ROLES, Principal, authenticate
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _PARAM = re.compile(r"\{([a-z_]+)\}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return rfc3339(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(payload: Any) -> str:
-    """JSON text for a response (datetimes as RFC 3339 UTC, UUIDs as strings)."""
-    return json.dumps(payload, default=_json_default, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
-    body = payload if isinstance(payload, str) else dumps(payload)
-    resp = flask.Response(body, status=status, mimetype="application/json")
-    for key, value in (headers or {}).items():
-        resp.headers[key] = value
-    return resp
-
-
-def error_response(err: AppError) -> flask.Response:
-    payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_response(payload, err.status, err.headers)
 
 
 def check_text(value: Any, where: str = "body") -> None:
@@ -161,16 +128,12 @@ class Route:
 class Router:
     """The routes of one HTTP function, and the request pipeline around them."""
 
-    # every router made in this process, by function name (the OpenAPI document is built from it)
-    registry: ClassVar[dict[str, Router]] = {}
-
     def __init__(self, function: str, *, publish_events: bool = True) -> None:
         """``publish_events=False`` leaves this function's outbox events to the sweep (``shared.outbox``):
         for hot paths whose latency budget is smaller than a Pub/Sub publish."""
         self.function = function
         self.publish_events = publish_events
         self.routes: list[Route] = []
-        Router.registry[function] = self
 
     def route(
         self,

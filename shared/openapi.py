@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -120,13 +121,13 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
     return op
 
 
-def build(routers: dict[str, Router] | None = None) -> dict[str, Any]:
-    """The whole document for ``routers`` (default: every router made in this process)."""
-    routers = routers if routers is not None else Router.registry
+def build(routers: Iterable[Router]) -> dict[str, Any]:
+    """The whole document for ``routers`` (main.py's ``ROUTERS``)."""
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
-    for function in sorted(routers):
-        for route in routers[function].routes:
+    for router in sorted(routers, key=lambda r: r.function):
+        function = router.function
+        for route in router.routes:
             path = f"/{function}{route.pattern if route.pattern != '/' else '/'}"
             paths.setdefault(path, {})[route.method.lower()] = _operation(function, route, components)
     return {

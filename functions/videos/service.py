@@ -15,6 +15,7 @@ from functions.videos import queries as q
 from functions.videos.models import VideoCreate
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.render import dumps
 
 # The product document: each instance caches the catalogue for 15 minutes. A video created through
 # this instance clears it at once; other instances see it within the TTL.
@@ -71,8 +72,6 @@ def catalogue(db: Database) -> Catalogue:
     current = _cached
     if current is not None and current.expires_at > now:
         return current
-    from shared.http import dumps
-
     with db.connection() as conn:
         rows = conn.all(q.CATALOGUE, max_rows=CATALOGUE_MAX_VIDEOS)
     body = dumps({"items": [present(r) for r in rows], "next_cursor": None})
