@@ -429,7 +429,7 @@ def test_the_alerts_the_product_names_exist() -> None:
     # query time over 500 ms: a warning, from the app's slow_query events and PostgreSQL's own log
     slow = policies["slow_queries"]
     assert slow["severity"] == "WARNING"
-    assert 'jsonPayload.event=\"slow_query\"' in metrics["earnpay/slow_query"]["filter"]
+    assert 'jsonPayload.event="slow_query"' in metrics["earnpay/slow_query"]["filter"]
     assert any("db_slow_statement" in c["filter"] for c in _conditions(slow))
     # connections over 80 % of max_connections: critical
     conns = policies["db_connections"]
@@ -441,19 +441,25 @@ def test_the_alerts_the_product_names_exist() -> None:
     log_event = policies["log_event"]
     assert log_event["for_each"] == "${local.log_event_alerts}"
     immediate = _conditions(log_event)
-    assert len(immediate) == 2 and all(c["threshold_value"] == 0 and c["duration"] == "0s" for c in immediate)
+    assert len(immediate) == 2
+    assert all(c["threshold_value"] == 0 and c["duration"] == "0s" for c in immediate)
     assert [c["filter"] for c in immediate if "pubsub_topic" in c["filter"]], "no dead-letter condition"
     dead_letters = _resource("google_pubsub_topic", "dead_letter")["for_each"]
     assert dead_letters == "${local.push_subscriptions}"
     pushed = {f"{topic}-push" for topic, cfg in _local("topics").items() if cfg["consumer"] not in (None, "null")}
-    wanted = {"credit": ("earnpay/credit_failed", "earnings-credit-requests-push"), "payout": ("earnpay/payout_failed", "payout-batches-push")}
+    wanted = {
+        "credit": ("earnpay/credit_failed", "earnings-credit-requests-push"),
+        "payout": ("earnpay/payout_failed", "payout-batches-push"),
+    }
     for key, (metric, dead_letter) in wanted.items():
-        assert events[key]["severity"] == "CRITICAL" and events[key]["metric"] == metric and events[key]["dead_letter"] == dead_letter
+        assert events[key]["severity"] == "CRITICAL"
+        assert events[key]["metric"] == metric
+        assert events[key]["dead_letter"] == dead_letter
     for key, alert in events.items():
         assert alert["metric"] in metrics, f"{key}: unknown log metric {alert['metric']}"
         assert alert["dead_letter"] in (None, "null") or alert["dead_letter"] in pushed, f"{key}: no such push subscription"
-    assert 'jsonPayload.event=(\"credit_failed\"' in metrics["earnpay/credit_failed"]["filter"]
-    assert '\"payout_failed\"' in metrics["earnpay/payout_failed"]["filter"]
+    assert 'jsonPayload.event=("credit_failed"' in metrics["earnpay/credit_failed"]["filter"]
+    assert '"payout_failed"' in metrics["earnpay/payout_failed"]["filter"]
     # every policy links to a runbook heading that exists
     anchors = _runbook_anchors()
     for alert in events.values():

@@ -220,10 +220,12 @@ def test_property_random_sequences_keep_every_invariant(api: Api, ops: list[tupl
             assert model_balance + amount < 0
             continue
         except ledger.IdempotencyConflict:
-            assert key in seen and seen[key] != (type_, amount)
+            assert key in seen
+            assert seen[key] != (type_, amount)
             continue
         if key in seen:
-            assert posted.duplicate and seen[key] == (type_, amount)
+            assert posted.duplicate
+            assert seen[key] == (type_, amount)
         else:
             assert not posted.duplicate
             seen[key] = (type_, amount)

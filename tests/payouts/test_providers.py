@@ -201,7 +201,8 @@ def test_get_provider_is_process_wide_and_refuses_sandbox_in_production(monkeypa
     try:
         monkeypatch.setenv("SANDBOX_PAYOUT_FAIL_SUFFIXES", "77")
         first = get_provider("sandbox")
-        assert get_provider("sandbox") is first and isinstance(first, PayoutProvider)
+        assert get_provider("sandbox") is first
+        assert isinstance(first, PayoutProvider)
         assert first.submit(paypal_payout(amount=177)).status == "failed"
         with pytest.raises(ProviderConfigError):
             build_provider("stripe")
@@ -219,7 +220,8 @@ def test_get_provider_is_process_wide_and_refuses_sandbox_in_production(monkeypa
         monkeypatch.setenv("PAYPAL_TIMEOUT_S", "7.5")
         get_settings.cache_clear()
         provider = build_provider("paypal")
-        assert isinstance(provider, PayPalProvider) and "very-secret" not in repr(provider)
+        assert isinstance(provider, PayPalProvider)
+        assert "very-secret" not in repr(provider)
         assert provider.timeout_s == 7.5
         assert provider.base_url == "https://api-m.sandbox.paypal.com"
         with monkeypatch.context() as mp:
