@@ -152,6 +152,16 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_errors_doc(args: argparse.Namespace) -> int:
+    """Write the error-code table generated from the catalogue (docs/errors.md)."""
+    from shared.error_codes import render_markdown
+
+    target = ROOT / "docs" / "errors.md"
+    target.write_text(render_markdown())
+    print(f"wrote {target.relative_to(ROOT)}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line on stderr (and exit 2), not a usage block."""
 
@@ -178,6 +188,7 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default="Administrator")
     sub.add_parser("seed-demo", help=cmd_seed_demo.__doc__).set_defaults(run=cmd_seed_demo)
     sub.add_parser("openapi", help=cmd_openapi.__doc__).set_defaults(run=cmd_openapi)
+    sub.add_parser("errors-doc", help=cmd_errors_doc.__doc__).set_defaults(run=cmd_errors_doc)
 
 
 # The one list of who adds commands: each entry is a ``register(subparsers)`` (no import side effects).

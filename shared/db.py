@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,8 +28,9 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from shared import error_codes as codes
 from shared.config import Settings, get_settings
-from shared.errors import ServiceUnavailable
+from shared.errors import AppError, IdempotencyConflict, InsufficientFunds, NotFound, ServiceUnavailable, ValidationFailed
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +46,33 @@ RAISE_EXCEPTION = "P0001"
 INSUFFICIENT_PRIVILEGE = "42501"
 RETRYABLE = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
 QUERY_CANCELED = "57014"
+LOCK_NOT_AVAILABLE = "55P03"
+# The project's own SQLSTATEs, raised by its SQL functions and triggers (shared/migrations):
+# EP0xx the ledger, EP02x payouts and the audit log, EP1xx watch progress.
+EP_INSUFFICIENT_FUNDS = "EP001"  # ledger_post: the debit would overdraw the available balance
+EP_UNKNOWN_USER = "EP002"  # ledger_post: no such user
+EP_KEY_REUSED = "EP003"  # ledger_post: the idempotency key was used for a different entry
+EP_PAID_OUT_NOT_POSITIVE = "EP004"  # a paid-out amount must be positive
+EP_LEDGER_APPEND_ONLY = "EP010"  # the earnings ledger is append-only
+EP_PAYOUT_TRANSITION = "EP020"  # an illegal payout state transition
+EP_PAYOUT_EVENTS_APPEND_ONLY = "EP021"  # payout_events is append-only
+EP_PAYOUT_IMMUTABLE = "EP022"  # a payout's owner, method and amount never change
+EP_AUDIT_APPEND_ONLY = "EP025"  # the audit log is append-only
+EP_UNKNOWN_VIDEO = "EP101"  # record_heartbeat: no such video
+EP_POSITION_OUT_OF_RANGE = "EP102"  # record_heartbeat: a position beyond the end of the video
+
+# The one table from database errors to domain errors: SQLSTATE -> (error class, code, message). The
+# codes not listed (the invariants' EP004-EP025 among them) are bugs of ours: they stay database
+# errors, and the boundary answers 500 (or lets Pub/Sub retry). CHECK_VIOLATION is here for the
+# ledger, whose CHECKs encode which amounts an entry type allows; callers name the states they expect.
+DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str]] = {
+    EP_INSUFFICIENT_FUNDS: (InsufficientFunds, codes.INSUFFICIENT_FUNDS, "the available balance is too low for this"),
+    EP_UNKNOWN_USER: (NotFound, codes.UNKNOWN_USER, "no such user"),
+    EP_KEY_REUSED: (IdempotencyConflict, codes.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for a different entry"),
+    EP_UNKNOWN_VIDEO: (NotFound, codes.VIDEO_NOT_FOUND, "no such video"),
+    EP_POSITION_OUT_OF_RANGE: (ValidationFailed, codes.POSITION_OUT_OF_RANGE, "position_seconds is beyond the end of the video"),
+    CHECK_VIOLATION: (ValidationFailed, codes.INVALID_ENTRY, "that entry is not allowed for its type"),
+}
 # The server went away or will not serve this session any more: class 08 (connection exception),
 # admin/crash shutdown and "starting up" (57P01-57P03), too many connections and other resource
 # exhaustion (class 53), and a session left on a node that turned read-only in a failover (25006).
@@ -69,6 +97,16 @@ def unavailable(exc: BaseException) -> ServiceUnavailable | None:
     if code in RETRYABLE or code == QUERY_CANCELED:
         return ServiceUnavailable("the database is busy; try again shortly", code="database_busy")
     return None
+
+
+def domain_error(exc: BaseException, expected: Collection[str], details: dict[str, Any] | None = None) -> AppError | None:
+    """The domain error ``DATABASE_ERRORS`` maps ``exc`` to, if its SQLSTATE is one of ``expected``
+    (the states the caller's statement can raise by design); None otherwise (re-raise ``exc``)."""
+    code = sqlstate(exc)
+    if code is None or code not in expected or code not in DATABASE_ERRORS:
+        return None
+    error, error_code, message = DATABASE_ERRORS[code]
+    return error(message, code=error_code, details=details)
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -27,6 +27,7 @@ from shared.errors import (
     AppError,
     BadRequest,
     Forbidden,
+    InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -191,7 +192,7 @@ class Router:
                 resp = error_response(err)
             except Exception:
                 log.exception("unhandled error in %s %s", request.method, request.path, extra={"event": "unhandled_error"})
-                resp = error_response(_internal())
+                resp = error_response(InternalError())
             status = resp.status_code
             resp.headers["X-Request-Id"] = rid
             resp.headers.setdefault("Cache-Control", "no-store")
@@ -311,12 +312,6 @@ def _response_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
     if adapter is None:
         adapter = _ADAPTERS[model] = TypeAdapter(model)
     return adapter
-
-
-def _internal() -> AppError:
-    err = AppError("something went wrong on our side; it has been logged", code="internal_error")
-    err.status = 500
-    return err
 
 
 def client_ip(request: flask.Request) -> str:

@@ -15,8 +15,10 @@ from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
 from shared import outbox
-from shared.db import Conn, sqlstate
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.db import CHECK_VIOLATION, EP_INSUFFICIENT_FUNDS, EP_KEY_REUSED, EP_UNKNOWN_USER, Conn, domain_error, sqlstate
+from shared.errors import IdempotencyConflict as IdempotencyConflict  # re-exported: callers catch ledger.IdempotencyConflict
+from shared.errors import InsufficientFunds as InsufficientFunds  # re-exported: callers catch ledger.InsufficientFunds
+from shared.errors import NotFound, ValidationFailed
 from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
 
 __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
@@ -27,14 +29,6 @@ ENTRY_TYPES = frozenset(
 )
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
 MAX_ENTRY = 1_000_000 * MICROS_PER_DOLLAR
-
-
-class InsufficientFunds(Conflict):
-    code = "insufficient_funds"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True)
@@ -76,16 +70,11 @@ def post(
             metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
         )
     except DatabaseError as exc:
-        code = sqlstate(exc)
-        if code == "EP001":
-            raise InsufficientFunds("the available balance is too low for this", details={"requested": money(-amount)}) from exc
-        if code == "EP002":
-            raise NotFound("no such user", code="unknown_user") from exc
-        if code == "EP003":
-            raise IdempotencyConflict("this idempotency key was already used for a different entry") from exc
-        if code == "23514":  # a CHECK on earnings: e.g. a positive hold or a negative reward
-            raise ValidationFailed("that entry is not allowed for its type", code="invalid_entry") from exc
-        raise
+        expected = (EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_USER, EP_KEY_REUSED, CHECK_VIOLATION)  # CHECK: e.g. a positive hold
+        error = domain_error(exc, expected, details={"requested": money(-amount)} if sqlstate(exc) == EP_INSUFFICIENT_FUNDS else None)
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     posted = Posted(row["entry_id"], row["entry_seq"], row["entry_balance_after"], row["entry_created_at"], row["duplicate"])
     if amount > 0 and not posted.duplicate:

@@ -24,7 +24,7 @@ from functions.progress.models import HeartbeatBody
 from functions.videos.service import required_seconds
 from shared import outbox
 from shared.config import get_settings
-from shared.db import RETRYABLE, Conn, Database, sqlstate
+from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, RETRYABLE, Conn, Database, domain_error, sqlstate
 from shared.errors import NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
@@ -70,12 +70,10 @@ def _call(conn: Conn, **params: Any) -> dict[str, Any]:
     try:
         row = conn.one(q.HEARTBEAT, **params)
     except DatabaseError as exc:
-        code = sqlstate(exc)
-        if code == "EP101":
-            raise NotFound("no such video", code="video_not_found") from exc
-        if code == "EP102":
-            raise ValidationFailed("position_seconds is beyond the end of the video", code="position_out_of_range") from exc
-        raise
+        error = domain_error(exc, (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE))
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     return row
 
