@@ -19,6 +19,9 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
+from werkzeug.exceptions import NotFound as NoSuchRoute
+from werkzeug.routing import Map, MapAdapter, Rule
 
 from shared import idempotency, outbox
 from shared.config import get_settings
@@ -42,7 +45,7 @@ from shared.sessions import STAFF_ROLES, Principal, authenticate
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-_PARAM = re.compile(r"\{([a-z_]+)\}")
+_PARAM = re.compile(r"\{([a-z_]+)\}")  # a path parameter in a route pattern: one whole segment, never empty
 
 
 def check_text(value: Any, where: str = "body") -> None:
@@ -120,10 +123,15 @@ class Route:
     replay_status: int | None = None  # the status a handler answers a repeated request with, if different
     response: type[BaseModel] | None = None  # the success body's model (OpenAPI; checked in tests)
     statuses: tuple[int, ...] = ()  # other statuses the handler answers with (202 with the same model; 304 without a body)
-    regex: re.Pattern[str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", self.pattern.rstrip("/")) + "/?$")
+    @property
+    def params(self) -> list[str]:
+        """The names of the path parameters (``{name}`` in the pattern)."""
+        return _PARAM.findall(self.pattern)
+
+    def rule(self, index: int) -> Rule:
+        """The werkzeug rule: ``{name}`` becomes ``<name>`` (the string converter: one non-empty segment)."""
+        return Rule(_PARAM.sub(r"<\1>", self.pattern), methods=[self.method], endpoint=index)
 
 
 class Router:
@@ -135,6 +143,7 @@ class Router:
         self.function = function
         self.publish_events = publish_events
         self.routes: list[Route] = []
+        self._urls: MapAdapter | None = None  # werkzeug's matcher for ``routes``, built on first use
 
     def route(
         self,
@@ -169,6 +178,7 @@ class Router:
             self.routes.append(
                 Route(method, pattern, fn, auth, role_set, body, query, idempotent, summary_text, status, replay_status, response, statuses)
             )
+            self._urls = None
             return fn
 
         return register
@@ -210,28 +220,46 @@ class Router:
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 
+    def urls(self) -> MapAdapter:
+        """werkzeug's routing over this router's routes. "/x" and "/x/" are one route, answered directly:
+        no redirect ever (Pub/Sub push does not follow redirects), hence strict_slashes, merge_slashes and
+        redirect_defaults all off."""
+        if self._urls is None:
+            rules = [route.rule(i) for i, route in enumerate(self.routes)]
+            self._urls = Map(rules, strict_slashes=False, merge_slashes=False, redirect_defaults=False).bind("")
+        return self._urls
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods the routes at ``path`` declare (werkzeug adds HEAD to GET rules: not listed unless declared)."""
+        if "//" in path:  # werkzeug reads "//x" as "/x"; no route has an empty segment
+            return []
+        declared = {route.method for route in self.routes}
+        return sorted(set(self.urls().allowed_methods(path or "/")) & declared)
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for a method and path (404 or 405 with Allow when none)."""
         path = path or "/"
-        allowed: list[str] = []
-        for route in self.routes:
-            m = route.regex.match(path)
-            if m:
-                if route.method == method:
-                    return route, m.groupdict()
-                allowed.append(route.method)
-        if allowed:
-            err = MethodNotAllowed(f"{method} is not allowed here", details={"allowed": sorted(set(allowed))})
-            err.headers["Allow"] = ", ".join(sorted(set(allowed)))
-            raise err
-        raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found")
+        try:
+            if "//" in path:
+                raise NoSuchRoute()
+            index, params = self.urls().match(path, method=method)
+            if self.routes[index].method != method:  # werkzeug's automatic HEAD on a GET rule: not declared here
+                raise NoSuchMethod()
+        except NoSuchMethod:
+            allowed = self.allowed(path)
+            err = MethodNotAllowed(f"{method} is not allowed here", details={"allowed": allowed})
+            err.headers["Allow"] = ", ".join(allowed)
+            raise err from None
+        except NoSuchRoute:
+            raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found") from None
+        return self.routes[index], dict(params)
 
     def _dispatch(self, request: flask.Request, rid: str) -> flask.Response:
         settings = get_settings()
         method = request.method.upper()
         path = request.path
         if method == "OPTIONS":
-            allowed = sorted({r.method for r in self.routes if r.regex.match(path or "/")})
+            allowed = self.allowed(path)
             if not allowed:
                 raise NotFound(f"no route /{self.function}{path}", code="route_not_found")
             return flask.Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
