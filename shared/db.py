@@ -31,6 +31,7 @@ from sqlalchemy.pool import QueuePool
 from shared import error_codes as codes
 from shared.config import Settings, get_settings
 from shared.errors import AppError, IdempotencyConflict, InsufficientFunds, NotFound, ServiceUnavailable, ValidationFailed
+from shared.lazy import Lazy
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -277,19 +278,18 @@ def with_database(url: str, database: str, user: str | None = None) -> str:
     return parts._replace(path="/" + database, netloc=netloc).geturl()
 
 
-_connector_lock = threading.Lock()
-_connector: Any = None
+def _make_connector() -> Any:
+    from google.cloud.sql.connector import Connector
+
+    return Connector(refresh_strategy="lazy")
+
+
+# One Connector per process, made on first use (constructing it looks up Google credentials).
+_connector: Lazy[Any] = Lazy(_make_connector)
 
 
 def _cloud_sql_connector() -> Any:
-    """One lazily created Connector per process (constructing it looks up Google credentials)."""
-    global _connector
-    with _connector_lock:
-        if _connector is None:
-            from google.cloud.sql.connector import Connector
-
-            _connector = Connector(refresh_strategy="lazy")
-        return _connector
+    return _connector.get()
 
 
 APP_ROLE = "earnpay_app"
