@@ -59,11 +59,12 @@ EP_PAYOUT_TRANSITION = "EP020"  # an illegal payout state transition
 EP_PAYOUT_EVENTS_APPEND_ONLY = "EP021"  # payout_events is append-only
 EP_PAYOUT_IMMUTABLE = "EP022"  # a payout's owner, method and amount never change
 EP_AUDIT_APPEND_ONLY = "EP025"  # the audit log is append-only
+EP_BANK_ACCOUNTS_WITHDRAWN = "EP030"  # no new bank-account method or payout to one (migration 0090)
 EP_UNKNOWN_VIDEO = "EP101"  # record_heartbeat: no such video
 EP_POSITION_OUT_OF_RANGE = "EP102"  # record_heartbeat: a position beyond the end of the video
 
 # The one table from database errors to domain errors: SQLSTATE -> (error class, code, message). The
-# codes not listed (the invariants' EP004-EP025 among them) are bugs of ours: they stay database
+# codes not listed (the invariants' EP004-EP030 among them) are bugs of ours: they stay database
 # errors, and the boundary answers 500 (or lets Pub/Sub retry). CHECK_VIOLATION is here for the
 # ledger, whose CHECKs encode which amounts an entry type allows; callers name the states they expect.
 DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str]] = {

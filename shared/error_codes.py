@@ -82,6 +82,7 @@ PASSWORD_UNCHANGED = "password_unchanged"  # noqa: S105  # an error code, not a 
 PAYLOAD_TOO_LARGE = "payload_too_large"
 PAYOUT_METHOD_IN_USE = "payout_method_in_use"
 PAYOUT_METHOD_NOT_FOUND = "payout_method_not_found"
+PAYOUT_METHOD_UNSUPPORTED = "payout_method_unsupported"
 PAYOUT_NOT_CANCELLABLE = "payout_not_cancellable"
 PAYOUT_NOT_FOUND = "payout_not_found"
 PAYOUT_NOT_PENDING = "payout_not_pending"
@@ -185,6 +186,9 @@ CATALOGUE: dict[str, ErrorCode] = {
     PAYLOAD_TOO_LARGE: ErrorCode(413, "the body is larger than the limit"),
     PAYOUT_METHOD_IN_USE: ErrorCode(409, "a payout to this method is still in progress: cancel it, or wait until it is paid or fails"),
     PAYOUT_METHOD_NOT_FOUND: ErrorCode(404, "no such payout method"),
+    PAYOUT_METHOD_UNSUPPORTED: ErrorCode(
+        409, "a payout to a bank account added before they were withdrawn: EarnPay pays through PayPal only"
+    ),
     PAYOUT_NOT_CANCELLABLE: ErrorCode(409, "this payout is … and can no longer be cancelled"),
     PAYOUT_NOT_FOUND: ErrorCode(404, "no such payout"),
     PAYOUT_NOT_PENDING: ErrorCode(409, "this payout is …; only requested payouts can be …d"),
