@@ -46,6 +46,14 @@ locals {
       topic       = "maintenance-tasks"
       body        = { task = "reindex" }
     }
+    ## Clearing: pending credits whose clearing time has passed become available
+    ## (docs/ledger.md). Every 5 minutes, so a credit clears at most ~5 minutes late.
+    "maintenance-clearing" = {
+      description = "Move cleared pending earnings to available balances."
+      schedule    = "*/5 * * * *"
+      topic       = "maintenance-tasks"
+      body        = { task = "clearing" }
+    }
     ## The drill clones the instance to a point in time, which outlasts one function run:
     ## each tick advances it one step (clone, wait, check, delete; state in restore_drills),
     ## and ticks after it is done do nothing (functions/maintenance/clone_drill.py).

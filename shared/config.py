@@ -146,6 +146,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- clearing: how long each kind of credit stays pending (docs/ledger.md) ---------------------
+    clearing_video_reward_hours: int = Field(
+        72, alias="CLEARING_VIDEO_REWARD_HOURS", ge=0, le=24 * 365, description="video rewards clear after this many hours (0: at once)"
+    )
+    clearing_bonus_hours: int = Field(
+        7 * 24, alias="CLEARING_BONUS_HOURS", ge=0, le=24 * 365, description="login and streak bonuses clear after this many hours"
+    )
+    clearing_referral_hours: int = Field(
+        14 * 24,
+        alias="CLEARING_REFERRAL_HOURS",
+        ge=0,
+        le=24 * 365,
+        description="referral bonuses and commissions clear this many hours after the referral qualifies",
+    )
+    clearing_adjustment_hours: int = Field(
+        0, alias="CLEARING_ADJUSTMENT_HOURS", ge=0, le=24 * 365, description="credited adjustments (staff, publishers) clear after this"
+    )
+    clearing_batch_size: int = Field(
+        1000, alias="CLEARING_BATCH_SIZE", ge=1, le=50_000, description="entries the clearing task clears per transaction"
+    )
+
     # --- payouts --------------------------------------------------------------------------------
     payout_minimum_cents: int = Field(
         1000, alias="PAYOUT_MINIMUM_CENTS", ge=1, le=MAX_PAYOUT_CENTS, description="smallest payout, in cents"

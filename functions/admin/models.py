@@ -58,6 +58,12 @@ class AdjustmentBody(Body):
         return self
 
 
+class ReversalBody(Body):
+    """Why a pending credit is taken back (kept in the audit log and on the reversal entry)."""
+
+    reason: Reason
+
+
 class RejectBody(Body):
     reason: Reason
 

@@ -10,7 +10,17 @@ from pydantic import AfterValidator, Field
 from shared.pagination import PageQuery
 
 EntryType = Literal[
-    "video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"
+    "video_reward",
+    "login_bonus",
+    "streak_bonus",
+    "referral_bonus",
+    "referral_commission",
+    "adjustment",
+    "payout_hold",
+    "payout_release",
+    "clearing",
+    "reversal",
+    "payout_paid",
 ]
 
 

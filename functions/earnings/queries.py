@@ -13,13 +13,18 @@ HISTORY_PAGE = Query(
     """SELECT coalesce(json_agg(obj ORDER BY seq DESC) FILTER (WHERE n <= CAST(:limit AS int)), '[]'::json)::text AS items,
               count(*) > CAST(:limit AS int) AS more,
               min(seq) FILTER (WHERE n <= CAST(:limit AS int)) AS last_seq
-         FROM (SELECT seq, row_number() OVER (ORDER BY seq DESC) AS n,
+         FROM (SELECT page.seq, row_number() OVER (ORDER BY page.seq DESC) AS n,
                       json_build_object(
-                          'seq', seq, 'type', type,
-                          'amount_micros', amount, 'amount_formatted', format_micros(amount),
-                          'balance_after_micros', balance_after, 'balance_after_formatted', format_micros(balance_after),
-                          'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                          'source', source, 'reference', reference) AS obj
+                          'seq', page.seq, 'type', page.type,
+                          'amount_micros', page.amount, 'amount_formatted', format_micros(page.amount),
+                          'balance_after_micros', page.balance_after, 'balance_after_formatted', format_micros(page.balance_after),
+                          'created_at', to_char(page.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                          'source', page.source, 'reference', page.reference,
+                          'pending', pc.seq IS NOT NULL,
+                          'clears_at', CASE WHEN pc.clears_at < 'infinity'
+                                            THEN to_char(pc.clears_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
+                          'awaiting', CASE WHEN pc.awaiting LIKE 'referral:%' THEN 'referral_qualification'
+                                           WHEN pc.awaiting IS NOT NULL THEN 'condition' END) AS obj
                  FROM (SELECT seq, type, amount, balance_after, created_at, source, reference
                          FROM earnings
                         WHERE user_id = CAST(:user_id AS uuid)
@@ -29,13 +34,27 @@ HISTORY_PAGE = Query(
                           AND (CAST(:to_ts AS timestamptz) IS NULL OR created_at < CAST(:to_ts AS timestamptz))
                         ORDER BY seq DESC
                         LIMIT CAST(:limit AS int) + 1) page
+                 -- still-pending credits of the page and their clearing time: one primary-key probe per
+                 -- row of the page (LIMIT 1 keeps it a probe; a join would sort the user's pending rows)
+                 LEFT JOIN LATERAL (SELECT p.seq, p.clears_at, p.awaiting FROM pending_credits p
+                                     WHERE p.user_id = CAST(:user_id AS uuid) AND p.seq = page.seq LIMIT 1) pc ON true
               ) numbered""",
 )
 
 BALANCE = Query(
     "earnings_balance",
-    """SELECT available, lifetime_earned, lifetime_paid_out, entry_count, updated_at
+    """SELECT available, pending, held, lifetime_earned, lifetime_paid_out, entry_count, updated_at
          FROM balances WHERE user_id = CAST(:user_id AS uuid)""",
+)
+
+# The credits still pending, soonest to clear first (those awaiting a condition last): a few days
+# of credits at most, read by the (user_id, seq) primary key of pending_credits.
+PENDING_ENTRIES = Query(
+    "earnings_pending_entries",
+    """SELECT seq, entry_id, type, amount, CASE WHEN clears_at < 'infinity' THEN clears_at END AS clears_at, awaiting
+         FROM pending_credits WHERE user_id = CAST(:user_id AS uuid)
+        ORDER BY clears_at, seq
+        LIMIT :limit""",
 )
 
 # Sums by type over the last 30 UTC days from idx_earnings_user_date (user_id, created_at DESC)

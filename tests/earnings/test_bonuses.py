@@ -15,6 +15,9 @@ from shared.db import Query, get_db
 from shared.errors import ValidationFailed
 from tests.helpers import Api
 
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
+
 ENTRIES = Query(
     "t_bonus_entries",
     "SELECT type, amount, idempotency_key, source, reference, metadata FROM earnings WHERE user_id = CAST(:u AS uuid) ORDER BY seq",

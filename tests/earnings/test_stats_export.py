@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from functions.earnings import queries as eq
 from functions.ledger import service as ledger
 from shared.db import Conn, Query, get_db
 from tests.helpers import Api
+
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
 
 # Loading thousands of entries for one user in a test needs two precautions that the product's own path
 # (one entry per transaction, in a database autovacuum keeps analysed) does not:

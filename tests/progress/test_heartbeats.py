@@ -19,6 +19,9 @@ from shared.config import get_settings
 from shared.db import Conn, Query, get_db
 from tests.helpers import Api, User, error_code
 
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
+
 AGE = Query(
     "t_age_progress",
     """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds)
