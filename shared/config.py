@@ -167,6 +167,28 @@ class Settings(BaseSettings):
         1000, alias="CLEARING_BATCH_SIZE", ge=1, le=50_000, description="entries the clearing task clears per transaction"
     )
 
+    # --- referrals: when a referral counts (docs/ledger.md, "Referrals") ---------------------------
+    referral_qualify_min_micros: int = Field(
+        50_000,
+        alias="REFERRAL_QUALIFY_MIN_MICROS",
+        ge=0,
+        description="video rewards the referred account must earn before its referral qualifies (micro-dollars)",
+    )
+    referral_qualify_days: int = Field(
+        3, alias="REFERRAL_QUALIFY_DAYS", ge=1, le=365, description="distinct UTC days with video rewards the referred account needs"
+    )
+    referral_require_kyc: bool = Field(True, alias="REFERRAL_REQUIRE_KYC", description="the referred account must also have verified KYC")
+    referral_window_days: int = Field(
+        30,
+        alias="REFERRAL_WINDOW_DAYS",
+        ge=1,
+        le=365,
+        description="a referral not qualified this many days after the referred sign-up expires; its pending rewards are reversed",
+    )
+    referral_daily_limit: int = Field(
+        5, alias="REFERRAL_DAILY_LIMIT", ge=0, le=10_000, description="newly qualifying referrals per referrer per UTC day"
+    )
+
     # --- payouts --------------------------------------------------------------------------------
     payout_minimum_cents: int = Field(
         1000, alias="PAYOUT_MINIMUM_CENTS", ge=1, le=MAX_PAYOUT_CENTS, description="smallest payout, in cents"

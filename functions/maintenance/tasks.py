@@ -10,6 +10,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.maintenance import queries as q
 from shared.config import Settings
@@ -253,7 +254,8 @@ def check_ledger_invariants(conn: Conn, *, max_rows: int = 100, own_snapshot: bo
 
 # --- clearing ---------------------------------------------------------------------------------------------
 def clearing(conn: Conn, opts: ClearingOptions, settings: Settings) -> dict[str, Any]:
-    """Moves due pending credits to available (ledger_clear_due), one short transaction per batch.
+    """Expires referrals past their window (reversing their pending rewards), then moves due pending
+    credits to available (ledger_clear_due), one short transaction per batch.
 
     Each batch reads the due rows from the small ``pending_credits`` table by its clearing-time index
     and claims them with SKIP LOCKED, so a run costs the entries it clears, not the ledger's size, and
@@ -264,6 +266,13 @@ def clearing(conn: Conn, opts: ClearingOptions, settings: Settings) -> dict[str,
     started = time.perf_counter()
     cleared = batches = 0
     budget_spent = False
+    # Referrals past their window first: their pending rewards are reversed, never cleared.
+    expired = {"expired": 0, "reversed": 0}
+    while True:
+        step = bonuses.expire_referrals(conn, limit=min(batch, 500))
+        expired = {k: expired[k] + step[k] for k in expired}
+        if step["expired"] < min(batch, 500) or time.perf_counter() - started > opts.time_budget_s:
+            break
     while True:
         if time.perf_counter() - started > opts.time_budget_s:
             budget_spent = True
@@ -273,7 +282,14 @@ def clearing(conn: Conn, opts: ClearingOptions, settings: Settings) -> dict[str,
         batches += 1
         if n < batch:
             break
-    return {"cleared": cleared, "batches": batches, "budget_spent": budget_spent, "ms": _ms(started)}
+    return {
+        "cleared": cleared,
+        "batches": batches,
+        "referrals_expired": expired["expired"],
+        "rewards_reversed": expired["reversed"],
+        "budget_spent": budget_spent,
+        "ms": _ms(started),
+    }
 
 
 # --- outbox sweep -----------------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def _complete(conn: Conn, user_id: str, video_id: str, row: dict[str, Any]) -> d
         # Referral bonus and commission hang on the reward entry (commission is a share of it), so
         # a completion the daily cap withheld entirely (or a zero-reward video) triggers neither.
         bonuses.on_video_completed(conn, user_id, video_id, granted, entry_id)
+    # A completed video is verified watching: the day's bonus and streak accrue with the first one.
+    row["daily_bonus"] = bonuses.on_verified_watch(conn, user_id)
     outbox.emit(
         conn,
         "video_completed",
@@ -133,10 +135,23 @@ def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str,
         "completed_at": completed_at,
         "reward": _reward(row) if completed_at is not None else None,
         "balance": None,
+        # the day's bonus and streak when this completion was the day's first verified watching
+        "daily_bonus": _daily_bonus(row.get("daily_bonus")),
     }
     if balance is not None:
         out["balance"] = {"available_micros": balance["available"], "available_formatted": ledger.format_micros(balance["available"])}
     return out
+
+
+def _daily_bonus(bonus: dict[str, Any] | None) -> dict[str, Any] | None:
+    if bonus is None:
+        return None
+    return {
+        "date": bonus["date"],
+        "streak_days": bonus["streak_days"],
+        "credited": [{"type": c["type"], "amount": ledger.money(c["amount_micros"]), "entry_id": c["entry_id"]} for c in bonus["credited"]],
+        "total": ledger.money(bonus["total_micros"]),
+    }
 
 
 def _reward(row: dict[str, Any]) -> dict[str, Any]:

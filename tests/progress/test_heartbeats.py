@@ -251,7 +251,17 @@ def test_parallel_completion_attempts_give_exactly_one_reward(api: Api, apps: ob
     assert all(r["completed"] for r in results if r["accepted"])
     rewards = owner_conn.all(REWARDS, user_id=user.id, video_id=video)
     assert [r["amount"] for r in rewards] == [4_321]
-    assert owner_conn.value(BALANCE, user_id=user.id) == 4_321
+    # the reward and the day's bonus for its first verified watching, each once
+    assert owner_conn.value(BALANCE, user_id=user.id) == 4_321 + _day_one_bonus()
+
+
+def _day_one_bonus() -> int:
+    """The daily bonus of a first day of verified watching (the login bonus; no streak on day one)."""
+    from functions.earnings import bonuses
+
+    with get_db().connection() as conn:
+        cfg = bonuses.config(conn)
+    return int(cfg["login_bonus_micros"]) + int(cfg["streak_bonus_micros"][0])
 
 
 def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) -> None:
@@ -266,7 +276,8 @@ def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) ->
     assert r2["reward"]["withheld_reason"] == "daily_cap"
     r3 = _watch_to_threshold(api, owner_conn, user, third, until=10)
     assert r3["completed"] and r3["reward"]["credited_micros"] == 0 and r3["reward"]["withheld_micros"] == reward
-    assert r3["reward"]["entry_id"] is None and r3["balance"]["available_micros"] == cap
+    assert r3["reward"]["entry_id"] is None and r3["balance"]["available_micros"] == cap + _day_one_bonus()
+    assert r1["daily_bonus"]["total"]["micros"] == _day_one_bonus() and r2["daily_bonus"] is None and r3["daily_bonus"] is None
     withheld = owner_conn.all(
         Query(
             "t_withheld",
@@ -280,7 +291,7 @@ def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) ->
     assert all(w["reason"] == "daily_cap" and w["status"] == "withheld" and w["cap_micros"] == cap for w in withheld)
     day = owner_conn.one(Query("t_day", "SELECT * FROM daily_video_earnings WHERE user_id = CAST(:u AS uuid)", prepared=False), u=user.id)
     assert day is not None and day["credited_micros"] == cap and day["completions"] == 3
-    assert owner_conn.value(BALANCE, user_id=user.id) == cap
+    assert owner_conn.value(BALANCE, user_id=user.id) == cap + _day_one_bonus()
 
 
 @pytest.mark.parametrize(
