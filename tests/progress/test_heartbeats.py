@@ -24,7 +24,8 @@ pytestmark = pytest.mark.usefixtures("immediate_clearing")
 
 AGE = Query(
     "t_age_progress",
-    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds)
+    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds),
+                                 stream_started_at = stream_started_at - make_interval(secs => :seconds)
         WHERE user_id = CAST(:user_id AS uuid) AND video_id = CAST(:video_id AS uuid)""",
     prepared=False,
 )
@@ -78,16 +79,21 @@ def test_forward_seek_credits_nothing_beyond_wall_clock(api: Api, owner_conn: Co
     hb(api, user, video, 0, 1)
     age(owner_conn, user, video, 10)
     jumped = hb(api, user, video, 80, 2)
-    # 10 s passed: at most 10 s plus the 10 % tolerance, never the 80 s jump
-    assert 10 <= jumped["credited_now_seconds"] <= 11.1 and jumped["position_seconds"] == 80
+    # 10 s passed: at most the stream's 10 s plus the 2 s tolerance, never the 80 s jump
+    assert 10 <= jumped["credited_now_seconds"] <= 12.1 and jumped["position_seconds"] == 80
     # no time passed at all: a jump credits (almost) nothing
     again = hb(api, user, video, 95, 3)
     assert again["credited_now_seconds"] < 0.5
-    # a long gap credits at most 60 s per heartbeat, however far the position moved
+    # time passed while paused cannot be spent on one seek: one interval moves at most 1.5x its time + 2 s
     user2, video2 = api.signup(), make_video(duration=600)
     hb(api, user2, video2, 0, 1)
-    age(owner_conn, user2, video2, 500)
-    assert hb(api, user2, video2, 500, 2)["credited_now_seconds"] == 60
+    age(owner_conn, user2, video2, 300)  # the stream is 300 s old ...
+    hb(api, user2, video2, 0, 2, playing=False)
+    age(owner_conn, user2, video2, 10)  # ... and the last interval 10 s
+    resumed = hb(api, user2, video2, 0, 3)
+    assert resumed["credited_now_seconds"] == 0  # after a pause: nothing was playing
+    age(owner_conn, user2, video2, 10)
+    assert 15 <= hb(api, user2, video2, 500, 4)["credited_now_seconds"] <= 17.1
 
 
 def test_replayed_and_out_of_order_heartbeats_credit_nothing(api: Api, owner_conn: Conn) -> None:
