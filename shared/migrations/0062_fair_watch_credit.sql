@@ -10,10 +10,12 @@
 --     speed-up and replays all spend that same budget, and parallel streams still cannot exist
 --     (active_streams: a switch starts a new stream, whose first heartbeat is a baseline);
 --   * one interval may move at most 1.5x its own time plus 2 s (time banked while paused cannot be
---     spent on a single seek);
+--     spent on a single seek); a movement cut short by either bound to less than a second credits
+--     nothing (no sliver ranges from a client racing ahead);
 --   * the credited seconds are the distinct seconds watched: the played stretches are kept as a
---     nummultirange (adjacent stretches merge, so an honest viewing is one range), and completion
---     needs the video's required share of them.
+--     nummultirange (adjacent stretches merge, so an honest viewing is one range; at most 64 ranges
+--     are kept, so a client running ahead of the clock cannot grow the row), and completion needs
+--     the video's required share of them.
 -- The heartbeat stays one statement (only the function body changes; CREATE OR REPLACE keeps grants).
 
 -- New columns are nullable (rows in flight keep working; see the function) and in no index, so
@@ -43,6 +45,8 @@ DECLARE
     v_budget NUMERIC;
     v_take NUMERIC;
     v_watched NUMMULTIRANGE;
+    v_new NUMMULTIRANGE;
+    v_length NUMERIC;
     v_stream_started TIMESTAMPTZ;
     v_moved NUMERIC;
     v_delta NUMERIC := 0;
@@ -114,15 +118,29 @@ BEGIN
         v_elapsed := greatest(extract(epoch FROM v_now - p.last_heartbeat_at), 0);
         v_budget := extract(epoch FROM v_now - v_stream_started) + 2 - v_moved;
         v_take := round(greatest(least(p_position - p.position_seconds, v_budget, v_elapsed * 1.5 + 2), 0), 3);
+        -- Running ahead of the clock (the movement was cut short): slivers under a second are not
+        -- worth a range of their own; a client racing ahead would otherwise add one per heartbeat.
+        IF v_take < p_position - p.position_seconds AND v_take < 1 THEN
+            v_take := 0;
+        END IF;
+        v_moved := v_moved + v_take;
         IF v_take > 0 THEN
             -- the seconds just before the new position are the ones being played
-            v_watched := v_watched + nummultirange(numrange(p_position - v_take, p_position));
-            v_moved := v_moved + v_take;
+            v_new := v_watched + nummultirange(numrange(p_position - v_take, p_position));
+            IF v_new = nummultirange(range_merge(v_new)) THEN
+                -- one stretch, the usual case (adjacent stretches merge): its length, no query
+                v_watched := v_new;
+                v_length := upper(v_new) - lower(v_new);
+            -- An honest viewing is a handful of stretches; past 64 (a client fragmenting its
+            -- coverage on purpose) no more are added, which bounds each heartbeat's work and the row.
+            ELSIF (SELECT count(*) FROM unnest(v_new)) <= 64 THEN
+                v_watched := v_new;
+                SELECT sum(upper(r) - lower(r)) INTO v_length FROM unnest(v_new) r;
+            END IF;
         END IF;
     END IF;
     -- Credit is coverage: distinct seconds of the video watched, not time spent looping some of them.
-    SELECT least(coalesce(sum(upper(r) - lower(r)), 0), v.duration_seconds) INTO v_credited FROM unnest(v_watched) r;
-    v_credited := greatest(v_credited, p.credited_seconds);
+    v_credited := greatest(least(coalesce(v_length, 0), v.duration_seconds), p.credited_seconds);
     v_delta := v_credited - p.credited_seconds;
 
     IF p.completed_at IS NULL AND v_credited >= v_required THEN

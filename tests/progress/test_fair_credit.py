@@ -39,6 +39,11 @@ REWARDS = Query(
     "SELECT amount FROM earnings WHERE user_id = CAST(:user_id AS uuid) AND type = 'video_reward' AND reference = :video_id",
     prepared=False,
 )
+RANGES = Query(
+    "t_fair_ranges",
+    "SELECT max((SELECT count(*) FROM unnest(watched))) FROM video_progress WHERE user_id = CAST(:user_id AS uuid)",
+    prepared=False,
+)
 TOLERANCE_S = 2.0
 
 
@@ -174,6 +179,7 @@ def test_cheaters_earn_nothing_beyond_real_time(
         wall = arrivals[i] - arrivals[0]
         credited = sum(latest.values())
         assert credited <= wall + TOLERANCE_S + 0.05, (kind, i, credited, wall)
+    assert (owner_conn.value(RANGES, user_id=user.id) or 0) <= 64  # the watched ranges stay compact
     if kind == "replay":
         loop = max(b.position for b in beats)
         assert answers[-1]["credited_seconds"] <= loop + 0.01
