@@ -30,7 +30,7 @@ from sqlalchemy.pool import QueuePool
 
 from shared import error_codes as codes
 from shared.config import Settings, get_settings
-from shared.errors import AppError, IdempotencyConflict, InsufficientFunds, NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import AppError, IdempotencyConflict, InsufficientFunds, NotFound, NotPending, ServiceUnavailable, ValidationFailed
 from shared.lazy import Lazy
 from shared.logs import get_logger
 
@@ -54,23 +54,36 @@ EP_INSUFFICIENT_FUNDS = "EP001"  # ledger_post: the debit would overdraw the ava
 EP_UNKNOWN_USER = "EP002"  # ledger_post: no such user
 EP_KEY_REUSED = "EP003"  # ledger_post: the idempotency key was used for a different entry
 EP_PAID_OUT_NOT_POSITIVE = "EP004"  # a paid-out amount must be positive
+EP_INVALID_ENTRY = "EP005"  # ledger_append and friends: an entry its type does not allow (the message says which)
+EP_BUCKET_NEGATIVE = "EP006"  # the pending or held bucket would go negative (a release of more than is held)
 EP_LEDGER_APPEND_ONLY = "EP010"  # the earnings ledger is append-only
 EP_PAYOUT_TRANSITION = "EP020"  # an illegal payout state transition
 EP_PAYOUT_EVENTS_APPEND_ONLY = "EP021"  # payout_events is append-only
 EP_PAYOUT_IMMUTABLE = "EP022"  # a payout's owner, method and amount never change
 EP_AUDIT_APPEND_ONLY = "EP025"  # the audit log is append-only
-EP_BANK_ACCOUNTS_WITHDRAWN = "EP030"  # no new bank-account method or payout to one (migration 0090)
+EP_UNKNOWN_ENTRY = "EP030"  # ledger_reverse: no such entry for this user
+EP_NOT_PENDING = "EP031"  # ledger_reverse: the entry cleared (or was never pending)
+EP_BANK_ACCOUNTS_WITHDRAWN = "EP090"  # no new bank-account method or payout to one (migration 0090)
 EP_UNKNOWN_VIDEO = "EP101"  # record_heartbeat: no such video
 EP_POSITION_OUT_OF_RANGE = "EP102"  # record_heartbeat: a position beyond the end of the video
 
-# The one table from database errors to domain errors: SQLSTATE -> (error class, code, message). The
-# codes not listed (the invariants' EP004-EP030 among them) are bugs of ours: they stay database
+# The one table from database errors to domain errors: SQLSTATE -> (error class, code, message; None:
+# the database's own message, written for the client in the SQL function). The
+# codes not listed (the invariants' EP004, EP010-EP025 and EP090 among them) are bugs of ours: they stay database
 # errors, and the boundary answers 500 (or lets Pub/Sub retry). CHECK_VIOLATION is here for the
 # ledger, whose CHECKs encode which amounts an entry type allows; callers name the states they expect.
-DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str]] = {
+DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str | None]] = {
     EP_INSUFFICIENT_FUNDS: (InsufficientFunds, codes.INSUFFICIENT_FUNDS, "the available balance is too low for this"),
     EP_UNKNOWN_USER: (NotFound, codes.UNKNOWN_USER, "no such user"),
     EP_KEY_REUSED: (IdempotencyConflict, codes.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for a different entry"),
+    EP_INVALID_ENTRY: (ValidationFailed, codes.INVALID_ENTRY, None),
+    EP_BUCKET_NEGATIVE: (ValidationFailed, codes.INVALID_ENTRY, "that entry would leave the pending or held bucket negative"),
+    EP_UNKNOWN_ENTRY: (NotFound, codes.ENTRY_NOT_FOUND, "no such entry for this user"),
+    EP_NOT_PENDING: (
+        NotPending,
+        codes.NOT_PENDING,
+        "this entry is not pending: it cleared (or was never pending), so it cannot be reversed",
+    ),
     EP_UNKNOWN_VIDEO: (NotFound, codes.VIDEO_NOT_FOUND, "no such video"),
     EP_POSITION_OUT_OF_RANGE: (ValidationFailed, codes.POSITION_OUT_OF_RANGE, "position_seconds is beyond the end of the video"),
     CHECK_VIOLATION: (ValidationFailed, codes.INVALID_ENTRY, "that entry is not allowed for its type"),
@@ -108,6 +121,9 @@ def domain_error(exc: BaseException, expected: Collection[str], details: dict[st
     if code is None or code not in expected or code not in DATABASE_ERRORS:
         return None
     error, error_code, message = DATABASE_ERRORS[code]
+    if message is None:
+        fields = exc.args[0] if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict) else {}
+        message = str(fields.get("M") or "invalid entry")
     return error(message, code=error_code, details=details)
 
 

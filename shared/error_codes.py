@@ -31,6 +31,7 @@ DATABASE_BUSY = "database_busy"
 DATABASE_UNAVAILABLE = "database_unavailable"
 DOCUMENT_NOT_FOUND = "document_not_found"
 EMAIL_TAKEN = "email_taken"
+ENTRY_NOT_FOUND = "entry_not_found"
 EXPORT_IN_PROGRESS = "export_in_progress"
 EXPORT_NOT_FOUND = "export_not_found"
 FORBIDDEN = "forbidden"
@@ -72,12 +73,14 @@ MALFORMED_MESSAGE = "malformed_message"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 MISSING_SESSION = "missing_session"
 NO_PAYOUT_METHOD = "no_payout_method"
+NOT_PENDING = "not_pending"
 NOT_A_VIDEO_REWARD = "not_a_video_reward"
 NOT_FOUND = "not_found"
 NOT_PUBSUB = "not_pubsub"
 OWN_ADJUSTMENT = "own_adjustment"
 OWN_KYC_DECISION = "own_kyc_decision"
 OWN_PAYOUT = "own_payout"
+OWN_REVERSAL = "own_reversal"
 PASSWORD_UNCHANGED = "password_unchanged"  # noqa: S105  # an error code, not a password
 PAYLOAD_TOO_LARGE = "payload_too_large"
 PAYOUT_METHOD_IN_USE = "payout_method_in_use"
@@ -135,6 +138,7 @@ CATALOGUE: dict[str, ErrorCode] = {
     DATABASE_UNAVAILABLE: ErrorCode(503, "the database is unavailable; try again shortly"),
     DOCUMENT_NOT_FOUND: ErrorCode(404, "no such document"),
     EMAIL_TAKEN: ErrorCode(409, "an account with this email already exists"),
+    ENTRY_NOT_FOUND: ErrorCode(404, "no such ledger entry for this user"),
     EXPORT_IN_PROGRESS: ErrorCode(409, "an export was just completed; ask again"),
     EXPORT_NOT_FOUND: ErrorCode(404, "no such export"),
     FORBIDDEN: ErrorCode(403, "not allowed"),
@@ -176,12 +180,14 @@ CATALOGUE: dict[str, ErrorCode] = {
     METHOD_NOT_ALLOWED: ErrorCode(405, "the route exists but not for this method; the Allow header lists those it takes"),
     MISSING_SESSION: ErrorCode(401, "send Authorization: Bearer <session token>"),
     NO_PAYOUT_METHOD: ErrorCode(422, "add a payout method first (POST /payouts/methods)"),
+    NOT_PENDING: ErrorCode(409, "the entry is not pending (it cleared, or never was), so it cannot be reversed"),
     NOT_A_VIDEO_REWARD: ErrorCode(422, "reward_entry_id is not a video reward of this user"),
     NOT_FOUND: ErrorCode(404, "no such resource"),
     NOT_PUBSUB: ErrorCode(None, "an event that is not a Pub/Sub message (dead-lettered)"),
     OWN_ADJUSTMENT: ErrorCode(403, "staff cannot adjust their own balance"),
     OWN_KYC_DECISION: ErrorCode(403, "nobody may decide on their own identity"),
     OWN_PAYOUT: ErrorCode(403, "staff cannot … their own payout"),
+    OWN_REVERSAL: ErrorCode(403, "staff cannot reverse their own credits"),
     PASSWORD_UNCHANGED: ErrorCode(422, "the new password must differ from the current one"),
     PAYLOAD_TOO_LARGE: ErrorCode(413, "the body is larger than the limit"),
     PAYOUT_METHOD_IN_USE: ErrorCode(409, "a payout to this method is still in progress: cancel it, or wait until it is paid or fails"),

@@ -76,6 +76,12 @@ class IdempotencyConflict(Conflict):
     code = codes.IDEMPOTENCY_CONFLICT
 
 
+class NotPending(Conflict):
+    """A reversal of an entry that cleared, or was never pending (the ledger's EP031)."""
+
+    code = codes.NOT_PENDING
+
+
 class RateLimited(AppError):
     status, code = 429, codes.RATE_LIMITED
 

@@ -6,6 +6,7 @@ Amounts are integer micro-dollars (``MICROS_PER_DOLLAR``). Every path that moves
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +16,24 @@ from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
 from shared import outbox
-from shared.db import CHECK_VIOLATION, EP_INSUFFICIENT_FUNDS, EP_KEY_REUSED, EP_UNKNOWN_USER, Conn, domain_error, sqlstate
+from shared.config import get_settings
+from shared.db import (
+    CHECK_VIOLATION,
+    EP_BUCKET_NEGATIVE,
+    EP_INSUFFICIENT_FUNDS,
+    EP_INVALID_ENTRY,
+    EP_KEY_REUSED,
+    EP_NOT_PENDING,
+    EP_UNKNOWN_ENTRY,
+    EP_UNKNOWN_USER,
+    Conn,
+    domain_error,
+    sqlstate,
+)
 from shared.errors import IdempotencyConflict as IdempotencyConflict  # re-exported: callers catch ledger.IdempotencyConflict
 from shared.errors import InsufficientFunds as InsufficientFunds  # re-exported: callers catch ledger.InsufficientFunds
 from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotPending as NotPending  # re-exported: callers catch ledger.NotPending
 from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
 
 __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
@@ -27,8 +42,32 @@ MICROS_PER_CENT = 10_000
 ENTRY_TYPES = frozenset(
     {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
 )
+# Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
+SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid"})
+# Credits: what can wait in the pending bucket.
+CREDIT_TYPES = frozenset({"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment"})
+# Pending until a condition is settled (ledger_settle_awaiting), then cleared or reversed.
+AWAITING = datetime.max.replace(tzinfo=dt.UTC)
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
 MAX_ENTRY = 1_000_000 * MICROS_PER_DOLLAR
+
+
+def clearing_period(type: str) -> dt.timedelta:
+    """How long a credit of ``type`` stays pending (settings CLEARING_*; zero: available at once).
+
+    Referral rewards are not here: they wait for their referral to qualify (``awaiting``) and then
+    clear after ``clearing_referral_hours``.
+    """
+    s = get_settings()
+    hours = {
+        "video_reward": s.clearing_video_reward_hours,
+        "login_bonus": s.clearing_bonus_hours,
+        "streak_bonus": s.clearing_bonus_hours,
+        "referral_bonus": s.clearing_referral_hours,
+        "referral_commission": s.clearing_referral_hours,
+        "adjustment": s.clearing_adjustment_hours,
+    }.get(type, 0)
+    return dt.timedelta(hours=hours)
 
 
 @dataclass(frozen=True)
@@ -52,25 +91,46 @@ def post(
     source: str,
     reference: str | None = None,
     metadata: dict[str, Any] | None = None,
+    clears: str = "auto",
+    awaiting: str | None = None,
 ) -> Posted:
-    """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw."""
-    if type not in ENTRY_TYPES:
+    """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw.
+
+    A credit lands in pending when its type has a clearing period (``clears="auto"``, the default)
+    and in available when it has none or with ``clears="now"``. With ``awaiting`` it stays pending
+    until that condition is settled (``settle_awaiting``).
+    """
+    if type not in ENTRY_TYPES and type != "payout_paid":
         raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_ENTRY:
         raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code="invalid_amount")
+    clears_at: datetime | None = None
+    if type in CREDIT_TYPES and amount > 0:
+        if awaiting is not None:
+            clears_at = AWAITING
+        elif clears == "auto":
+            period = clearing_period(type)
+            if period > dt.timedelta(0):
+                clears_at = dt.datetime.now(dt.UTC) + period
+    elif awaiting is not None:
+        raise ValidationFailed("only a credit can await a condition", code="invalid_entry")
+    params = {
+        "user_id": user_id,
+        "type": type,
+        "amount": amount,
+        "key": idempotency_key,
+        "source": source,
+        "reference": reference,
+        "metadata": json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+    }
     try:
-        row = conn.one(
-            q.POST,
-            user_id=user_id,
-            type=type,
-            amount=amount,
-            key=idempotency_key,
-            source=source,
-            reference=reference,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
+        if clears_at is None:
+            row = conn.one(q.POST, **params)
+        else:
+            row = conn.one(q.POST_PENDING, clears_at=_db_time(clears_at), awaiting=awaiting, **params)
     except DatabaseError as exc:
-        expected = (EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_USER, EP_KEY_REUSED, CHECK_VIOLATION)  # CHECK: e.g. a positive hold
+        # CHECK_VIOLATION: a CHECK on earnings, e.g. a positive hold or a negative reward
+        expected = (EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_USER, EP_KEY_REUSED, EP_INVALID_ENTRY, EP_BUCKET_NEGATIVE, CHECK_VIOLATION)
         error = domain_error(exc, expected, details={"requested": money(-amount)} if sqlstate(exc) == EP_INSUFFICIENT_FUNDS else None)
         if error is None:
             raise
@@ -89,6 +149,9 @@ def post(
                 "type": type,
                 "amount": money(amount),
                 "balance_after": money(posted.balance_after),
+                "pending": clears_at is not None,
+                "clears_at": None if clears_at is None or awaiting else rfc3339(clears_at),
+                "awaiting": awaiting,
                 "source": source,
                 "reference": reference,
                 "created_at": rfc3339(posted.created_at),
@@ -98,9 +161,55 @@ def post(
     return posted
 
 
-def record_paid_out(conn: Conn, user_id: str, amount: int) -> None:
-    """Counts a settled payout (whose hold already left the available balance) in lifetime paid out."""
-    conn.value(q.RECORD_PAID_OUT, user_id=user_id, amount=amount)
+def _db_time(value: datetime) -> str | datetime:
+    """'infinity' for the awaiting marker (Python has no infinite datetime), else the instant."""
+    return "infinity" if value == AWAITING else value
+
+
+def settle_payout(conn: Conn, user_id: str, payout_id: str, amount: int) -> int:
+    """A paid payout leaves the held bucket with a ``payout_paid`` entry (once per payout); returns its id."""
+    return int(conn.value(q.SETTLE_PAYOUT, user_id=user_id, payout_id=payout_id, amount=amount))
+
+
+def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Takes back a pending credit with a ``reversal`` entry pointing at it (clawback).
+
+    Reversing twice returns the first reversal with ``duplicate: True``; an entry that cleared (or was
+    never pending) is ``NotPending`` (409), an unknown one ``NotFound``.
+    """
+    try:
+        row = conn.one(
+            q.REVERSE,
+            user_id=user_id,
+            entry_id=entry_id,
+            source=source,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+    except DatabaseError as exc:
+        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING))
+        if error is None:
+            raise
+        raise error from exc
+    assert row is not None
+    return row
+
+
+def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
+    """The condition ``awaiting`` was met (its credits clear at ``clears_at``) or failed (``None``: reversed)."""
+    return int(
+        conn.value(
+            q.SETTLE_AWAITING,
+            awaiting=awaiting,
+            clears_at=clears_at,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+        or 0
+    )
+
+
+def clear_due(conn: Conn, *, limit: int, now: datetime | None = None) -> int:
+    """Clears up to ``limit`` due pending entries in one transaction (schema owner only); returns how many."""
+    return int(conn.value(q.CLEAR_DUE, limit=limit, now=now) or 0)
 
 
 def balance(conn: Conn, user_id: str) -> dict[str, Any]:
@@ -116,14 +225,17 @@ def balance(conn: Conn, user_id: str) -> dict[str, Any]:
 
 
 def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> dict[str, Any]:
-    """Checks every hash chain and that each balance equals the sum of its entries."""
+    """Checks every hash chain, that each bucket (pending, available, held, paid out) equals the sum of its
+    entries, that pending equals the pending rows, and that paid payouts and payout_paid entries agree."""
     chain = conn.all(q.CHAIN_PROBLEMS, user_id=user_id, max_rows=max_rows)
     balances = conn.all(q.BALANCE_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    payouts = conn.all(q.PAYOUT_PROBLEMS, user_id=user_id, max_rows=max_rows)
     totals = conn.one(q.LEDGER_TOTALS) or {}
     return {
-        "ok": not chain and not balances,
+        "ok": not chain and not balances and not payouts,
         "entries": totals.get("entries"),
         "balances": totals.get("balances"),
         "chain_problems": chain,
         "balance_problems": balances,
+        "payout_problems": payouts,
     }

@@ -3,11 +3,11 @@
 -- bank-account methods, and new payout requests to one, are refused here (the invariant) as well as
 -- by the API (the clear 4xx). Rows made before stay as they are and stay readable: listing, payout
 -- history, exports and erasure still see them; nothing is deleted or rewritten.
--- EP030: a bank account was offered after they were withdrawn.
+-- EP090: a bank account was offered after they were withdrawn.
 CREATE FUNCTION refuse_new_bank_accounts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'bank accounts are not accepted: EarnPay pays through PayPal only' USING ERRCODE = 'EP030';
+    RAISE EXCEPTION 'bank accounts are not accepted: EarnPay pays through PayPal only' USING ERRCODE = 'EP090';
 END
 $$;
 

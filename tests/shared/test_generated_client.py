@@ -31,7 +31,8 @@ GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 SET_KYC = Query("t_client_set_kyc", "UPDATE users SET kyc_status = :kyc WHERE id = CAST(:id AS uuid)", prepared=False)
 AGE = Query(
     "t_client_age_progress",
-    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds)
+    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds),
+                                 stream_started_at = stream_started_at - make_interval(secs => :seconds)
         WHERE user_id = CAST(:user_id AS uuid) AND video_id = CAST(:video_id AS uuid)""",
     prepared=False,
 )
@@ -97,10 +98,7 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     login = _api(generated, "auth", "login").sync(client=anonymous, body=m.LoginBody(email=email, password=PASSWORD))
     assert isinstance(login, m.LoginResponse)
     assert login.user.id == signup.parsed.user.id
-    assert isinstance(login.bonus, m.LoginBonus)
-    assert isinstance(login.bonus.total, m.Money)
-    assert login.bonus.total.currency == "USD"
-    assert login.bonus.total.micros > 0
+    assert login.bonus is None  # a bare login earns nothing: bonuses come with verified watching
     user_id = login.user.id
     me = generated.AuthenticatedClient(base_url=base_url, token=login.session.token, headers=ip, raise_on_unexpected_status=True)
     profile = _api(generated, "auth", "me").sync(client=me)
@@ -129,8 +127,12 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     assert isinstance(done.reward, m.Reward)
     assert done.reward.credited.micros == 2_500
     assert done.reward.withheld.formatted == "$0.00"
+    # the day's first completed video brings the daily bonus; reward and bonus are pending until they clear
+    assert isinstance(done.daily_bonus, m.DailyBonus)
+    assert done.daily_bonus.total.currency == "USD"
+    assert done.daily_bonus.total.micros > 0
     assert isinstance(done.balance, m.BalanceNow)
-    assert done.balance.available.micros == login.bonus.total.micros + 2_500
+    assert done.balance.available.micros == 0
     progress = _api(generated, "progress", "get_progress").sync(video_id, client=me)
     assert isinstance(progress, m.Progress)
     assert progress.completed
@@ -140,15 +142,18 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     history = _api(generated, "earnings", "history").sync(client=me, limit=10)
     assert isinstance(history, m.HistoryPage)
     assert history.next_cursor is None
-    newest = history.items[0]
-    assert isinstance(newest, m.Entry)
-    assert newest.type_ == m.EntryType.VIDEO_REWARD
-    assert newest.amount.micros == 2_500
-    assert newest.balance_after.micros == done.balance.available.micros
-    assert newest.created_at.tzinfo is not None
+    reward = next(i for i in history.items if i.type_ == m.EntryType.VIDEO_REWARD)
+    assert isinstance(reward, m.HistoryEntry)
+    assert reward.amount.micros == 2_500
+    assert reward.pending
+    assert reward.balance_after.micros == 0
+    assert reward.created_at.tzinfo is not None
+    assert reward.clears_at is not None
     stats = _api(generated, "earnings", "stats").sync(client=me)
     assert isinstance(stats, m.Stats)
-    assert stats.available.micros == done.balance.available.micros
+    assert stats.available.micros == 0
+    assert stats.pending.micros == 2_500 + done.daily_bonus.total.micros
+    assert len(stats.pending_entries) == len(history.items)
     assert stats.periods.today.by_type["video_reward"].micros == 2_500
     export = _api(generated, "earnings", "export").sync(client=me)
     assert isinstance(export, m.Export)
