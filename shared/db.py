@@ -159,6 +159,21 @@ class Query:
         object.__setattr__(self, "make_vals", make_vals)
 
 
+def retrying(run: Callable[[], T], attempts: int = 5) -> T:
+    """Runs ``run`` (one whole transaction) again after a serialization failure or a deadlock, up to
+    ``attempts`` times with a short, growing pause: the one retry loop (``run_in_transaction``)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except (DatabaseError, ServiceUnavailable) as exc:
+            cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) else exc
+            if cause is not None and sqlstate(cause) in RETRYABLE and attempt < attempts:
+                time.sleep(0.005 * attempt)
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
 class Conn:
     """A checked-out connection: run named queries, get rows as dicts."""
 
@@ -239,6 +254,15 @@ class Conn:
             self._rollback_quietly()
             raise
         self.raw.execute_simple("COMMIT")
+
+    def run_in_transaction(self, fn: Callable[[Conn], T], *, attempts: int = 5) -> T:
+        """Runs ``fn`` in a transaction on this connection, retrying on serialization failures and deadlocks."""
+
+        def once() -> T:
+            with self.transaction():
+                return fn(self)
+
+        return retrying(once, attempts)
 
     @contextmanager
     def atomic(self) -> Iterator[Conn]:
@@ -439,18 +463,13 @@ class Database:
             yield conn
 
     def run_in_transaction(self, fn: Callable[[Conn], T], *, attempts: int = 5) -> T:
-        """Runs ``fn`` in a transaction, retrying on serialization failures and deadlocks."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.transaction() as conn:
-                    return fn(conn)
-            except (DatabaseError, ServiceUnavailable) as exc:
-                cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) else exc
-                if cause is not None and sqlstate(cause) in RETRYABLE and attempt < attempts:
-                    time.sleep(0.005 * attempt)
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        """Runs ``fn`` in a transaction on a pooled connection, retrying on serialization failures and deadlocks."""
+
+        def once() -> T:
+            with self.transaction() as conn:
+                return fn(conn)
+
+        return retrying(once, attempts)
 
     def pool_status(self) -> dict[str, int]:
         p = self._pool

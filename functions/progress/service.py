@@ -10,7 +10,6 @@ reward exists exactly when the completion does, and exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -24,7 +23,7 @@ from functions.progress.models import HeartbeatBody
 from functions.videos.service import required_seconds
 from shared import outbox
 from shared.config import get_settings
-from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, RETRYABLE, Conn, Database, domain_error, sqlstate
+from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, Database, domain_error
 from shared.errors import NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
@@ -48,22 +47,17 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
         "session_id": body.session_id.lower() if body.session_id else None,
         "daily_cap": cap,
     }
+
+    def complete(conn: Conn) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        done = _call(conn, complete=True, **params)
+        return done, (_complete(conn, user_id, video_id, done) if done["status"] == "completed" else None)
+
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
         if row["status"] != "completion_due":
             return _present_heartbeat(video_id, row, balance=None)
-        for attempt in range(1, 6):
-            try:
-                with conn.transaction():
-                    row = _call(conn, complete=True, **params)
-                    balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
-                return _present_heartbeat(video_id, row, balance=balance)
-            except DatabaseError as exc:
-                if sqlstate(exc) in RETRYABLE and attempt < 5:
-                    time.sleep(0.005 * attempt)
-                    continue
-                raise
-    raise AssertionError("unreachable")
+        row, balance = conn.run_in_transaction(complete)  # retried on a serialization failure or deadlock
+    return _present_heartbeat(video_id, row, balance=balance)
 
 
 def _call(conn: Conn, **params: Any) -> dict[str, Any]:
