@@ -4,14 +4,17 @@ change, and tested here directly in SQL."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pg8000.exceptions import DatabaseError
 
-from shared.db import EP_AUDIT_APPEND_ONLY, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
-from shared.migrate import FUNCTIONS_DIR, migrate, sql_functions
+from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES
+from functions.videos.service import required_seconds
+from shared.db import EP_AUDIT_APPEND_ONLY, EP_INSUFFICIENT_FUNDS, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
+from shared.migrate import FUNCTIONS_DIR, discover, migrate, sql_functions
 from shared.models import format_micros
 from tests.shared.test_migrate import scratch  # noqa: F401  # the fixture: a fresh empty database
 
@@ -80,3 +83,67 @@ def test_the_append_only_functions_refuse_in_sql(owner_conn: Conn) -> None:
 def test_function_files_live_in_one_folder() -> None:
     assert FUNCTIONS_DIR.is_dir()
     assert sorted(p.stem for p in FUNCTIONS_DIR.glob("*.sql")) == sorted(sql_functions())
+
+
+def _last_migration_named_in(sql: str) -> int:
+    """The newest migration a function file's header names ("first made by ..., last changed by ...")."""
+    header = sql.split("\n", 1)[0]
+    versions = [int(v) for v in re.findall(r"\b(\d{4})_[a-z0-9_]+\.sql", header)]
+    return max(versions, default=0)
+
+
+def test_no_later_migration_redefines_a_function_that_has_a_file() -> None:
+    later: list[str] = []
+    for name, sql in sql_functions().items():
+        newest = _last_migration_named_in(sql)
+        for mig in discover():
+            if mig.version > newest and re.search(rf"CREATE (OR REPLACE )?FUNCTION {name}\(", mig.sql):
+                later.append(f"{mig.version:04d}_{mig.name} redefines {name}: change shared/sql/functions/{name}.sql instead")
+    assert later == []
+
+
+def test_ledger_post_in_sql(api: Any, owner_conn: Conn) -> None:
+    user = api.signup()
+    post = Query(
+        "t_ledger_post_sql",
+        "SELECT entry_id, entry_balance_after, duplicate FROM ledger_post(CAST(:u AS uuid), 'adjustment', CAST(:a AS bigint), :k, 'test')",
+        prepared=False,
+    )
+    first = owner_conn.one(post, u=user.id, a=5_000, k="sql-direct-1")
+    assert first is not None
+    assert first["duplicate"] is False
+    again = owner_conn.one(post, u=user.id, a=5_000, k="sql-direct-1")
+    assert again == {**first, "duplicate": True}  # the same key: the first entry, not a second one
+    assert _sqlstate_of(owner_conn, f"SELECT * FROM ledger_post('{user.id}', 'adjustment', -10000000, 'sql-direct-2', 'test')") == (
+        EP_INSUFFICIENT_FUNDS
+    )
+
+
+def test_required_seconds_in_sql_is_the_python_rule(owner_conn: Conn) -> None:
+    rows = owner_conn.all(
+        Query(
+            "t_required_grid",
+            """SELECT d, p, video_required_seconds(d, p) AS s
+                 FROM generate_series(1, 14400, 7) AS d, generate_series(1, 100) AS p""",
+            prepared=False,
+        )
+    )
+    assert len(rows) > 200_000
+    wrong = [(r["d"], r["p"], r["s"]) for r in rows if r["s"] != required_seconds(r["d"], r["p"])]
+    assert wrong == []
+
+
+def test_entry_types_agree_with_the_schema(owner_conn: Conn) -> None:
+    check = owner_conn.value(
+        Query("t_type_check", "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'earnings_type_check'", prepared=False)
+    )
+    assert set(re.findall(r"'([a-z_]+)'", check)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
+    earning = owner_conn.value(
+        Query(
+            "t_earning_types",
+            "SELECT array_agg(t ORDER BY t) FROM unnest(CAST(:names AS text[])) AS t WHERE ledger_is_earning(t)",
+            prepared=False,
+        ),
+        names=sorted(ENTRY_TYPES | SYSTEM_ENTRY_TYPES),
+    )
+    assert set(earning) == CREDIT_TYPES

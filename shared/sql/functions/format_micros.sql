@@ -1,5 +1,6 @@
--- format_micros: the current body (first made by 0012_videos_progress.sql). shared/migrate.py applies this file
--- after the migrations whenever it changed: change the function here, never in a new migration.
+-- format_micros: the current body (first made by 0012_videos_progress.sql).
+-- shared/migrate.py applies this file after the migrations whenever it changed: change the
+-- function here, never in a new migration.
 -- A display string for micro-dollars, the same as functions.ledger.service.format_micros
 -- (e.g. 2500 -> "$0.0025", 1500000 -> "$1.50"): exports build their JSON in the database.
 -- Written so the planner inlines it into the export query (4x faster than a call per row): not

@@ -1,5 +1,6 @@
--- payout_requests_after_insert: the current body (first made by 0021_payouts.sql). shared/migrate.py applies this file
--- after the migrations whenever it changed: change the function here, never in a new migration.
+-- payout_requests_after_insert: the current body (first made by 0021_payouts.sql).
+-- shared/migrate.py applies this file after the migrations whenever it changed: change the
+-- function here, never in a new migration.
 -- The guard and the history writer are statement-level triggers over transition tables: a batch
 -- worker changes 1,000 rows in one statement, and one set-based check and one INSERT ... SELECT cost
 -- a fraction of 1,000 row-level trigger calls. Errors: EP020 illegal transition, EP022 immutable

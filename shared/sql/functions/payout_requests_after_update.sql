@@ -1,5 +1,6 @@
--- payout_requests_after_update: the current body (first made by 0021_payouts.sql). shared/migrate.py applies this file
--- after the migrations whenever it changed: change the function here, never in a new migration.
+-- payout_requests_after_update: the current body (first made by 0021_payouts.sql).
+-- shared/migrate.py applies this file after the migrations whenever it changed: change the
+-- function here, never in a new migration.
 -- A status change must be listed in payout_transitions; a re-claim (attempts changes) counts as a
 -- transition, a bookkeeping update (say, a pending provider answer) does not.
 -- Transition tables have no statistics: without enable_nestloop = off the planner joins old and new

@@ -1,5 +1,6 @@
--- payout_requests_refuse_rewrite: the current body (first made by 0021_payouts.sql). shared/migrate.py applies this file
--- after the migrations whenever it changed: change the function here, never in a new migration.
+-- payout_requests_refuse_rewrite: the current body (first made by 0021_payouts.sql).
+-- shared/migrate.py applies this file after the migrations whenever it changed: change the
+-- function here, never in a new migration.
 -- The owner, method and money of a request never change (the app role has no UPDATE on these
 -- columns; this stops everyone else). UPDATE OF fires only when a statement names them: free otherwise.
 CREATE OR REPLACE FUNCTION payout_requests_refuse_rewrite() RETURNS trigger
