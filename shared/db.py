@@ -28,6 +28,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from shared import metrics
 from shared.config import Settings, get_settings
 from shared.errors import ServiceUnavailable
 from shared.logs import get_logger
@@ -105,6 +106,7 @@ class Conn:
         else:
             ctx = self.raw.execute_simple(q.statement)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.query_finished(q.name, q.sql, elapsed_ms)
         if elapsed_ms > self._slow_ms:
             log.warning(
                 "slow query %s took %.0f ms", q.name, elapsed_ms, extra={"event": "slow_query", "query": q.name, "ms": round(elapsed_ms, 1)}
@@ -299,6 +301,10 @@ class Database:
             reset_on_return="rollback",
         )
         ping_after = settings.db_ping_after_idle_s
+        overflow = settings.db_pool_max_overflow
+        metrics.register_pool(
+            "replica" if replica else "admin" if admin else "primary", lambda: {**self.pool_status(), "max_overflow": overflow}
+        )
 
         @event.listens_for(self._pool, "checkin")
         def _stamp(dbapi_conn: Any, record: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared import idempotency, outbox
+from shared import idempotency, metrics, outbox
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -243,6 +243,7 @@ class Router:
                     status,
                     extra={"event": "http_request", "status": status, "ms": round(elapsed, 2)},
                 )
+            metrics.request_finished(self.function, request.environ.get("earnpay.route", "unmatched"), status, elapsed)
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 
@@ -275,6 +276,7 @@ class Router:
         # what they sent (path, query, body: 400/413/415/422): a caller learns nothing about a
         # route's schema before being allowed to use it.
         route, params = self.match("GET" if method == "HEAD" else method, path)
+        request.environ["earnpay.route"] = f"{route.method} {route.pattern}"  # the metrics' route attribute (no ids in it)
         ctx = Ctx(request=request, request_id=rid, ip=client_ip(request), params=params)
 
         if route.auth is not None:

@@ -22,7 +22,7 @@ from functions.ledger import service as ledger
 from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
 from functions.videos.service import required_seconds
-from shared import outbox
+from shared import metrics, outbox
 from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
@@ -30,6 +30,9 @@ from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The client's documented cadence: a playing heartbeat after the first of a stream claims this much
+# watching (earnpay.watch.reported_seconds; credited / reported is the tracking accuracy metric).
+HEARTBEAT_CADENCE_S = 10.0
 
 
 def _seconds(value: Decimal | None) -> float:
@@ -50,6 +53,7 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
     }
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
+        _record(row, body.playing)
         if row["status"] != "completion_due":
             return _present_heartbeat(video_id, row, balance=None)
         for attempt in range(1, 6):
@@ -66,11 +70,23 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
     raise AssertionError("unreachable")
 
 
+def _record(row: dict[str, Any], playing: bool) -> None:
+    """The heartbeat and watch-time accuracy metrics (shared/metrics.py)."""
+    status = row["status"]
+    if status == "stale":
+        metrics.heartbeat_rejected("stale")
+    claimed = HEARTBEAT_CADENCE_S if playing and status not in ("started", "stream_started", "stale") else 0.0
+    credited = _seconds(row["credited_now"]) if status != "completion_due" else 0.0
+    metrics.heartbeat(status, credited_seconds=credited, reported_seconds=claimed)
+
+
 def _call(conn: Conn, **params: Any) -> dict[str, Any]:
     try:
         row = conn.one(q.HEARTBEAT, **params)
     except DatabaseError as exc:
         code = sqlstate(exc)
+        if code in ("EP101", "EP102"):
+            metrics.heartbeat_rejected("video_not_found" if code == "EP101" else "position_out_of_range")
         if code == "EP101":
             raise NotFound("no such video", code="video_not_found") from exc
         if code == "EP102":
