@@ -222,9 +222,8 @@ def render_tfvars(s: Sizes) -> str:
     width = max(len(fn) for fn in s.functions)
     for fn in sorted(s.functions):
         f = s.functions[fn]
-        lines.append(
-            f"  {fn.ljust(width)} = {{ min_instances = {f.min_instances}, max_instances = {f.max_instances}, db_pool_size = {f.db_pool_size} }}"
-        )
+        sizes = f"min_instances = {f.min_instances}, max_instances = {f.max_instances}, db_pool_size = {f.db_pool_size}"
+        lines.append(f"  {fn.ljust(width)} = {{ {sizes} }}")
     lines += ["}", END]
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,6 @@
 """A bare functions-framework no-op, served like the local server (gunicorn gthread): the CPU reference.
 
-    python -m bench.noop --port 8099 --workers 2 --threads 8
+python -m bench.noop --port 8099 --workers 2 --threads 8
 """
 
 from __future__ import annotations
