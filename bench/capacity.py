@@ -171,8 +171,8 @@ def size(scenario: Scenario, costs: dict[str, Any], defaults: dict[str, dict[str
         max_i = max(math.ceil(need * BURST), int(defaults[fn]["max_instances"]))
         min_i = max(math.ceil(need * MIN_SHARE), int(defaults[fn]["min_instances"]))
         busy_per_instance = per_fn_hold_ms[fn] / 1000 / max(1.0, need)  # connections in use, Little's law
-        pool = max(2, min(int(defaults[fn]["concurrency"]), math.ceil(busy_per_instance * POOL_HEADROOM)))
-        functions[fn] = FunctionSize(round(rps, 1), round(vcpu, 2), min_i, max_i, pool)
+        pool_size = max(2, min(int(defaults[fn]["concurrency"]), math.ceil(busy_per_instance * POOL_HEADROOM)))
+        functions[fn] = FunctionSize(round(rps, 1), round(vcpu, 2), min_i, max_i, pool_size)
 
     primary_vcpu = _cloud_sql_vcpu(db_cpu["primary"] / CPU_TARGET)
     replica_need = db_cpu["replica"] / CPU_TARGET

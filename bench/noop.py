@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
 
     app = functions_framework.create_app("noop", __file__, "http")
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {
                 "bind": f"127.0.0.1:{args.port}",
