@@ -187,7 +187,7 @@ def costs(db: BenchDb, hostport: str, videos: list[str], quick: bool) -> dict[st
         hostport,
         [("POST", "/payouts/", {"amount_cents": 1000, "password": generate.PASSWORD}, hdr[k % len(hdr)]) for k in range(n // 10)],
     )
-    logins = [
+    logins: list[tuple[str, str, Any, dict[str, str]]] = [
         ("POST", "/auth/login", {"email": f"bench-gen-{i}@example.com", "password": generate.PASSWORD}, {}) for i in range(2, 2 + n // 10)
     ]
     results["login"] = _measure(db, hostport, logins)
@@ -267,9 +267,8 @@ def _markdown(cost: dict[str, Any], stepped: list[dict[str, Any]]) -> str:
             r = s["routes"][name]
             floor = FLOORS.get(name)
             met = "" if floor is None or r["p99"] is None else ("yes" if r["p99"] < floor else "**no**")
-            lines.append(
-                f"| {s['watchers']} | {name} | {r['requests']} | {r['failures']} | {r['rps']} | {r['p50']} | {r['p95']} | {r['p99']} | {met} |"
-            )
+            cells = [s["watchers"], name, r["requests"], r["failures"], r["rps"], r["p50"], r["p95"], r["p99"], met]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     ok = [s["watchers"] for s in stepped if s["floors_met"]]
     best = max(ok) if ok else 0
     cores = os.cpu_count() or 1
