@@ -21,6 +21,8 @@ class Principal:
     user_id: str
     role: str
     session_id: int
+    # users.profile_version (migration 0070 bumps it on every change): the profile cache's validator
+    profile_version: int = 0
 
     @property
     def is_staff(self) -> bool:
@@ -42,7 +44,7 @@ AUTHENTICATE = Query(
     "session_authenticate",
     """
     WITH s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -62,7 +64,7 @@ AUTHENTICATE = Query(
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
     )
-    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, rl.hits,
+    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, s.profile_version, rl.hits,
            ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after
       FROM s LEFT JOIN rl ON true
     """,
@@ -80,4 +82,4 @@ def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
-    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"])
+    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"], profile_version=int(row["profile_version"]))
