@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     exports_bucket: str = Field(
         "earnpay-local-exports", alias="EXPORTS_BUCKET", min_length=3, max_length=222, description="privacy exports bucket"
     )
+    local_storage_dir: Path = Field(
+        ROOT / ".data" / "storage",
+        alias="LOCAL_STORAGE_DIR",
+        description="where the local GCS emulator of `serve` keeps stored objects (documents, exports survive a restart)",
+    )
 
     # --- encryption of payout details (shared/crypto.py) ----------------------------------------
     kms_payout_key_name: str | None = Field(
