@@ -12,6 +12,8 @@ What is measured (names are a contract with infra/monitoring.tf's dashboard and 
   earnpay.watch.credited_seconds   counter, seconds the server credited; credited / reported is the
                                    watch-time tracking accuracy the dashboard plots
   earnpay.credits                  counter, ledger credits applied (attribute ``outcome``)
+  earnpay.db.replica.reads         counter, reads meant for the replica by ``outcome`` (replica,
+                                   fallback_lag, fallback_error: served by the primary instead)
 
 Why no PeriodicExportingMetricReader: it starts a thread, and a Cloud Function's CPU is throttled
 between requests, so a timer thread would export late or never, and functions here start no
@@ -151,6 +153,7 @@ class _Metrics:
         self.reported = meter.create_counter("earnpay.watch.reported_seconds", unit="s", description="watch seconds claimed")
         self.credited = meter.create_counter("earnpay.watch.credited_seconds", unit="s", description="watch seconds credited")
         self.credits = meter.create_counter("earnpay.credits", unit="{credit}", description="ledger credits by outcome")
+        self.replica_reads = meter.create_counter("earnpay.db.replica.reads", unit="{read}", description="replica reads by outcome")
 
     def maybe_export(self, *, force: bool = False) -> bool:
         now = time.monotonic()
@@ -254,6 +257,12 @@ def credit(outcome: str) -> None:
     m = _get()
     if m is not None:
         m.credits.add(1, {"outcome": outcome})
+
+
+def replica_read(outcome: str) -> None:
+    m = _get()
+    if m is not None:
+        m.replica_reads.add(1, {"outcome": outcome})
 
 
 def flush() -> bool:

@@ -41,6 +41,10 @@ BALANCE = Query(
          FROM balances WHERE user_id = CAST(:user_id AS uuid)""",
 )
 
+# The user's entry count: read on the primary before a replica read, and on the replica with it; the
+# replica's answer is used only when it has at least as many of the user's entries (read-your-writes).
+ENTRY_COUNT = Query("earnings_entry_count", "SELECT entry_count FROM balances WHERE user_id = CAST(:user_id AS uuid)")
+
 # Sums by type over the last 30 UTC days from idx_earnings_user_date (user_id, created_at DESC)
 # INCLUDE (seq, type, amount): an index-only range scan of those 30 days, never the whole history.
 PERIOD_SUMS = Query(
