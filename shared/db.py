@@ -95,6 +95,7 @@ class Query:
     name: str
     sql: str
     prepared: bool = True
+    table: str | None = None  # the metrics' table attribute when the first table named is not the one that matters
     statement: str = field(init=False, repr=False, compare=False)
     make_vals: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
@@ -131,7 +132,7 @@ class Conn:
         else:
             ctx = self.raw.execute_simple(q.statement)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        metrics.query_finished(q.name, q.sql, elapsed_ms)
+        metrics.query_finished(q.name, q.table or q.sql, elapsed_ms)
         if elapsed_ms > self._slow_ms:
             log.warning(
                 "slow query %s took %.0f ms", q.name, elapsed_ms, extra={"event": "slow_query", "query": q.name, "ms": round(elapsed_ms, 1)}

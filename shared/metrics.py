@@ -221,10 +221,12 @@ def set_active_sessions_source(source: Callable[[], int | None]) -> None:
 
 
 # --- recording --------------------------------------------------------------------------------------
-def query_finished(name: str, sql: str, ms: float) -> None:
+def query_finished(name: str, table_or_sql: str, ms: float) -> None:
+    """Records a query's time; ``table_or_sql`` is the table's name or the statement to find it in."""
     m = _get()
     if m is not None:
-        m.query_ms.record(ms, {"query": name, "table": table_of(sql)})
+        table = table_or_sql if table_or_sql.isidentifier() else table_of(table_or_sql)
+        m.query_ms.record(ms, {"query": name, "table": table})
 
 
 def request_finished(function: str, route: str, status: int, ms: float) -> None:

@@ -28,6 +28,7 @@ from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
+from shared.sessions import Principal, authenticate, hash_token, principal_from_row
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # The client's documented cadence: a playing heartbeat after the first of a stream claims this much
@@ -53,20 +54,56 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
     }
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
-        _record(row, body.playing)
-        if row["status"] != "completion_due":
-            return _present_heartbeat(video_id, row, balance=None)
-        for attempt in range(1, 6):
-            try:
-                with conn.transaction():
-                    row = _call(conn, complete=True, **params)
-                    balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
-                return _present_heartbeat(video_id, row, balance=balance)
-            except DatabaseError as exc:
-                if sqlstate(exc) in RETRYABLE and attempt < 5:
-                    time.sleep(0.005 * attempt)
-                    continue
+        return _finish(conn, user_id, video_id, row, params, body.playing)
+
+
+def heartbeat_with_session(
+    db: Database, token: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None
+) -> tuple[Principal, dict[str, Any]]:
+    """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
+    the router's check. Completing a video still takes its own transaction (once per video)."""
+    settings = get_settings()
+    cap = settings.daily_earning_cap_micros if daily_cap is None else daily_cap
+    params = {
+        "video_id": video_id,
+        "position": Decimal(f"{body.position_seconds:.3f}"),
+        "playing": body.playing,
+        "client_seq": body.client_seq,
+        "session_id": body.session_id.lower() if body.session_id else None,
+        "daily_cap": cap,
+    }
+    with db.connection() as conn:
+        try:
+            row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
+        except DatabaseError as exc:
+            if sqlstate(exc) not in ("EP101", "EP102"):
                 raise
+            # The statement rolled back, rate-limit hit included: check the session on its own (it
+            # counts the request), then answer the heartbeat's own 404/422.
+            principal = authenticate(conn, token, settings)
+            _call(conn, complete=False, user_id=principal.user_id, **params)
+            raise
+        principal = principal_from_row(row, settings)
+        assert row is not None and row["status"] is not None
+        return principal, _finish(conn, principal.user_id, video_id, row, {"user_id": principal.user_id, **params}, body.playing)
+
+
+def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params: dict[str, Any], playing: bool) -> dict[str, Any]:
+    """Answers a heartbeat's first statement; a due completion runs its own retried transaction."""
+    _record(row, playing)
+    if row["status"] != "completion_due":
+        return _present_heartbeat(video_id, row, balance=None)
+    for attempt in range(1, 6):
+        try:
+            with conn.transaction():
+                row = _call(conn, complete=True, **params)
+                balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
+            return _present_heartbeat(video_id, row, balance=balance)
+        except DatabaseError as exc:
+            if sqlstate(exc) in RETRYABLE and attempt < 5:
+                time.sleep(0.005 * attempt)
+                continue
+            raise
     raise AssertionError("unreachable")
 
 

@@ -61,8 +61,8 @@ def test_a_short_run_exports_the_documents_metrics(api: Api, owner_conn: Conn, e
     assert _value(points, "earnpay.heartbeats.rejected", reason="video_not_found")["value"] >= 1
     assert _value(points, "earnpay.watch.credited_seconds")["value"] >= 10
     assert _value(points, "earnpay.watch.reported_seconds")["value"] >= 10
-    heartbeat_query = _value(points, "earnpay.db.query.duration", query="progress_heartbeat")
-    assert heartbeat_query["attributes"]["table"] == "progress_heartbeat" and heartbeat_query["count"] >= 3
+    heartbeat_query = _value(points, "earnpay.db.query.duration", query="progress_heartbeat_authenticated")
+    assert heartbeat_query["attributes"]["table"] == "video_progress" and heartbeat_query["count"] >= 3
     assert _value(points, "earnpay.db.query.duration", table="videos")["count"] >= 1
     assert 0 <= _value(points, "earnpay.db.pool.utilisation", pool="primary")["value"] <= 1
     assert _value(points, "earnpay.sessions.active")["value"] >= 1
@@ -85,3 +85,29 @@ def test_table_names_come_from_the_statement() -> None:
     assert metrics.table_of("INSERT INTO ledger_entries (a) VALUES ($1)") == "ledger_entries"
     assert metrics.table_of("UPDATE sessions SET last_seen_at = now()") == "sessions"
     assert metrics.table_of("SELECT 1") == "none"
+
+
+def test_a_heartbeat_is_one_round_trip_with_the_session_check_inside(
+    api: Api, owner_conn: Conn, exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, video = api.signup(), make_video()
+    hb(api, user, video, 0, 1)
+    metrics.flush()
+    exported.unlink()
+    for seq in range(2, 5):
+        hb(api, user, video, 0, seq, playing=False)
+    metrics.flush()
+    points = _points(exported)
+    counts = {p["attributes"]["query"]: p["count"] for p in points if p["name"] == "earnpay.db.query.duration"}
+    # cumulative since the first heartbeat: 4 heartbeats, 4 statements, no separate session check for them
+    assert counts["progress_heartbeat_authenticated"] == 4
+    assert "progress_heartbeat" not in counts and "session_authenticate" not in counts
+    # the folded check still answers like the router's: 401 for an unknown session, 429 past the limit
+    bad = api.client.post(
+        f"/progress/{video}", json={"position_seconds": 1, "playing": True, "client_seq": 9}, headers={"Authorization": "Bearer nope"}
+    )
+    assert bad.status_code == 401
+    monkeypatch.setenv("USER_REQUESTS_PER_MINUTE", "1")
+    get_settings.cache_clear()
+    limited = api.post(f"/progress/{video}", user=user, json={"position_seconds": 1, "playing": True, "client_seq": 10})
+    assert limited.status_code == 429 and limited.headers.get("Retry-After")
