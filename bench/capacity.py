@@ -169,14 +169,15 @@ def size(scenario: Scenario, costs: dict[str, Any], defaults: dict[str, dict[str
         need = vcpu / CPU_TARGET
         # The model only raises functions.tf's defaults: an event function keeps its room to drain a backlog.
         max_i = max(math.ceil(need * BURST), int(defaults[fn]["max_instances"]))
-        min_i = max(math.ceil(need * MIN_SHARE), int(defaults[fn]["min_instances"]))
+        min_i = max(math.ceil(need * MIN_SHARE) if need >= 1 else 0, int(defaults[fn]["min_instances"]))
         busy_per_instance = per_fn_hold_ms[fn] / 1000 / max(1.0, need)  # connections in use, Little's law
         pool_size = max(2, min(int(defaults[fn]["concurrency"]), math.ceil(busy_per_instance * POOL_HEADROOM)))
         functions[fn] = FunctionSize(round(rps, 1), round(vcpu, 2), min_i, max_i, pool_size)
 
     primary_vcpu = _cloud_sql_vcpu(db_cpu["primary"] / CPU_TARGET)
     replica_need = db_cpu["replica"] / CPU_TARGET
-    replica_vcpu = _cloud_sql_vcpu(min(replica_need, MAX_VCPU))
+    # A replica replays every write of the primary besides its own reads: never less than half the primary.
+    replica_vcpu = _cloud_sql_vcpu(min(max(replica_need, _cloud_sql_vcpu(db_cpu["primary"] / CPU_TARGET) / 2), MAX_VCPU))
     replicas = max(1, math.ceil(replica_need / MAX_VCPU))
     fits = primary_vcpu <= MAX_VCPU
     notes = []

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant_pacing, task
 
 from bench.capacity import HEARTBEAT_EVERY_S, MIX
@@ -46,6 +47,9 @@ class Watcher(FastHttpUser):
     wait_time = constant_pacing(HEARTBEAT_EVERY_S)
 
     def on_start(self) -> None:
+        # Real watchers are not in step: each starts at a random point of the 10 s cadence (without
+        # this, every virtual user of a step would send its heartbeat in the same instant).
+        gevent.sleep(random.uniform(0, HEARTBEAT_EVERY_S))
         with _next_lock:
             n = next(_next)
         self.token = _tokens[n % len(_tokens)]
