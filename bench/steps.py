@@ -223,7 +223,7 @@ def _locust(hostport: str, users: int, seconds: int, env: dict[str, str], out: P
     return rows
 
 
-def steps(db: BenchDb, hostport: str, videos: list[str], counts: list[int], seconds: int) -> list[dict[str, Any]]:
+def steps(db: BenchDb, hostport: str, videos: list[str], counts: list[int], seconds: int, run_all: bool = False) -> list[dict[str, Any]]:
     tmp = Path(tempfile.mkdtemp(prefix="earnpay-steps-"))
     tokens = _mint_sessions(db, 2, max(counts))
     (tmp / "tokens").write_text("\n".join(tokens))
@@ -247,7 +247,7 @@ def steps(db: BenchDb, hostport: str, videos: list[str], counts: list[int], seco
             flush=True,
         )
         hb_missed = [r["watchers"] for r in results[-2:] if "POST /progress/{video_id}" in r["misses"]]
-        if len(hb_missed) == 2:
+        if len(hb_missed) == 2 and not run_all:
             break  # two steps in a row past the heartbeat's floor: the knee is behind us
     return results
 
@@ -289,6 +289,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", default="100,250,500,1000,1500,2000,3000", help="simultaneous watchers per step")
     parser.add_argument("--step-seconds", type=int, default=60, help="measured seconds per step (after the ramp)")
     parser.add_argument("--no-costs", action="store_true")
+    parser.add_argument(
+        "--all-steps", action="store_true", help="run every step (default: stop after two in a row past the heartbeat floor)"
+    )
     parser.add_argument("--no-steps", action="store_true")
     parser.add_argument("--quick", action="store_true", help="fewer cost samples (a smoke run, not for reporting)")
     parser.add_argument("--write-costs", action="store_true", help="rewrite bench/costs.json from this run")
@@ -306,7 +309,7 @@ def main(argv: list[str]) -> int:
         if not args.no_costs:
             cost = costs(db, hostport, videos, args.quick)
         if not args.no_steps:
-            stepped = steps(db, hostport, videos, [int(x) for x in args.steps.split(",")], args.step_seconds)
+            stepped = steps(db, hostport, videos, [int(x) for x in args.steps.split(",")], args.step_seconds, args.all_steps)
     print(_markdown(cost, stepped))
     if args.json:
         Path(args.json).write_text(json.dumps({"costs": cost, "steps": stepped}, indent=1, default=str))
