@@ -124,6 +124,8 @@ class Server:
                     "--threads",
                     str(self.threads),
                     "--no-seed",
+                    "--no-pubsub",
+                    "--no-scheduler",
                 ],
                 cwd=ROOT,
                 env=environ,
@@ -146,8 +148,16 @@ class Server:
         raise RuntimeError(f"the server did not become ready:\n{self.log.read_text()[-3000:]}")
 
     def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the children of serve's HTTP server process (``python -m shared.localserver``)."""
         assert self.proc is not None
-        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+        pids: list[int] = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if "shared.localserver" in " ".join(child.cmdline()):
+                    pids += [w.pid for w in child.children() if w.status() != psutil.STATUS_ZOMBIE]
+            except psutil.NoSuchProcess:  # a process that ended while we looked
+                continue
+        return pids
 
     def kill_group(self) -> None:
         """SIGKILL to the arbiter and every worker at once (a machine or container dying)."""
