@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import metrics
 from shared.db import Query, get_db
 from shared.errors import AppError, PermanentEventError
 from shared.logs import get_logger
@@ -75,6 +76,7 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
     except (PermanentEventError, AppError) as exc:
         if isinstance(exc, AppError) and exc.status >= 500:
             raise
+        metrics.event_finished()
         err = exc if isinstance(exc, PermanentEventError) else PermanentEventError(exc.message, code=exc.code)
         raw = message.raw if message else json.dumps(getattr(event, "data", None), default=str)[:10_000]
         message_id = message.message_id if message else None
@@ -89,3 +91,5 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
             conn.execute(RECORD_DEAD_LETTER, source=source, message_id=message_id, reason=err.reason[:2000], code=err.code, payload=raw)
         if topic:
             publish(f"{topic}-dead-letter", {"reason": err.reason, "code": err.code, "payload": raw}, {"source": source})
+    else:
+        metrics.event_finished()
