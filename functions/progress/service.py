@@ -39,18 +39,21 @@ def _seconds(value: Decimal | None) -> float:
     return float(value) if value is not None else 0.0
 
 
-def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
-    """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
-    cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
-    params = {
-        "user_id": user_id,
+def _heartbeat_params(video_id: str, body: HeartbeatBody, daily_cap: int | None) -> dict[str, Any]:
+    """The heartbeat statement's parameters but the user (the cap: the setting unless given)."""
+    return {
         "video_id": video_id,
         "position": Decimal(f"{body.position_seconds:.3f}"),
         "playing": body.playing,
         "client_seq": body.client_seq,
         "session_id": body.session_id.lower() if body.session_id else None,
-        "daily_cap": cap,
+        "daily_cap": get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap,
     }
+
+
+def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
+    """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
+    params = {"user_id": user_id, **_heartbeat_params(video_id, body, daily_cap)}
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
         return _finish(conn, user_id, video_id, row, params, body.playing)
@@ -62,15 +65,7 @@ def heartbeat_with_session(
     """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
     the router's check. Completing a video still takes its own transaction (once per video)."""
     settings = get_settings()
-    cap = settings.daily_earning_cap_micros if daily_cap is None else daily_cap
-    params = {
-        "video_id": video_id,
-        "position": Decimal(f"{body.position_seconds:.3f}"),
-        "playing": body.playing,
-        "client_seq": body.client_seq,
-        "session_id": body.session_id.lower() if body.session_id else None,
-        "daily_cap": cap,
-    }
+    params = _heartbeat_params(video_id, body, daily_cap)
     with db.connection() as conn:
         try:
             row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
