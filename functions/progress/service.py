@@ -26,6 +26,7 @@ from shared import outbox
 from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
+from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -109,10 +110,10 @@ def _complete(conn: Conn, user_id: str, video_id: str, row: dict[str, Any]) -> d
         {
             "user_id": user_id,
             "video_id": video_id,
-            "reward_micros": granted,
-            "withheld_micros": withheld,
+            "reward": ledger.money(granted),
+            "withheld": ledger.money(withheld),
             "reward_entry_id": entry_id,
-            "completed_at": row["completed_at"].isoformat(),
+            "completed_at": rfc3339(row["completed_at"]),
         },
         key=f"video_completed:{user_id}:{video_id}",
     )
@@ -139,7 +140,7 @@ def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str,
         "daily_bonus": _daily_bonus(row.get("daily_bonus")),
     }
     if balance is not None:
-        out["balance"] = {"available_micros": balance["available"], "available_formatted": ledger.format_micros(balance["available"])}
+        out["balance"] = {"available": ledger.money(balance["available"])}
     return out
 
 
@@ -158,10 +159,8 @@ def _reward(row: dict[str, Any]) -> dict[str, Any]:
     credited = row["reward_micros"] or 0
     withheld = row["withheld_micros"] or 0
     return {
-        "credited_micros": credited,
-        "credited_formatted": ledger.format_micros(credited),
-        "withheld_micros": withheld,
-        "withheld_formatted": ledger.format_micros(withheld),
+        "credited": ledger.money(credited),
+        "withheld": ledger.money(withheld),
         "withheld_reason": "daily_cap" if withheld else None,
         "entry_id": row["reward_entry_id"],
     }
