@@ -137,22 +137,11 @@ def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str,
         "reward": _reward(row) if completed_at is not None else None,
         "balance": None,
         # the day's bonus and streak when this completion was the day's first verified watching
-        "daily_bonus": _daily_bonus(row.get("daily_bonus")),
+        "daily_bonus": row.get("daily_bonus"),
     }
     if balance is not None:
         out["balance"] = {"available": ledger.money(balance["available"])}
     return out
-
-
-def _daily_bonus(bonus: dict[str, Any] | None) -> dict[str, Any] | None:
-    if bonus is None:
-        return None
-    return {
-        "date": bonus["date"],
-        "streak_days": bonus["streak_days"],
-        "credited": [{"type": c["type"], "amount": ledger.money(c["amount_micros"]), "entry_id": c["entry_id"]} for c in bonus["credited"]],
-        "total": ledger.money(bonus["total_micros"]),
-    }
 
 
 def _reward(row: dict[str, Any]) -> dict[str, Any]:
