@@ -41,7 +41,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = []
+      secrets       = ["risk-hash-key"]
     }
     videos = {
       description   = "Video catalogue."
@@ -109,7 +109,7 @@ locals {
       buckets       = {}
       kms           = "encrypt"
       signs_urls    = false
-      secrets       = []
+      secrets       = ["risk-hash-key"]
     }
     kyc = {
       description   = "KYC status and signed upload URLs for documents."
@@ -295,6 +295,7 @@ locals {
     PUBSUB_ENABLED              = "true"
     SLOW_QUERY_MS               = "500"
     LOG_EXECUTION_ID            = "true"
+    TRUSTED_PROXY_HOPS          = tostring(var.trusted_proxy_hops)
   }
 
   function_env = {

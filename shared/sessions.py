@@ -21,6 +21,7 @@ class Principal:
     user_id: str
     role: str
     session_id: int
+    risk_state: str = "ok"  # docs/fraud.md: a suspended account may sign in but not earn
 
     @property
     def is_staff(self) -> bool:
@@ -42,7 +43,7 @@ AUTHENTICATE = Query(
     "session_authenticate",
     """
     WITH s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.risk_state
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -62,7 +63,7 @@ AUTHENTICATE = Query(
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
     )
-    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, rl.hits,
+    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, s.risk_state, rl.hits,
            ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after
       FROM s LEFT JOIN rl ON true
     """,
@@ -80,4 +81,4 @@ def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
-    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"])
+    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"], risk_state=row["risk_state"])

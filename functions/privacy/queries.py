@@ -315,13 +315,21 @@ ERASE_LOGIN_ATTEMPTS = Query(
         WHERE user_id = CAST(:user_id AS uuid) OR email = :email""",
 )
 
+# Trust and safety signals (docs/fraud.md): the addresses and the device hashes go; the kinds and
+# times stay (counts the rules and staff history refer to).
+ERASE_RISK_OBSERVATIONS = Query(
+    "privacy_erase_risk_observations",
+    "UPDATE risk_observations SET ip = NULL, prefix = NULL, device_hash = NULL WHERE user_id = CAST(:user_id AS uuid)",
+)
+
 DELETE_IDEMPOTENCY_KEYS = Query("privacy_delete_idempotency_keys", "DELETE FROM idempotency_keys WHERE user_id = CAST(:user_id AS uuid)")
 
 _ERASED_LABEL = "CASE type WHEN 'paypal' THEN 'PayPal (erased)' ELSE 'Bank account (erased)' END"
 
 ERASE_PAYOUT_METHODS = Query(
     "privacy_erase_payout_methods",
-    f"""UPDATE payout_methods SET details = NULL, erased_at = coalesce(erased_at, now()), is_default = false, label = {_ERASED_LABEL}
+    f"""UPDATE payout_methods SET details = NULL, destination_fingerprint = NULL, erased_at = coalesce(erased_at, now()),
+               is_default = false, label = {_ERASED_LABEL}
          WHERE user_id = CAST(:user_id AS uuid)""",
 )
 

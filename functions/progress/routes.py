@@ -8,6 +8,7 @@ from functions.progress import service
 from functions.progress.models import HeartbeatBody, HeartbeatResponse, Progress, ProgressListQuery, ProgressPage
 from functions.videos.models import parse_video_id
 from shared.db import get_db
+from shared.errors import Forbidden
 from shared.http import Ctx, Router
 
 # A heartbeat's budget (p99 50 ms) is smaller than a Pub/Sub publish: its events (video_completed,
@@ -23,6 +24,9 @@ router = Router("progress", publish_events=False)
     summary="Heartbeat while watching; completes the video and credits its reward",
 )
 def heartbeat(ctx: Ctx) -> dict[str, Any]:
+    assert ctx.principal is not None
+    if ctx.principal.risk_state in ("suspended", "banned"):  # read with the session: no extra statement
+        raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
     return service.heartbeat(get_db(), ctx.user_id, parse_video_id(ctx.params["video_id"]), ctx.body)
 
 
