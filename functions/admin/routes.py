@@ -27,6 +27,7 @@ from functions.admin.models import (
     LedgerQuery,
     PayoutReviewQuery,
     RejectBody,
+    Reversal,
     ReversalBody,
     RoleBody,
     RoleChanged,
@@ -153,6 +154,7 @@ def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
     auth="staff",
     roles=FINANCE,
     body=ReversalBody,
+    response=Reversal,
     summary="Claw back a pending credit with a reversal entry (twice: no-op; already cleared: 409 not_pending)",
 )
 def reverse_entry(ctx: Ctx) -> dict[str, Any]:
