@@ -6,6 +6,7 @@ from typing import Any
 
 from functions.progress import service
 from functions.progress.models import HeartbeatBody, HeartbeatResponse, Progress, ProgressListQuery, ProgressPage
+from functions.risk import signals
 from functions.videos.models import parse_video_id
 from shared.db import get_db
 from shared.errors import Forbidden
@@ -27,7 +28,8 @@ def heartbeat(ctx: Ctx) -> dict[str, Any]:
     assert ctx.principal is not None
     if ctx.principal.risk_state in ("suspended", "banned"):  # read with the session: no extra statement
         raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
-    return service.heartbeat(get_db(), ctx.user_id, parse_video_id(ctx.params["video_id"]), ctx.body)
+    client = (ctx.ip, ctx.request.headers.get(signals.INSTALL_ID_HEADER))
+    return service.heartbeat(get_db(), ctx.user_id, parse_video_id(ctx.params["video_id"]), ctx.body, client=client)
 
 
 @router.route("GET", "/{video_id}", response=Progress, summary="The signed-in user's progress on one video")

@@ -21,6 +21,7 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
+from functions.risk import signals
 from functions.videos.service import required_seconds
 from shared import outbox
 from shared.config import get_settings
@@ -36,7 +37,15 @@ def _seconds(value: Decimal | None) -> float:
     return float(value) if value is not None else 0.0
 
 
-def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
+def heartbeat(
+    db: Database,
+    user_id: str,
+    video_id: str,
+    body: HeartbeatBody,
+    *,
+    daily_cap: int | None = None,
+    client: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
     cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
     params = {
@@ -57,6 +66,9 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
                 with conn.transaction():
                     row = _call(conn, complete=True, **params)
                     balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
+                    if balance is not None and client is not None:
+                        # the completing heartbeat only (never an ordinary one): a trust-and-safety signal
+                        signals.observe(conn, user_id, "completion", client[0], client[1])
                 return _present_heartbeat(video_id, row, balance=balance)
             except DatabaseError as exc:
                 if sqlstate(exc) in RETRYABLE and attempt < 5:

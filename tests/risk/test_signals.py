@@ -15,6 +15,7 @@ from functions.risk.canonical import canonical_email
 from shared.db import Conn, Query
 from shared.migrate import migrate
 from tests.helpers import PASSWORD, Api, error_code, random_ip
+from tests.progress.test_heartbeats import AGE, make_video
 from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "shared" / "migrations"
@@ -78,6 +79,17 @@ def test_signup_login_and_payout_record_address_prefix_and_a_keyed_device_hash(a
     assert bytes(rows[0]["device_hash"]) == signals.device_hash(install) and install.encode() not in bytes(rows[0]["device_hash"])
     assert len(bytes(rows[0]["device_hash"])) == 32
     assert rows[1]["device_hash"] is None  # a malformed install id is no signal (and no error)
+    # the heartbeat that completes a video records one more; ordinary heartbeats record nothing
+    token = login.get_json()["session"]["token"]
+    video = make_video(duration=10, reward=1_000)
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "203.0.113.78", "X-Install-Id": install}
+    first = api.client.post(f"/progress/{video}", json={"position_seconds": 0, "playing": True, "client_seq": 1}, headers=headers)
+    assert first.status_code == 200 and len(owner_conn.all(OBSERVATIONS, u=uid)) == 2
+    owner_conn.execute(AGE, user_id=uid, video_id=video, seconds=10.0)
+    done = api.client.post(f"/progress/{video}", json={"position_seconds": 10, "playing": True, "client_seq": 2}, headers=headers)
+    assert done.get_json()["completed"]
+    last = owner_conn.all(OBSERVATIONS, u=uid)[-1]
+    assert (last["kind"], last["ip"], bytes(last["device_hash"])) == ("completion", "203.0.113.78", signals.device_hash(install))
 
 
 def test_payout_destinations_get_one_keyed_fingerprint_per_destination(api: Api, owner_conn: Conn) -> None:
