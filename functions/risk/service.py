@@ -32,7 +32,6 @@ RANK = {s: i for i, s in enumerate(STATES)}
 # Total enforced score at which the rules move an account (never further than review).
 WATCH_AT = 25
 REVIEW_AT = 60
-RULE_STATES = ("watch", "review")
 
 
 def flag_key(rule: str) -> str:
@@ -83,15 +82,14 @@ def assess(conn: Conn, db: Database, user_id: str, rule_rows: list[dict[str, Any
     target = target_state(score)
     changed = False
     if current in ("ok", "watch") and RANK[target] > RANK[current] and score > user["risk_cleared_score"]:
-        reasons = [r["name"] for r in (rule_rows or [])]
-        transition(
-            conn, user_id, current, target, actor_kind="rules", actor_id=None, reason=_rules_reason(conn, user_id, reasons), score=score
-        )
+        reason = _rules_reason(conn, user_id)
+        transition(conn, user_id, current, target, actor_kind="rules", actor_id=None, reason=reason, score=score)
         current, changed = target, True
     return {"score": score, "shadow_score": shadow, "state": current, "changed": changed}
 
 
-def _rules_reason(conn: Conn, user_id: str, _names: list[str]) -> str:
+def _rules_reason(conn: Conn, user_id: str) -> str:
+    """The enforced hits behind a rules transition, e.g. ``rules: linked_device (13 >= 3), ...``."""
     hits = [s for s in conn.all(q.SIGNALS, user_id=user_id) if s["enforced"] and s["score"] > 0]
     return "rules: " + ", ".join(f"{s['rule']} ({s['value']} >= {s['threshold']})" for s in hits)[:990]
 
@@ -149,7 +147,7 @@ def transition(
     return {"id": row["id"], "created_at": row["created_at"], "effects": effects}
 
 
-def scan(db: Database, conn: Conn, *, limit: int = 5000, time_budget_s: float = 40.0) -> dict[str, Any]:
+def scan(db: Database, conn: Conn, *, limit: int = 5000) -> dict[str, Any]:
     """One pass of the rules over what is new since the watermark; returns counts and how long it took.
 
     ``conn`` is the task's connection; each account is assessed in its own short transaction so a
@@ -176,4 +174,4 @@ def scan(db: Database, conn: Conn, *, limit: int = 5000, time_budget_s: float = 
             completion=news["last_completion_at"] or state["last_completion_at"],
         )
     ms = round((time.perf_counter() - started) * 1000, 1)
-    return {"assessed": len(users), "escalated": len(changed), "ms": ms, "budget_exceeded": ms > time_budget_s * 1000}
+    return {"assessed": len(users), "escalated": len(changed), "ms": ms}

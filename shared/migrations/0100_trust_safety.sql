@@ -62,7 +62,7 @@ END $$;
 CREATE TRIGGER trg_users_canonical_email BEFORE INSERT OR UPDATE OF email ON users
     FOR EACH ROW EXECUTE FUNCTION ep_users_canonical_email();
 
-GRANT UPDATE (risk_state, risk_state_changed_at, risk_cleared_score) ON users TO earnpay_app;
+-- (the application role already updates users: migration 0001)
 
 -- --- observations: one row per signup, login, referral, completion and payout request -----------------
 CREATE TABLE risk_observations (
