@@ -285,3 +285,27 @@ def test_suspended_accounts_cannot_earn(api: Api, owner_conn: Conn) -> None:
     back = api.post(f"/admin/risk/users/{user.id}/decision", user=compliance, json={"decision": "clear", "reason": "resolved"})
     assert back.status_code == 200
     assert hb(api, user, video, 0, 1)["accepted"]
+
+
+def test_the_queue_pages_by_cursor_and_refuses_a_forged_one(api: Api, owner_conn: Conn) -> None:
+    compliance = api.staff(owner_conn, "compliance")
+    accounts = [api.signup() for _ in range(3)]
+    for a in accounts:
+        resp = api.post(f"/admin/risk/users/{a.id}/decision", user=compliance, json={"decision": "watch", "reason": "queue paging"})
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(50):
+        page = api.get("/admin/risk/queue?state=watch&limit=1" + (f"&cursor={cursor}" if cursor else ""), user=compliance)
+        assert page.status_code == 200, page.get_data(as_text=True)
+        seen += [i["user_id"] for i in page.get_json()["items"]]
+        cursor = page.get_json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) and {a.id for a in accounts} <= set(seen)
+    forged = api.get(
+        "/admin/risk/queue?state=watch&cursor=eyJ2IjogMSwgImsiOiAicmlza19xdWV1ZSIsICJhdCI6ICJ4IiwgImlkIjogInkifQ", user=compliance
+    )
+    assert forged.status_code == 422 and error_code(forged) == "invalid_cursor"
+    assert api.get(f"/admin/risk/users/{uuid.uuid4()}", user=compliance).status_code == 404
+    assert api.get("/admin/risk/users/not-a-uuid", user=compliance).status_code == 404
