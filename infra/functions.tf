@@ -299,7 +299,7 @@ locals {
     ## (shared/metrics.py: no background thread in a function).
     METRICS_EXPORTER          = "gcp"
     METRICS_EXPORT_INTERVAL_S = "60"
-    TRUSTED_PROXY_HOPS          = tostring(var.trusted_proxy_hops)
+    TRUSTED_PROXY_HOPS        = tostring(var.trusted_proxy_hops)
   }
 
   function_env = {
