@@ -123,8 +123,24 @@ USER_NOT_FOUND = "user_not_found"
 VALIDATION_FAILED = "validation_failed"
 VIDEO_NOT_FOUND = "video_not_found"
 VIDEO_SLUG_TAKEN = "video_slug_taken"
+ACCOUNT_ERASED = "account_erased"
+ACCOUNT_SUSPENDED = "account_suspended"
+ACCOUNT_UNDER_REVIEW = "account_under_review"
+INVALID_RISK_STATE = "invalid_risk_state"
+OWN_ACCOUNT = "own_account"
+RISK_STATE_UNCHANGED = "risk_state_unchanged"
+RULE_NOT_FOUND = "rule_not_found"
+RULE_UNCHANGED = "rule_unchanged"
 
 CATALOGUE: dict[str, ErrorCode] = {
+    ACCOUNT_ERASED: ErrorCode(409, "this account was erased"),
+    ACCOUNT_SUSPENDED: ErrorCode(403, "this account is suspended and cannot earn while our team reviews it"),
+    ACCOUNT_UNDER_REVIEW: ErrorCode(403, "cashouts are paused while our team reviews this account"),
+    INVALID_RISK_STATE: ErrorCode(422, "unknown risk state …"),
+    OWN_ACCOUNT: ErrorCode(409, "staff cannot decide on their own account"),
+    RISK_STATE_UNCHANGED: ErrorCode(409, "the account is already in …"),
+    RULE_NOT_FOUND: ErrorCode(404, "no such rule"),
+    RULE_UNCHANGED: ErrorCode(422, "nothing to change"),
     ACCOUNT_INACTIVE: ErrorCode(403, "this account is not active"),
     ACCOUNT_NOT_ACTIVE: ErrorCode(403, "your account is not active"),
     ADJUSTMENT_NOT_FOUND: ErrorCode(404, "no adjustment was committed under this Idempotency-Key"),

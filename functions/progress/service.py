@@ -20,11 +20,12 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
+from functions.risk import signals
 from functions.videos.service import required_seconds
 from shared import metrics, outbox
 from shared.config import get_settings
 from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, Database, domain_error, sqlstate
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
 from shared.sessions import Principal, authenticate, hash_token, principal_from_row
@@ -51,16 +52,30 @@ def _heartbeat_params(video_id: str, body: HeartbeatBody, daily_cap: int | None)
     }
 
 
-def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
+def heartbeat(
+    db: Database,
+    user_id: str,
+    video_id: str,
+    body: HeartbeatBody,
+    *,
+    daily_cap: int | None = None,
+    client: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
     params = {"user_id": user_id, **_heartbeat_params(video_id, body, daily_cap)}
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
-        return _finish(conn, user_id, video_id, row, params, body.playing)
+        return _finish(conn, user_id, video_id, row, params, body.playing, client)
 
 
 def heartbeat_with_session(
-    db: Database, token: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None
+    db: Database,
+    token: str,
+    video_id: str,
+    body: HeartbeatBody,
+    *,
+    daily_cap: int | None = None,
+    client: tuple[str, str | None] | None = None,
 ) -> tuple[Principal, dict[str, Any]]:
     """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
     the router's check. Completing a video still takes its own transaction (once per video)."""
@@ -78,11 +93,22 @@ def heartbeat_with_session(
             _call(conn, complete=False, user_id=principal.user_id, **params)
             raise
         principal = principal_from_row(row, settings)
+        if principal.risk_state in ("suspended", "banned"):  # the statement did no heartbeat work (docs/fraud.md)
+            raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
         assert row is not None and row["status"] is not None
-        return principal, _finish(conn, principal.user_id, video_id, row, {"user_id": principal.user_id, **params}, body.playing)
+        user_params = {"user_id": principal.user_id, **params}
+        return principal, _finish(conn, principal.user_id, video_id, row, user_params, body.playing, client)
 
 
-def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params: dict[str, Any], playing: bool) -> dict[str, Any]:
+def _finish(
+    conn: Conn,
+    user_id: str,
+    video_id: str,
+    row: dict[str, Any],
+    params: dict[str, Any],
+    playing: bool,
+    client: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Answers a heartbeat's first statement; a due completion runs its own retried transaction."""
     _record(row, playing)
     if row["status"] != "completion_due":
@@ -90,7 +116,11 @@ def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params
 
     def complete(conn: Conn) -> tuple[dict[str, Any], dict[str, Any] | None]:
         done = _call(conn, complete=True, **params)
-        return done, (_complete(conn, user_id, video_id, done) if done["status"] == "completed" else None)
+        balance = _complete(conn, user_id, video_id, done) if done["status"] == "completed" else None
+        if balance is not None and client is not None:
+            # the completing heartbeat only (never an ordinary one): a trust-and-safety signal
+            signals.observe(conn, user_id, "completion", client[0], client[1])
+        return done, balance
 
     row, balance = conn.run_in_transaction(complete)  # retried on a serialization failure or deadlock
     return _present_heartbeat(video_id, row, balance=balance)
