@@ -92,6 +92,7 @@ def _old_bank_account(owner_conn: Any, user_id: str) -> str:
             label="IBAN DE •••• 3000",
             details=json.dumps(envelope),
             is_default=True,
+            fingerprint=None,
         )
     finally:
         owner_conn.execute(Query("t_origin", "SET session_replication_role = origin", prepared=False))
@@ -124,6 +125,7 @@ def test_the_database_refuses_a_new_bank_account(api: Api, owner_conn: Any) -> N
             label="IBAN",
             details=json.dumps(envelope),
             is_default=False,
+            fingerprint=None,
         )
     assert sqlstate(refused.value) == EP_BANK_ACCOUNTS_WITHDRAWN
 
