@@ -138,7 +138,16 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         return 2
     prepare(get_settings())
     user = create_admin(get_db(), args.email, password, args.name)
-    _print({"created": user})
+    enrolment = user.pop("mfa")
+    enrolment.pop("qr_svg", None)
+    # The second factor is on from the start: the secret (or the otpauth URI, for an authenticator app)
+    # and the recovery codes are printed this once and stored nowhere in clear.
+    _print({"created": user, "mfa": enrolment})
+    print(
+        "two-factor is on: add the otpauth_uri (or the secret) to an authenticator app and keep the recovery codes; "
+        "they are shown only now. Sign in with mfa_code.",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -21,6 +21,8 @@ class Principal:
     user_id: str
     role: str
     session_id: int
+    mfa: bool = False  # the session's holder proved the second factor (staff: at login or enrolment)
+    stepped_up: bool = False  # ... within the last MFA_STEP_UP_MINUTES (money moves need it)
 
     @property
     def is_staff(self) -> bool:
@@ -42,7 +44,8 @@ AUTHENTICATE = Query(
     "session_authenticate",
     """
     WITH s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, s.mfa_at IS NOT NULL AS mfa,
+               coalesce(s.step_up_at > now() - make_interval(mins => :step_up_minutes), false) AS stepped_up
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -62,7 +65,7 @@ AUTHENTICATE = Query(
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
     )
-    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, rl.hits,
+    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, s.mfa, s.stepped_up, rl.hits,
            ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after
       FROM s LEFT JOIN rl ON true
     """,
@@ -73,11 +76,13 @@ def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
     """The principal for a bearer token, after the per-user rate limit; raises 401/403/429."""
     if not token or len(token) > 256:
         raise Unauthorized("a valid session token is required", code="invalid_session")
-    row = conn.one(AUTHENTICATE, token_hash=hash_token(token))
+    row = conn.one(AUTHENTICATE, token_hash=hash_token(token), step_up_minutes=settings.mfa_step_up_minutes)
     if row is None:
         raise Unauthorized("the session is missing, expired or revoked; log in again", code="invalid_session")
     if row["status"] != "active":
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
-    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"])
+    return Principal(
+        user_id=row["user_id"], role=row["role"], session_id=row["session_id"], mfa=bool(row["mfa"]), stepped_up=bool(row["stepped_up"])
+    )

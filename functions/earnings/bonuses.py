@@ -70,6 +70,8 @@ REFERRAL_ON_COMPLETION = Query(
         SELECT r.id AS referrer_id
           FROM users u JOIN users r ON r.id = u.referred_by
          WHERE u.id = CAST(:user_id AS uuid) AND r.status = ANY(CAST(:statuses AS text[]))
+           -- a referral from an account whose email is unverified does not qualify (yet)
+           AND u.email_verified_at IS NOT NULL
     ), q AS (
         INSERT INTO referral_qualifications (referred_user_id, referrer_id, video_id, reward_entry_id)
         SELECT CAST(:user_id AS uuid), ref.referrer_id, :video_id, :entry_id FROM ref, reward

@@ -16,6 +16,7 @@ from typing import Any
 
 from functions.kyc import queries as q
 from functions.kyc.models import DocumentUploadBody, StorageObject
+from functions.notifications.service import notify
 from shared import pagination, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
@@ -428,6 +429,7 @@ def decide(conn: Conn, user_id: str, decision: str, reason: str, reviewer_id: st
         if decision == "verified" and not documents:
             raise Conflict("there is no uploaded document to verify against", code="kyc_no_documents")
         c.execute(q.SET_DECISION, user_id=user_id, decision=decision)
+        notify(c, user_id, "kyc_decided", {"decision": decision, "reason": text if decision == "rejected" else None})
         log.info(
             "kyc decision %s for user %s",
             decision,

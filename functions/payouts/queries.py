@@ -80,7 +80,11 @@ NEWEST_METHOD = Query(
 
 # --- payout requests --------------------------------------------------------------------------------
 # FOR SHARE: an erasure or a block running now finishes first, and a request never slips in beside it.
-USER_ELIGIBILITY = Query("payout_user_eligibility", "SELECT status, kyc_status FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE")
+USER_ELIGIBILITY = Query(
+    "payout_user_eligibility",
+    """SELECT status, kyc_status, email_verified_at IS NOT NULL AS email_verified
+         FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE""",
+)
 
 _PAYOUT_COLUMNS = """p.id::text AS id, p.user_id::text AS user_id, p.method_id::text AS method_id, p.method_type, p.method_label,
     p.amount_cents, p.currency, p.status, p.requested_at, p.decided_at, p.decided_by::text AS decided_by, p.reject_reason,
@@ -226,6 +230,9 @@ RECORD_PAID = Query(
            SELECT user_id, sum(amount_cents) AS cents FROM done GROUP BY user_id ORDER BY user_id
        )
        SELECT (SELECT count(*) FROM done) AS paid,
+              -- the payouts this call marked paid: each one's user is notified in this transaction
+              (SELECT coalesce(json_agg(json_build_object('id', id, 'user_id', user_id, 'amount_cents', amount_cents)), '[]')::text
+                 FROM done) AS done_rows,
               (SELECT count(ledger_record_paid_out(user_id, CAST(cents * :micros_per_cent AS bigint))) FROM per_user) AS users""",
 )
 
