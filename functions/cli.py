@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         topology=topology,
         event_token=os.environ.get("EARNPAY_EVENT_TOKEN") or secrets.token_urlsafe(32),
         storage_dir=settings.local_storage_dir,
+        mail_dir=settings.local_storage_dir.parent / "mail",
         pubsub=not args.no_pubsub,
         scheduler=not args.no_scheduler,
         run_jobs=list(args.run_job or []),

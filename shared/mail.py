@@ -5,8 +5,9 @@ STARTTLS (``starttls``, port 587) with the login from Secret Manager (``SMTP_PAS
 production; plain SMTP (``none``) only to the local server, and never when deployed.
 
 ``LocalMailServer`` is a real SMTP server (aiosmtpd) for local runs and tests: every message it
-receives is written to a directory (``.data/mail/`` under ``serve``) as ``<time>-<n>.eml`` and kept
-in memory, so a developer can open the mail and the tests read it. It runs on its own thread in the
+receives is written to a directory (``.data/mail/`` under ``serve``) as ``<time>-<n>.eml`` (with its
+plain-text part decoded beside it, ``<time>-<n>.txt``) and kept in memory, so a developer can open
+the mail and the tests read it. It runs on its own thread in the
 process that starts it (``serve``'s parent or the test run), never inside a function.
 """
 
@@ -115,6 +116,9 @@ class LocalMailServer:
             n = len(self.messages)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         (self.directory / f"{stamp}-{n:04d}.eml").write_bytes(raw)
+        # ... and the plain-text part, decoded, beside it: what a developer reads (links included)
+        head = "".join(f"{h}: {msg[h]}\n" for h in ("From", "To", "Subject", "Date") if msg[h])
+        (self.directory / f"{stamp}-{n:04d}.txt").write_text(head + "\n" + text_part(msg), encoding="utf-8")
 
     def to(self, address: str) -> list[EmailMessage]:
         """The messages received for ``address`` so far, oldest first."""

@@ -34,13 +34,16 @@ class User:
     mfa_step: int = 0  # the last TOTP time step used (a code is accepted once)
 
     def mfa_code(self) -> str:
-        """A TOTP code not used before (the next 30 s step once the current one was spent; the server accepts +1)."""
+        """A TOTP code not used before: the current step's, else the next one's (the server accepts one step
+        ahead for clock drift); a third code within one 30 s step waits for the clock."""
         import time
 
         import pyotp
 
         assert self.mfa_secret, "not an enrolled staff user"
         step = max(int(time.time() // 30), self.mfa_step + 1)
+        while step > int(time.time() // 30) + 1:  # the server accepts one step of drift: wait for the clock
+            time.sleep(0.5)
         self.mfa_step = step
         return str(pyotp.TOTP(self.mfa_secret).generate_otp(step))
 

@@ -204,7 +204,7 @@ def resend_verification(db: Database, user_id: str, settings: Settings) -> dict[
         ratelimit.hit(conn, f"verify-resend-min:{user_id}", limit=1, window_s=60, message="wait a minute before asking again")
         ratelimit.hit(conn, f"verify-resend-day:{user_id}", limit=5, window_s=86400, message="too many verification emails today")
         notify(conn, user_id, "verify_email")
-    return {"status": "accepted", "message": "we sent a new link to your address; earlier links no longer work"}
+    return {"status": "accepted", "message": "we sent a new link to your address"}
 
 
 def request_email_change(db: Database, user_id: str, new_email: str, password: str, settings: Settings) -> dict[str, Any]:

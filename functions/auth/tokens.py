@@ -21,7 +21,8 @@ from shared.sessions import hash_token, new_token
 
 PURPOSES = ("verify_email", "change_email", "reset_password")
 
-# A newer token of a purpose supersedes the older ones (only the latest link works).
+# A newer reset or email-change token supersedes the older ones (only the latest link works). Sign-up
+# verification links all stay valid until one is used (which spends the others: ``consume``) or they expire.
 SUPERSEDE = Query(
     "account_tokens_supersede",
     """UPDATE account_tokens SET used_at = now()
@@ -55,7 +56,8 @@ def issue(conn: Conn, user_id: str, purpose: str, *, minutes: int, new_email: st
     if purpose not in PURPOSES:
         raise ValueError(purpose)
     token = new_token()
-    conn.execute(SUPERSEDE, user_id=user_id, purpose=purpose)
+    if purpose != "verify_email":
+        conn.execute(SUPERSEDE, user_id=user_id, purpose=purpose)
     expires = conn.value(INSERT, user_id=user_id, purpose=purpose, token_hash=hash_token(token), new_email=new_email, minutes=int(minutes))
     return token, expires
 
@@ -65,4 +67,5 @@ def consume(conn: Conn, token: str, purpose: str) -> dict[str, Any]:
     row = conn.one(SPEND, token_hash=hash_token(token), purpose=purpose) if 20 <= len(token) <= 128 else None
     if row is None:
         raise InvalidToken("this link is invalid, expired or already used; ask for a new one", code="invalid_token")
+    conn.execute(SUPERSEDE, user_id=row["user_id"], purpose=purpose)  # the other links of the purpose are spent too
     return row
