@@ -182,6 +182,23 @@ variable "app_origins" {
   }
 }
 
+variable "mail" {
+  description = "Outgoing email: the SMTP relay (TLS always; the password is the smtp-password secret), the sender, and the app's public URL every link in an email is built from."
+  type = object({
+    smtp_host       = string
+    smtp_port       = optional(number, 587)
+    smtp_tls        = optional(string, "starttls")
+    smtp_username   = string
+    from            = string
+    public_base_url = string
+  })
+
+  validation {
+    condition     = contains(["starttls", "tls"], var.mail.smtp_tls) && can(regex("^https://[a-z0-9.-]+(:[0-9]+)?(/[^?#]*)?$", var.mail.public_base_url))
+    error_message = "mail.smtp_tls must be starttls or tls, and mail.public_base_url an https URL."
+  }
+}
+
 variable "kyc_retention_days" {
   description = "Days a KYC document is kept before the lifecycle deletes it (AML record keeping: at least 5 years)."
   type        = number

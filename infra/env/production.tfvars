@@ -9,7 +9,7 @@ vpc_connector = { ip_cidr_range = "10.8.0.0/28", min_instances = 2, max_instance
 
 app_origins = ["https://app.earnpay.example"]
 
-## Connection budget (worst case): 137 from the functions + 10 reserve = 147
+## Connection budget (worst case): 139 from the functions + 10 reserve = 149
 ## <= 80 % of 200 = 160.
 database = {
   tier                           = "db-custom-4-16384"
@@ -25,6 +25,14 @@ read_replicas = {
 }
 
 function_scaling = {}
+
+## Outgoing email through the SMTP relay (password: the smtp-password secret, docs/deploy.md).
+mail = {
+  smtp_host       = "smtp.sendgrid.net"
+  smtp_username   = "apikey"
+  from            = "EarnPay <no-reply@earnpay.example>"
+  public_base_url = "https://app.earnpay.example"
+}
 
 kms_protection_level = "HSM"
 

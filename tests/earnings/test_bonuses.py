@@ -14,7 +14,7 @@ from functions.ledger import service as ledger
 from shared.db import Query, get_db
 from shared.errors import ValidationFailed
 from shared.models import money
-from tests.helpers import Api
+from tests.helpers import PASSWORD, Api
 
 ENTRIES = Query(
     "t_bonus_entries",
@@ -120,7 +120,11 @@ def test_streak_grows_over_consecutive_days_caps_and_resets_after_a_gap(api: Api
 def test_staff_accounts_get_no_login_bonus(api: Api, owner_conn: Any) -> None:
     staff = api.staff(owner_conn, "support")  # logs in again as staff
     assert [e["type"] for e in entries(staff.id)] == []
-    resp = api.login(staff.email)
+    resp = api.client.post(
+        "/auth/login",
+        json={"email": staff.email, "password": PASSWORD, "mfa_code": staff.mfa_code()},
+        headers={"X-Forwarded-For": staff.ip},
+    )
     assert resp.status_code == 200 and resp.get_json()["bonus"] is None
 
 
