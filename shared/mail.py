@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import smtplib
 import ssl
 import threading
@@ -97,6 +98,7 @@ class LocalMailServer:
 
         from shared.localplatform import free_port
 
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection at INFO
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = self.requested_port or free_port(self.host)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, ready_timeout=10)
