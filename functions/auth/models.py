@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -152,10 +152,39 @@ class RecoveryCodes(Response):
     recovery_codes: list[str] = Field(description="10 single-use codes, shown this once")
 
 
+class NotificationData(Response):
+    """What a notification is about: the fields its kind uses, the others null."""
+
+    payout_id: str | None = None
+    amount: Money | None = None
+    reason: str | None = None
+    decision: str | None = None
+    new_email: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    state: str | None = None
+
+
+NotificationKind = Literal[
+    "verify_email",
+    "signup_attempt",
+    "reset_password",
+    "change_email",
+    "email_changed",
+    "password_changed",
+    "new_device",
+    "payout_paid",
+    "payout_failed",
+    "kyc_decided",
+    "mfa_reset",
+    "account_review",
+]
+
+
 class NotificationItem(Response):
     id: int
-    kind: str
-    data: dict[str, Any]
+    kind: NotificationKind
+    data: NotificationData
     created_at: dt.datetime
     emailed_at: dt.datetime | None
 

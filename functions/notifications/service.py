@@ -44,10 +44,24 @@ def list_for_user(db: Database, user_id: str, *, limit: int, before: int | None)
     with db.connection() as conn:
         rows = conn.all(q.LIST_FOR_USER, user_id=user_id, limit=limit + 1, before=before)
     items = [
-        {"id": r["id"], "kind": r["kind"], "data": json.loads(r["data"]), "created_at": r["created_at"], "emailed_at": r["email_sent_at"]}
+        {
+            "id": r["id"],
+            "kind": r["kind"],
+            "data": _data(json.loads(r["data"])),
+            "created_at": r["created_at"],
+            "emailed_at": r["email_sent_at"],
+        }
         for r in rows[:limit]
     ]
     return {"items": items, "next_before": items[-1]["id"] if len(rows) > limit else None}
+
+
+DATA_FIELDS = ("payout_id", "amount", "reason", "decision", "new_email", "ip", "user_agent", "state")
+
+
+def _data(stored: dict[str, Any]) -> dict[str, Any]:
+    """A notification's data as the API shows it: every field, null where the kind has none."""
+    return {name: stored.get(name) for name in DATA_FIELDS}
 
 
 def token_minutes(purpose: str, settings: Settings) -> int:

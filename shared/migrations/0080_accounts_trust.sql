@@ -29,7 +29,7 @@ CREATE TABLE account_tokens (
 CREATE UNIQUE INDEX idx_account_tokens_hash ON account_tokens (token_hash);
 CREATE INDEX idx_account_tokens_user_live ON account_tokens (user_id, purpose) WHERE used_at IS NULL;
 
-GRANT SELECT, INSERT ON account_tokens TO earnpay_app;
+GRANT SELECT, INSERT, DELETE ON account_tokens TO earnpay_app;
 GRANT UPDATE (used_at) ON account_tokens TO earnpay_app;
 
 -- Staff two-factor: one TOTP secret per account (RFC 6238, 30 s steps). confirmed_at is NULL during
@@ -79,7 +79,8 @@ CREATE TABLE notifications (
     CHECK (email_sent_at IS NULL OR email_to IS NOT NULL)
 );
 CREATE INDEX idx_notifications_user ON notifications (user_id, created_at DESC, id DESC);
-GRANT SELECT, INSERT ON notifications TO earnpay_app;
+-- DELETE: an erasure removes a user's notifications (they hold addresses, IPs, devices).
+GRANT SELECT, INSERT, DELETE ON notifications TO earnpay_app;
 GRANT UPDATE (email_sent_at, email_attempts) ON notifications TO earnpay_app;
 
 -- Devices a user signed in from (a hash of IP /24 or /48 prefix and user agent): a sign-in from a
@@ -90,4 +91,4 @@ CREATE TABLE known_devices (
     first_seen  TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, device_hash)
 );
-GRANT SELECT, INSERT ON known_devices TO earnpay_app;
+GRANT SELECT, INSERT, DELETE ON known_devices TO earnpay_app;

@@ -33,7 +33,14 @@ def _envelope() -> dict[str, Any]:
 def test_event_functions_refuse_deliveries_without_the_run_token(apps: Any) -> None:
     bare = Client(apps.dispatcher)  # a caller who is not the local Pub/Sub or Eventarc stand-in
     token = apps.dispatcher.event_token
-    for name in ("credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"):
+    for name in (
+        "credit_earnings",
+        "process_payouts",
+        "run_maintenance",
+        "kyc_document_uploaded",
+        "export_user_data",
+        "send_notifications",
+    ):
         refused = bare.post(f"/{name}", json=_envelope())
         assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "event_source_refused", name
     assert bare.post("/credit_earnings?event_token=wrong", json=_envelope()).status_code == 403
@@ -50,7 +57,7 @@ def test_the_index_names_the_functions_the_docs_and_an_example(apps: Any) -> Non
     assert answer.status_code == 200
     body = answer.get_json()
     assert set(body["functions"]["http"]) >= {"auth", "videos", "earnings", "payouts", "health"}
-    events = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}
+    events = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data", "send_notifications"}
     assert set(body["functions"]["events"]) == events
     assert body["example"]["route"].endswith("/health/")
     openapi = Client(apps.dispatcher).get("/openapi.json")
