@@ -14,6 +14,8 @@ from functions.admin import service
 from functions.admin.models import (
     Adjustment,
     AdjustmentBody,
+    AdjustmentFound,
+    AdjustmentLookupQuery,
     AuditPage,
     AuditQuery,
     Flag,
@@ -35,6 +37,7 @@ from functions.admin.models import (
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.videos.models import Video, VideoCreate
+from shared import idempotency
 from shared.db import get_db
 from shared.http import Ctx, Reply, Router
 
@@ -136,10 +139,27 @@ def reset_mfa(ctx: Ctx) -> dict[str, Any]:
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
     step_up=True,
 )
-def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
+def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
-    return Reply(result, status=200) if result["duplicate"] else result
+        status = 200 if result["duplicate"] else 201
+        # the key's answer commits with the entry and its audit row: a retry after a crash replays it
+        idempotency.store_answer_in(conn, result, status)
+    return Reply(result, status=status)
+
+
+@router.route(
+    "GET",
+    "/adjustments",
+    auth="staff",
+    roles=READERS,
+    query=AdjustmentLookupQuery,
+    response=AdjustmentFound,
+    summary="An adjustment by the Idempotency-Key it was posted with (404 adjustment_not_found: nothing committed)",
+)
+def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
 
 
 # --- payouts ---------------------------------------------------------------------------------------

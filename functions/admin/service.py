@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.admin import queries as q
-from functions.admin.models import AdjustmentBody, AuditQuery, UserSearchQuery
+from functions.admin.models import AdjustmentBody, AdjustmentLookupQuery, AuditQuery, UserSearchQuery
 from functions.auth import mfa
 from functions.flags import service as flags
 from functions.kyc import service as kyc
@@ -246,16 +246,9 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
         source="admin",
         metadata={"reason": body.reason, "staff_id": actor.user_id},
     )
-    result: dict[str, Any] = {
-        "user_id": body.user_id,
-        "entry_id": posted.entry_id,
-        "seq": posted.seq,
-        "amount": ledger.money(body.amount_micros),
-        "balance_after": ledger.money(posted.balance_after),
-        "created_at": posted.created_at,
-        "reason": body.reason,
-        "duplicate": posted.duplicate,
-    }
+    result = _adjustment_view(body.user_id, posted.entry_id, posted.seq, body.amount_micros, posted.balance_after, posted.created_at)
+    result["reason"] = body.reason
+    result["duplicate"] = posted.duplicate
     if not posted.duplicate:  # a retry already has its audit entry
         record(
             conn,
@@ -268,6 +261,42 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
             reason=body.reason,
         )
     return result
+
+
+def _adjustment_view(user_id: str, entry_id: int, seq: int, amount: int, balance_after: int, created_at: Any) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "entry_id": entry_id,
+        "seq": seq,
+        "amount": ledger.money(amount),
+        "balance_after": ledger.money(balance_after),
+        "created_at": created_at,
+    }
+
+
+def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) -> dict[str, Any]:
+    """The adjustment a staff member posted with an Idempotency-Key (a found one is audited as a read).
+
+    404 ``adjustment_not_found`` means nothing was committed under that key; ``details.in_progress``
+    says whether a request with the key still holds its claim (it may yet commit). Either way a
+    retry with the same key is safe: it posts at most once."""
+    staff_id = query.staff_id or actor.user_id
+    uid = _require_user(conn, query.user_id)
+    row = conn.one(q.ADJUSTMENT_BY_KEY, user_id=uid, key=f"adjustment:{staff_id}:{query.idempotency_key}")
+    if row is None:
+        in_progress = bool(conn.value(q.KEY_IN_PROGRESS, staff_id=staff_id, key=query.idempotency_key))
+        raise NotFound(
+            "no adjustment was committed under this Idempotency-Key",
+            code="adjustment_not_found",
+            details={"in_progress": in_progress},
+        )
+    metadata = row["metadata"] or {}
+    view = _adjustment_view(uid, row["id"], row["seq"], row["amount"], row["balance_after"], row["created_at"])
+    view["reason"] = metadata.get("reason")
+    view["staff_id"] = metadata.get("staff_id", staff_id)
+    view["idempotency_key"] = query.idempotency_key
+    record(conn, actor, "ledger.adjustment_view", "user", uid, None, {"staff_id": staff_id, "entry_id": row["id"]})
+    return view
 
 
 # --- payouts (finance) -----------------------------------------------------------------------------
