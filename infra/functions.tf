@@ -257,7 +257,7 @@ locals {
       min_instances = 0
       max_instances = 2
       concurrency   = 1 ## holds the notification's row lock while the SMTP relay answers
-      db_pool_size  = 1
+      db_pool_size  = 2 ## the row lock's connection, and one that commits the link's token first
       uses_replica  = false
       publishes     = []
       buckets       = {}

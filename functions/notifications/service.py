@@ -4,8 +4,8 @@
 notification (listed by GET /auth/notifications) and writes an outbox row to the ``notifications``
 topic, so the email exists exactly when the change committed. ``deliver`` is the consumer: it locks
 the notification row, sends nothing when ``email_sent_at`` is already set (a redelivery, or two at
-once: the second waits on the lock), issues the link's token for the kinds that carry one, sends
-through the SMTP adapter and marks the row sent, all in one transaction.
+once: the second waits on the lock), issues the link's token for the kinds that carry one (committed
+at once, on a second connection), sends through the SMTP adapter and marks the row sent.
 """
 
 from __future__ import annotations
@@ -79,13 +79,19 @@ def deliver(db: Database, notification_id: int, settings: Settings, sender: Smtp
         data = json.loads(row["data"])
         purpose = TOKEN_PURPOSE.get(row["kind"])
         if purpose is not None:
+            # Committed on its own before the send: the link works the moment the email arrives (a fast
+            # reader, or a test, must not beat this transaction's commit). A token of a send that fails
+            # was never shown to anyone and just expires; the redelivery issues another.
             new_email = data.get("new_email") if purpose == "change_email" else None
-            data["token"], _ = tokens.issue(conn, row["user_id"], purpose, minutes=token_minutes(purpose, settings), new_email=new_email)
+            with db.transaction() as token_conn:
+                data["token"], _ = tokens.issue(
+                    token_conn, row["user_id"], purpose, minutes=token_minutes(purpose, settings), new_email=new_email
+                )
         rendered = render(row["kind"], data, base_url=settings.public_base_url, display_name=row["display_name"])
         domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "earnpay.local"
         mail = Mail(row["email_to"], rendered.subject, rendered.text, rendered.html, f"<notification-{notification_id}@{domain}>")
-        # Sent inside the transaction: a failure rolls the token back and Pub/Sub redelivers; once the
-        # server accepted the message, the commit records it and no redelivery sends it again.
+        # Sent while the row is locked: a failure rolls back and Pub/Sub redelivers; once the server
+        # accepted the message, the commit records it and no redelivery sends it again.
         (sender or SmtpSender(settings)).send(mail)
         conn.execute(q.MARK_SENT, id=notification_id)
     log.info("notification emailed", extra={"event": "notification_sent", "notification_id": notification_id, "kind": row["kind"]})

@@ -9,7 +9,7 @@ vpc_connector = { ip_cidr_range = "10.8.0.0/28", min_instances = 2, max_instance
 
 app_origins = ["https://app.earnpay.example"]
 
-## Connection budget (worst case): 139 from the functions + 10 reserve = 149
+## Connection budget (worst case): 141 from the functions + 10 reserve = 151
 ## <= 80 % of 200 = 160.
 database = {
   tier                           = "db-custom-4-16384"

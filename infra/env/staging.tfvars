@@ -9,7 +9,7 @@ vpc_connector = { ip_cidr_range = "10.8.0.0/28" }
 
 app_origins = ["https://staging.app.earnpay.example"]
 
-## Connection budget (worst case): 51 from the functions below + 10 reserve = 61
+## Connection budget (worst case): 52 from the functions below + 10 reserve = 62
 ## <= 80 % of 100 = 80.
 database = {
   tier                           = "db-custom-1-3840"
