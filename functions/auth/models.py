@@ -136,7 +136,10 @@ class VerifiedResponse(Response):
 class LoginResponse(Response):
     user: UserProfile
     session: SessionToken
-    bonus: LoginBonus | None = Field(description="null when today's bonus was already credited (or for staff)")
+    bonus: LoginBonus | None = Field(
+        description="always null: a bare login earns nothing; the daily and streak bonuses accrue with the day's first"
+        " completed video (the completing heartbeat's daily_bonus)"
+    )
     mfa: Literal["verified", "enrolment_required", "not_required"] = Field(
         description="staff: verified (a code was given) or enrolment_required (no staff route answers until enrolled)"
     )

@@ -93,7 +93,14 @@ def confirm_email_change(ctx: Ctx) -> dict[str, Any]:
     return service.confirm_email_change(get_db(), ctx.body.token)
 
 
-@router.route("POST", "/login", auth=None, body=LoginBody, response=LoginResponse, summary="Sign in; credits the daily login bonus")
+@router.route(
+    "POST",
+    "/login",
+    auth=None,
+    body=LoginBody,
+    response=LoginResponse,
+    summary="Sign in (bonuses accrue with verified watching, not with a login: bonus is always null)",
+)
 def login(ctx: Ctx) -> dict[str, Any]:
     return service.login(get_db(), ctx.body.email, ctx.body.password, _client(ctx), get_settings(), ctx.body.mfa_code)
 

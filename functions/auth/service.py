@@ -189,6 +189,7 @@ def verify_email(db: Database, token: str, client: ClientInfo, settings: Setting
         spent = tokens.consume(conn, token, "verify_email")
         user = conn.one(q.MARK_EMAIL_VERIFIED, id=spent["user_id"])
         assert user is not None
+        bonuses.try_qualify(conn, user["id"])  # a verified address may be what the user's referral waited for
         session = _create_session(conn, user, client, settings) if user["role"] not in STAFF_ROLES else None
     return {"user": user, "session": session}
 
@@ -230,6 +231,7 @@ def confirm_email_change(db: Database, token: str) -> dict[str, Any]:
         user = conn.one(q.CHANGE_EMAIL, id=spent["user_id"], email=spent["new_email"])
         if user is None:
             raise Conflict("another account uses this address now", code="email_taken")
+        bonuses.try_qualify(conn, user["id"])
         notify(conn, user["id"], "email_changed", {"new_email": spent["new_email"]}, email_to=spent["email"])
     return {"user": user, "session": None}
 
@@ -256,6 +258,7 @@ def reset_password(db: Database, token: str, new_password: str) -> None:
         conn.execute(q.UPDATE_PASSWORD_HASH, id=spent["user_id"], password_hash=new_hash, changed=True)
         conn.execute(q.REVOKE_USER_SESSIONS, user_id=spent["user_id"], reason="password_reset", keep_id=None)
         conn.execute(q.MARK_EMAIL_VERIFIED, id=spent["user_id"])  # the link proved the address too
+        bonuses.try_qualify(conn, spent["user_id"])
         notify(conn, spent["user_id"], "password_changed")
     log.info("password reset", extra={"event": "password_reset", "user_id": spent["user_id"]})
 
@@ -315,10 +318,10 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
         session = _create_session(conn, user, client, settings, mfa_passed=mfa_state == "verified")
-        # The daily login and streak bonuses, in the login transaction (one upsert, at most two entries).
-        extras = bonuses.on_login(conn, user)
     user.pop("password_hash", None)
-    return {"user": user, "session": session, **extras, "mfa": mfa_state}
+    # A bare login earns nothing: the daily and streak bonuses accrue with the first verified watching
+    # of the day (functions/earnings/bonuses.on_verified_watch). "bonus" stays in the answer, always null.
+    return {"user": user, "session": session, "bonus": None, "mfa": mfa_state}
 
 
 def logout(db: Database, session_id: int) -> None:

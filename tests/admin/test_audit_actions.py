@@ -90,6 +90,17 @@ def _flag(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> 
     return f"/admin/flags/{key}", {"enabled": True, "rollout_percent": 25, "description": "audited"}, {}, "flag.set", key
 
 
+def _reverse(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from functions.ledger import service as ledger
+    from shared.db import get_db
+
+    target = api.signup()
+    with get_db().transaction() as conn:  # a video reward: pending for its clearing period
+        posted = ledger.post(conn, user_id=target.id, type="video_reward", amount=2_500, idempotency_key="audit-reverse", source="test")
+    path = f"/admin/users/{target.id}/entries/{posted.entry_id}/reverse"
+    return path, {"reason": "fraudulent views"}, {}, "ledger.reversal", str(posted.entry_id)
+
+
 # every POST route of the admin function -> how to perform it
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
@@ -100,6 +111,7 @@ CASES: dict[str, Case] = {
     "/kyc/{user_id}/decision": _kyc,
     "/videos": _video,
     "/flags/{key}": _flag,
+    "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
 }
 
 

@@ -134,6 +134,7 @@ def test_money_moves_need_a_recent_code(api: Api, owner_conn: Any) -> None:
         api.post(f"/admin/payouts/{uuid.uuid4()}/approve", user=admin),
         api.post(f"/admin/payouts/{uuid.uuid4()}/reject", user=admin, json={"reason": "no"}),
         api.post(f"/admin/users/{user.id}/mfa/reset", user=admin),
+        api.post(f"/admin/users/{user.id}/entries/1/reverse", user=admin, json={"reason": "clawback"}),
     ):
         assert resp.status_code == 403 and error_code(resp) == "step_up_required", resp.get_data(as_text=True)
     assert api.get("/admin/users", user=admin).status_code == 200  # reading needs no step-up

@@ -43,7 +43,8 @@ SET_ROLE = Query("t_crash_role", "UPDATE users SET role = 'admin' WHERE id = CAS
 USER_ID = Query("t_crash_user_id", "SELECT id::text FROM users WHERE email = :email", prepared=False)
 AGE = Query(
     "t_crash_age",
-    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - interval '15 seconds'
+    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - interval '15 seconds',
+                                 stream_started_at = stream_started_at - interval '15 seconds'
         WHERE user_id = CAST(:user_id AS uuid) AND video_id = CAST(:video_id AS uuid)""",
     prepared=False,
 )
