@@ -318,8 +318,12 @@ class Platform:
         self.env.setdefault("SMTP_HOST", self.mail.host)
         self.env.setdefault("SMTP_PORT", str(self.mail.port))
         self.env.setdefault("SMTP_TLS", "none")
+        self.env.setdefault("EARNPAY_LOCAL_MAIL_DIR", str(directory))  # GET /_mail lists it
         self.env.setdefault("PUBLIC_BASE_URL", os.environ.get("PUBLIC_BASE_URL") or self.base_url)
-        return f"SMTP server on {self.mail.host}:{self.mail.port}: every email sent is saved in {short_path(directory)} (.eml files)"
+        return (
+            f"SMTP server on {self.mail.host}:{self.mail.port}: every email sent is saved in {short_path(directory)} "
+            f"(.eml, and .txt to read) and listed at {self.base_url}/_mail"
+        )
 
     def http_env(self) -> dict[str, str]:
         env = dict(os.environ)

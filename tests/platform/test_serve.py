@@ -232,6 +232,8 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
             return None
 
         wait_for("the verification email", lambda: verification_link() is not None)
+        status, box = http("GET", server.url + "/_mail?" + urllib.parse.urlencode({"to": email}))  # a developer's view
+        assert status == 200 and box["items"][0]["subject"] == "Confirm your email address", box
         status, signup = http("POST", server.url + "/auth/email/verify", {"token": verification_link()})
         assert status == 200 and signup["user"]["email_verified"] is True, signup
 
