@@ -235,3 +235,15 @@ def test_no_enumeration_by_timing(api: Api, settings_env: Any) -> None:
         5,
     )
     assert abs(known_reset - unknown_reset) < max(15.0, 0.5 * min(known_reset, unknown_reset)), (known_reset, unknown_reset)
+
+
+def test_plain_smtp_is_refused_when_deployed_and_a_login_needs_its_password() -> None:
+    from shared.config import get_settings
+    from shared.mail import MailConfigError, SmtpSender
+
+    settings = get_settings()
+    with pytest.raises(MailConfigError, match="SMTP_TLS=none"):
+        SmtpSender(settings.model_copy(update={"env": "production", "smtp_tls": "none"}))
+    with pytest.raises(MailConfigError, match="SMTP_PASSWORD"):
+        SmtpSender(settings.model_copy(update={"smtp_username": "apikey", "smtp_password": None}))
+    SmtpSender(settings.model_copy(update={"env": "production", "smtp_tls": "starttls"}))  # TLS: accepted
