@@ -93,7 +93,14 @@ class Settings(BaseSettings):
 
     # --- HTTP -----------------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, description="largest request body accepted")
-    trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR", description="take the client IP from X-Forwarded-For")
+    trusted_proxy_hops: int = Field(
+        0,
+        alias="TRUSTED_PROXY_HOPS",
+        ge=0,
+        le=5,
+        description="proxies in front of the service that append to X-Forwarded-For (0: the peer address is the caller; "
+        "Cloud Functions: 1; behind an external HTTPS load balancer: 2; docs/deploy.md)",
+    )
     idempotency_lease_s: float = Field(
         5.0,
         alias="IDEMPOTENCY_LEASE_S",
@@ -129,6 +136,14 @@ class Settings(BaseSettings):
         5, alias="MFA_STEP_UP_MINUTES", ge=1, le=60, description="how long an entered code counts for money moves"
     )
     mfa_max_failures: int = Field(5, alias="MFA_MAX_FAILURES", ge=1, description="wrong second-factor codes before a lock")
+
+    # --- trust and safety (docs/fraud.md) --------------------------------------------------------
+    risk_hash_key: SecretStr | None = Field(
+        None,
+        alias="RISK_HASH_KEY",
+        description="HMAC key of device hashes and payout destination fingerprints (Secret Manager when deployed, required there); "
+        "unset locally: a fixed development key",
+    )
 
     # --- events ---------------------------------------------------------------------------------
     pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED", description="publish to Pub/Sub (off locally unless an emulator is used)")

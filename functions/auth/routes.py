@@ -25,6 +25,7 @@ from functions.auth.models import (
     VerifiedResponse,
 )
 from functions.notifications import service as notifications
+from functions.risk import signals
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import Forbidden
@@ -36,7 +37,7 @@ router = Router("auth")
 
 
 def _client(ctx: Ctx) -> service.ClientInfo:
-    return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent)
+    return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent, install_id=ctx.request.headers.get(signals.INSTALL_ID_HEADER))
 
 
 @router.route(

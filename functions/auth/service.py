@@ -18,6 +18,7 @@ from functions.auth import mfa, passwords, tokens
 from functions.auth import queries as q
 from functions.earnings import bonuses
 from functions.notifications.service import notify
+from functions.risk import signals
 from shared import outbox, ratelimit
 from shared.cache import VersionedCache
 from shared.config import Settings
@@ -35,6 +36,7 @@ REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 class ClientInfo:
     ip: str
     user_agent: str
+    install_id: str | None = None  # the X-Install-Id header (docs/fraud.md), hashed before it is stored
 
 
 def new_referral_code() -> str:
@@ -123,7 +125,8 @@ def create_user(
                 key=f"user_signed_up:{user['id']}",
             )
             return user
-        if conn.one(q.USER_FOR_LOGIN, email=email) is not None:
+        if conn.one(q.USER_FOR_LOGIN, email=email) is not None or conn.one(q.USER_BY_CANONICAL_EMAIL, email=email) is not None:
+            # the same mailbox under another spelling (dots, +tags) is the same account (docs/fraud.md)
             raise Conflict("an account with this email already exists", code="email_taken")
     raise RuntimeError("could not allocate a unique referral code")
 
@@ -152,10 +155,16 @@ def signup(db: Database, body: Any, client: ClientInfo, settings: Settings) -> d
                     referral_code=body.referral_code,
                     password_hash=password_hash,
                 )
-            except Conflict:  # taken between our look-up and the insert (a concurrent sign-up)
+            except Conflict:  # taken meanwhile (a concurrent sign-up), or the same mailbox spelt another way
                 existing = conn.one(q.USER_FOR_LOGIN, email=body.email)
+                if existing is None:  # one mailbox is one account (docs/fraud.md): its owner is told
+                    owner = conn.one(q.USER_BY_CANONICAL_EMAIL, email=body.email)
+                    existing = conn.one(q.USER_BY_ID, id=owner["id"]) if owner else None
             else:
                 notify(conn, user["id"], "verify_email")
+                signals.observe(conn, user["id"], "signup", client.ip, client.install_id)
+                if user["referred_by"] is not None:
+                    signals.observe(conn, user["id"], "referral", client.ip, client.install_id)
                 log.info("user signed up", extra={"event": "user_signed_up", "user_id": user["id"]})
         if existing is not None:
             if body.referral_code and conn.one(q.USER_ID_BY_REFERRAL_CODE, code=body.referral_code.upper()) is None:
@@ -191,6 +200,7 @@ def verify_email(db: Database, token: str, client: ClientInfo, settings: Setting
         user = conn.one(q.MARK_EMAIL_VERIFIED, id=spent["user_id"])
         assert user is not None
         bonuses.try_qualify(conn, user["id"])  # a verified address may be what the user's referral waited for
+        # the link signs in (staff sign in with their second factor)
         session = _create_session(conn, user, client, settings) if user["role"] not in STAFF_ROLES else None
     return {"user": user, "session": session}
 
@@ -319,6 +329,7 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
         session = _create_session(conn, user, client, settings, mfa_passed=mfa_state == "verified")
+        signals.observe(conn, user["id"], "login", client.ip, client.install_id)
     user.pop("password_hash", None)
     # A bare login earns nothing: the daily and streak bonuses accrue with the first verified watching
     # of the day (functions/earnings/bonuses.on_verified_watch). "bonus" stays in the answer, always null.

@@ -36,6 +36,14 @@ class _Template:
     action: Callable[[dict[str, Any]], tuple[str, str, dict[str, str]] | None]  # (label, path, query)
 
 
+REVIEW_MESSAGES = {
+    "ok": "Our review of your account is finished: cashouts work again as before.",
+    "review": "Our team is reviewing your account. Cashouts are paused meanwhile; you can keep watching and earning.",
+    "suspended": "Your account is suspended while we look into unusual activity: earning and cashouts are paused.",
+    "banned": "Your account was closed for breaking our terms. Contact support if you think this is a mistake.",
+}
+
+
 def _amount(d: dict[str, Any]) -> str:
     amount = d.get("amount")
     return str(amount.get("formatted")) if isinstance(amount, dict) else str(amount or "")
@@ -117,10 +125,10 @@ TEMPLATES: dict[str, _Template] = {
         lambda d: ["An administrator reset the two-factor authentication of your staff account.", "Enrol again at your next sign-in."],
         lambda d: ("Sign in", "app/login", {}),
     ),
-    # The trust-and-safety hook: notify(conn, user_id, "account_review", {"state": ..., "reason": ...}).
+    # Trust and safety (functions/risk/service.transition): the state as the user sees it.
     "account_review": _Template(
         "Your account's review status changed",
-        lambda d: [f"Your account's review status is now: {d.get('state', '')}.", str(d.get("reason") or "")],
+        lambda d: [REVIEW_MESSAGES.get(str(d.get("state")), "The review status of your account changed.")],
         lambda d: ("Open EarnPay", "app/account", {}),
     ),
 }

@@ -261,6 +261,7 @@ def erase(db: Database, user_id: str, password: str, *, request_id: str | None =
             "account_tokens": conn.execute(q.DELETE_ACCOUNT_TOKENS, user_id=user_id),
             "known_devices": conn.execute(q.DELETE_KNOWN_DEVICES, user_id=user_id),
             "mfa": conn.execute(q.DELETE_RECOVERY_CODES, user_id=user_id) + conn.execute(q.DELETE_MFA, user_id=user_id),
+            "risk_observations": conn.execute(q.ERASE_RISK_OBSERVATIONS, user_id=user_id),
         }
         kyc_objects = conn.all(q.ERASE_KYC_DOCUMENTS, user_id=user_id)
         export_objects = [o for o in conn.all(q.ERASE_EXPORTS, user_id=user_id) if o["object_name"]]

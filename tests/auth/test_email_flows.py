@@ -247,3 +247,25 @@ def test_plain_smtp_is_refused_when_deployed_and_a_login_needs_its_password() ->
     with pytest.raises(MailConfigError, match="SMTP_PASSWORD"):
         SmtpSender(settings.model_copy(update={"smtp_username": "apikey", "smtp_password": None}))
     SmtpSender(settings.model_copy(update={"env": "production", "smtp_tls": "starttls"}))  # TLS: accepted
+
+
+def test_review_state_changes_are_notified_but_silent_watching_is_not(api: Api) -> None:
+    """Trust and safety's state changes reach the user as "account_review" (never the rules behind them)."""
+    from functions.risk import service as risk
+
+    user = api.signup()
+
+    def move(from_state: str, to_state: str) -> None:
+        with get_db().transaction() as conn:
+            risk.transition(conn, user.id, from_state, to_state, actor_kind="rules", actor_id=None, reason="rules: test (9 >= 3)", score=9)
+
+    def reviews() -> list[Any]:
+        items = api.get("/auth/notifications", user=user).get_json()["items"]
+        return [i["data"]["state"] for i in items if i["kind"] == "account_review"]
+
+    move("ok", "watch")
+    assert reviews() == []  # monitoring is silent
+    move("watch", "review")
+    move("review", "ok")
+    assert reviews() == ["ok", "review"]  # newest first
+    assert all("rules" not in str(i["data"]) for i in api.get("/auth/notifications", user=user).get_json()["items"])
