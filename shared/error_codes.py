@@ -131,8 +131,38 @@ OWN_ACCOUNT = "own_account"
 RISK_STATE_UNCHANGED = "risk_state_unchanged"
 RULE_NOT_FOUND = "rule_not_found"
 RULE_UNCHANGED = "rule_unchanged"
+EMAIL_ALREADY_VERIFIED = "email_already_verified"
+EMAIL_UNCHANGED = "email_unchanged"
+EMAIL_UNVERIFIED = "email_unverified"
+INVALID_MFA_CODE = "invalid_mfa_code"
+INVALID_MFA_CODE_FORMAT = "invalid_mfa_code_format"
+INVALID_TOKEN = "invalid_token"  # noqa: S105  # an error code, not a token
+MAIL_MISCONFIGURED = "mail_misconfigured"
+MFA_ALREADY_ENROLLED = "mfa_already_enrolled"
+MFA_CODE_REQUIRED = "mfa_code_required"
+MFA_LOCKED = "mfa_locked"
+MFA_NOT_ENROLLED = "mfa_not_enrolled"
+MFA_NOT_STARTED = "mfa_not_started"
+MFA_REQUIRED = "mfa_required"
+OWN_MFA_RESET = "own_mfa_reset"
+STEP_UP_REQUIRED = "step_up_required"
 
 CATALOGUE: dict[str, ErrorCode] = {
+    EMAIL_ALREADY_VERIFIED: ErrorCode(409, "this address is already verified"),
+    EMAIL_UNCHANGED: ErrorCode(422, "that is already your address"),
+    EMAIL_UNVERIFIED: ErrorCode(403, "confirm your email address (the link we sent you) before asking for a payout"),
+    INVALID_MFA_CODE: ErrorCode(401, "the code is wrong, expired or was already used"),
+    INVALID_MFA_CODE_FORMAT: ErrorCode(422, "enter the 6-digit code your authenticator app shows"),
+    INVALID_TOKEN: ErrorCode(400, "this link is invalid, expired or already used"),
+    MAIL_MISCONFIGURED: ErrorCode(None, "mail provider misconfigured: …"),
+    MFA_ALREADY_ENROLLED: ErrorCode(409, "two-factor authentication is already on for this account"),
+    MFA_CODE_REQUIRED: ErrorCode(401, "enter the code from your authenticator app (mfa_code)"),
+    MFA_LOCKED: ErrorCode(429, "too many wrong codes"),
+    MFA_NOT_ENROLLED: ErrorCode(409, "two-factor authentication is not set up for this account"),
+    MFA_NOT_STARTED: ErrorCode(409, "start the enrolment first (POST /auth/mfa/enrol)"),
+    MFA_REQUIRED: ErrorCode(403, "staff accounts need two-factor authentication: enrol (POST /auth/mfa/enrol) or sign in with your code"),
+    OWN_MFA_RESET: ErrorCode(403, "nobody can reset their own two-factor authentication"),
+    STEP_UP_REQUIRED: ErrorCode(403, "this moves money: enter a two-factor code first (POST /auth/mfa/step-up)"),
     ACCOUNT_ERASED: ErrorCode(409, "this account was erased"),
     ACCOUNT_SUSPENDED: ErrorCode(403, "this account is suspended and cannot earn while our team reviews it"),
     ACCOUNT_UNDER_REVIEW: ErrorCode(403, "cashouts are paused while our team reviews this account"),

@@ -39,7 +39,14 @@ ENVS = ("staging", "production")
 MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing", "risk_scan"}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
 HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health"}
-EVENT_FUNCTIONS = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}
+EVENT_FUNCTIONS = {
+    "credit_earnings",
+    "process_payouts",
+    "run_maintenance",
+    "kyc_document_uploaded",
+    "export_user_data",
+    "send_notifications",
+}
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 
 
@@ -302,6 +309,7 @@ def test_function_map_matches_the_public_surface() -> None:
         "payout-batches": "process_payouts",
         "maintenance-tasks": "run_maintenance",
         "privacy-exports": "export_user_data",
+        "notifications": "send_notifications",
     }
     for name, f in functions.items():
         assert (f["trigger"] == "pubsub") == (f["topic"] not in (None, "null")), f"{name}: topic and trigger disagree"
