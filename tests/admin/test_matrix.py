@@ -22,6 +22,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/users"): READERS,
     ("GET", "/users/{user_id}"): READERS,
     ("GET", "/users/{user_id}/ledger"): READERS,
+    ("GET", "/users/{user_id}/account"): READERS,
+    ("POST", "/users/{user_id}/withheld/{withheld_id}/grant"): ADMIN,
     ("POST", "/users/{user_id}/role"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
     ("GET", "/payouts"): FINANCE,
@@ -32,6 +34,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/kyc/{user_id}/documents"): COMPLIANCE,
     ("POST", "/kyc/{user_id}/decision"): COMPLIANCE,
     ("POST", "/videos"): ADMIN,
+    ("GET", "/videos"): ADMIN,
+    ("PATCH", "/videos/{video_id}"): ADMIN,
     ("GET", "/audit"): COMPLIANCE,
     ("GET", "/flags"): ADMIN,
     ("POST", "/flags/{key}"): ADMIN,
@@ -55,6 +59,7 @@ def test_every_admin_route_has_a_matrix_entry_and_declares_exactly_those_roles()
 def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
     """A valid request for the route (a body the model accepts), so only the role decides 403."""
     path = pattern.replace("{user_id}", target.id).replace("{payout_id}", str(uuid.uuid4())).replace("{key}", "matrix_test_flag")
+    path = path.replace("{withheld_id}", "1").replace("{video_id}", str(uuid.uuid4()))
     body: dict[str, Any] | None = None
     headers: dict[str, str] = {}
     if pattern.endswith("/role"):
@@ -62,12 +67,14 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
     elif pattern == "/adjustments":
         body = {"user_id": target.id, "amount_micros": 1, "reason": "matrix test"}
         headers["Idempotency-Key"] = uuid.uuid4().hex
-    elif pattern.endswith("/reject"):
+    elif pattern.endswith("/reject") or pattern.endswith("/grant"):
         body = {"reason": "matrix test"}
     elif pattern.endswith("/decision"):
         body = {"decision": "rejected", "reason": "matrix test"}
     elif pattern == "/videos":
         body = {"title": "Matrix test video", "duration_seconds": 60, "reward_micros": 1000, "active": False}
+    elif pattern == "/videos/{video_id}":
+        body = {"active": False}
     elif pattern == "/flags/{key}":
         body = {"enabled": False, "rollout_percent": 0, "description": "matrix test"}
     return "/admin" + path, body, headers
