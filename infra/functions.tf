@@ -306,6 +306,8 @@ locals {
       },
       f.uses_replica ? { DB_REPLICA_CONNECTION_NAME = google_sql_database_instance.replica[local.primary_replica_key].connection_name } : {},
       f.kms != null ? { PAYOUT_DETAILS_KEK = google_kms_crypto_key.keys["payout-details-kek"].id } : {},
+      ## the staff console (console.tf) calls these two from its own origin
+      contains(["admin", "auth"], k) ? { CONSOLE_ORIGINS = local.console_origin } : {},
     )
   }
 }

@@ -41,7 +41,7 @@ from shared.db import get_db
 from shared.errors import NotFound
 from shared.http import Ctx, Reply, Router
 
-router = Router("admin")
+router = Router("admin", console_cors=True)  # the staff console calls it from its own origin (CONSOLE_ORIGINS)
 
 READERS = ("support", "finance", "compliance", "admin")
 FINANCE = ("finance", "admin")

@@ -11,7 +11,7 @@ from shared.db import get_db
 from shared.http import Ctx, Reply, Router
 from shared.models import Ok
 
-router = Router("auth")
+router = Router("auth", console_cors=True)  # the staff console calls it from its own origin (CONSOLE_ORIGINS)
 
 
 def _client(ctx: Ctx) -> service.ClientInfo:

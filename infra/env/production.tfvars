@@ -9,6 +9,9 @@ vpc_connector = { ip_cidr_range = "10.8.0.0/28", min_instances = 2, max_instance
 
 app_origins = ["https://app.earnpay.example"]
 
+## The staff console (infra/console.tf) and the only origin the admin API answers CORS for.
+console_domain = "console.earnpay.example"
+
 ## Connection budget (worst case): 137 from the functions + 10 reserve = 147
 ## <= 80 % of 200 = 160.
 database = {

@@ -9,6 +9,9 @@ vpc_connector = { ip_cidr_range = "10.8.0.0/28" }
 
 app_origins = ["https://staging.app.earnpay.example"]
 
+## The staff console (infra/console.tf) and the only origin the admin API answers CORS for.
+console_domain = "console.staging.earnpay.example"
+
 ## Connection budget (worst case): 50 from the functions below + 10 reserve = 60
 ## <= 80 % of 100 = 80.
 database = {

@@ -120,3 +120,50 @@ def test_a_payout_approval_retried_with_its_idempotency_key_is_replayed(api: Api
     assert first.get_json() == again.get_json()
     audit = api.get(f"/admin/audit?target_type=payout&target_id={payout['id']}&action=payout.approve", user=admin).get_json()
     assert len(audit["items"]) == 1
+
+
+def test_cors_answers_only_the_console_origin(api: Api, owner_conn: Any, monkeypatch: Any) -> None:
+    from shared.config import get_settings
+
+    monkeypatch.setenv("CONSOLE_ORIGINS", "https://console.earnpay.example")
+    get_settings.cache_clear()
+    try:
+        admin = api.staff(owner_conn, "admin")
+        console = {"Origin": "https://console.earnpay.example"}
+        pre = api.call(
+            "OPTIONS",
+            "/admin/users",
+            headers={**console, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
+        )
+        assert pre.status_code == 204
+        assert pre.headers["Access-Control-Allow-Origin"] == "https://console.earnpay.example"
+        assert "Authorization" in pre.headers["Access-Control-Allow-Headers"] and "Idempotency-Key" in pre.headers["Access-Control-Allow-Headers"]
+        assert "GET" in pre.headers["Access-Control-Allow-Methods"]
+        got = api.get("/admin/users", user=admin, headers=console)
+        assert got.status_code == 200 and got.headers["Access-Control-Allow-Origin"] == "https://console.earnpay.example"
+        assert "Idempotent-Replayed" in got.headers["Access-Control-Expose-Headers"] and "Origin" in got.headers["Vary"]
+        login_pre = api.call("OPTIONS", "/auth/login", headers={**console, "Access-Control-Request-Method": "POST"})
+        assert login_pre.headers["Access-Control-Allow-Origin"] == "https://console.earnpay.example"
+        for origin in ("https://evil.example", "null", "https://console.earnpay.example.evil.example"):
+            other = api.get("/admin/users", user=admin, headers={"Origin": origin})
+            assert "Access-Control-Allow-Origin" not in other.headers, origin
+        # the user-facing functions do not answer the console at all
+        assert "Access-Control-Allow-Origin" not in api.call("OPTIONS", "/payouts/", headers=console).headers
+    finally:
+        monkeypatch.delenv("CONSOLE_ORIGINS")
+        get_settings.cache_clear()
+
+
+def test_a_bad_console_origins_setting_stops_start_up(monkeypatch: Any) -> None:
+    import pytest
+
+    from shared.config import ConfigError, get_settings
+
+    monkeypatch.setenv("CONSOLE_ORIGINS", "*")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises((ConfigError, ValueError)):
+            get_settings()
+    finally:
+        monkeypatch.delenv("CONSOLE_ORIGINS")
+        get_settings.cache_clear()
