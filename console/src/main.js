@@ -134,7 +134,11 @@ function App() {
 }
 
 loadConfig()
-  .then(() => render(html`<${App} />`, document.getElementById("app")))
+  .then(() => {
+    const root = document.getElementById("app");
+    root.replaceChildren(); // drop the "Loading…" placeholder
+    render(html`<${App} />`, root);
+  })
   .catch((err) => {
     const p = document.createElement("p");
     p.setAttribute("role", "alert");
