@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     # --- HTTP -----------------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, description="largest request body accepted")
     trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR", description="take the client IP from X-Forwarded-For")
+    idempotency_lease_s: float = Field(
+        5.0,
+        alias="IDEMPOTENCY_LEASE_S",
+        gt=0,
+        le=300,
+        description="an Idempotency-Key's claim lease: a retry within it gets 409 request_in_progress, after it runs the request again",
+    )
+    fault_pause: str | None = Field(
+        None,
+        alias="EARNPAY_FAULT_PAUSE",
+        description="tests only, refused when deployed: before_call=S,after_call=S[,until=FILE] pauses keyed requests "
+        "(shared/idempotency.py)",
+    )
 
     # --- events ---------------------------------------------------------------------------------
     pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED", description="publish to Pub/Sub (off locally unless an emulator is used)")
@@ -227,9 +240,31 @@ class Settings(BaseSettings):
                     "production settings missing: set DB_INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL; "
                     "a deployed function never falls back to the embedded database"
                 )
+            if self.fault_pause:
+                raise ConfigError("EARNPAY_FAULT_PAUSE is for tests only and is refused when deployed")
             if self.db_instance_connection_name and not self.db_iam_user:
                 raise ConfigError("production settings missing: DB_IAM_USER is required with DB_INSTANCE_CONNECTION_NAME")
         return self
+
+    @field_validator("fault_pause")
+    @classmethod
+    def _fault_pause(cls, value: str | None) -> str | None:
+        if value:
+            for part in value.split(","):
+                point, _, arg = part.partition("=")
+                if point.strip() == "until" and arg.strip():
+                    continue
+                if point.strip() not in ("before_call", "after_call") or not 0 < float(arg) <= 60:
+                    raise ValueError(f"EARNPAY_FAULT_PAUSE: {part!r} is not before_call|after_call=seconds (0-60) or until=path")
+        return value
+
+    @property
+    def fault_pauses(self) -> dict[str, str]:
+        """EARNPAY_FAULT_PAUSE parsed: seconds by fault point, and ``until`` (a file whose appearance ends
+        every pause early); empty when unset."""
+        if not self.fault_pause:
+            return {}
+        return {p.partition("=")[0].strip(): p.partition("=")[2].strip() for p in self.fault_pause.split(",")}
 
     @property
     def is_production(self) -> bool:

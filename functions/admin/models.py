@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from functions.auth.models import AccountStatus, KycState
 from functions.ledger.service import MAX_ENTRY
-from shared.models import Body, Money, Page, Response, collapse_whitespace
+from shared.models import Body, Money, Page, QueryParams, Response, collapse_whitespace
 from shared.pagination import PageQuery
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -311,3 +311,26 @@ class WithheldGrant(Response):
     amount: Money
     entry_id: int
     balance_after: Money
+
+
+class AdjustmentLookupQuery(QueryParams):
+    """An adjustment by the Idempotency-Key it was posted with: the user it was for, the key, and the
+    staff member who posted it (default: the caller)."""
+
+    user_id: UserId
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    staff_id: UserId | None = None
+
+
+class AdjustmentFound(Response):
+    """An adjustment found by the Idempotency-Key it was posted with."""
+
+    user_id: str
+    entry_id: int
+    seq: int
+    amount: Money
+    balance_after: Money
+    created_at: dt.datetime
+    reason: str | None
+    staff_id: str = Field(description="the staff member who posted it")
+    idempotency_key: str

@@ -14,6 +14,8 @@ from functions.admin import service
 from functions.admin.models import (
     Adjustment,
     AdjustmentBody,
+    AdjustmentFound,
+    AdjustmentLookupQuery,
     AuditPage,
     AuditQuery,
     Flag,
@@ -27,9 +29,9 @@ from functions.admin.models import (
     RejectBody,
     RoleBody,
     RoleChanged,
+    UserAccount,
     UserDetail,
     UserSearchPage,
-    UserAccount,
     UserSearchQuery,
     WithheldGrant,
     WithheldGrantBody,
@@ -37,6 +39,7 @@ from functions.admin.models import (
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.videos.models import Video, VideoCreate, VideoList, VideoUpdate
+from shared import idempotency
 from shared.db import get_db
 from shared.errors import NotFound
 from shared.http import Ctx, Reply, Router
@@ -125,7 +128,9 @@ def grant_withheld(ctx: Ctx) -> dict[str, Any]:
     if not raw.isdigit() or len(raw) > 18:
         raise NotFound("no such withheld reward for this user", code="withheld_not_found")
     with get_db().transaction() as conn:
-        return service.grant_withheld(conn, _actor(ctx), ctx.params["user_id"], int(raw), ctx.body.reason)
+        result = service.grant_withheld(conn, _actor(ctx), ctx.params["user_id"], int(raw), ctx.body.reason)
+        idempotency.store_answer_in(conn, result, 200)
+        return result
 
 
 @router.route(
@@ -154,10 +159,27 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     response=Adjustment,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
 )
-def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
+def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
-    return Reply(result, status=200) if result["duplicate"] else result
+        status = 200 if result["duplicate"] else 201
+        # the key's answer commits with the entry and its audit row: a retry after a crash replays it
+        idempotency.store_answer_in(conn, result, status)
+    return Reply(result, status=status)
+
+
+@router.route(
+    "GET",
+    "/adjustments",
+    auth="staff",
+    roles=READERS,
+    query=AdjustmentLookupQuery,
+    response=AdjustmentFound,
+    summary="An adjustment by the Idempotency-Key it was posted with (404 adjustment_not_found: nothing committed)",
+)
+def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
 
 
 # --- payouts ---------------------------------------------------------------------------------------
@@ -194,7 +216,9 @@ def payout_detail(ctx: Ctx) -> dict[str, Any]:
 )
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
+        result = service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
+        idempotency.store_answer_in(conn, result, 200)  # a keyed retry replays it, committed with the decision
+        return result
 
 
 @router.route(
@@ -209,7 +233,9 @@ def approve_payout(ctx: Ctx) -> dict[str, Any]:
 )
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
+        result = service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
+        idempotency.store_answer_in(conn, result, 200)
+        return result
 
 
 # --- KYC -------------------------------------------------------------------------------------------

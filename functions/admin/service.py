@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.admin import queries as q
-from functions.admin.models import AdjustmentBody, AuditQuery, UserSearchQuery
+from functions.admin.models import AdjustmentBody, AdjustmentLookupQuery, AuditQuery, UserSearchQuery
 from functions.flags import service as flags
 from functions.kyc import service as kyc
 from functions.ledger import service as ledger
@@ -175,9 +175,7 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     }
 
 
-def user_ledger(
-    conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str | None, entry_type: str | None = None
-) -> dict[str, Any]:
+def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str | None, entry_type: str | None = None) -> dict[str, Any]:
     """One user's ledger entries, newest first, optionally of one type (audited as a read)."""
     uid = _require_user(conn, user_id)
     before_seq = decode_cursor(cursor, "admin_ledger", {"seq": int})["seq"] if cursor else None
@@ -213,7 +211,7 @@ def user_account(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
         "referrals": {
             "referred_by": conn.one(q.USER_REFERRER, user_id=uid),
             "referred": conn.all(q.USER_REFERRED, user_id=uid, limit=ACCOUNT_REFERRED),
-            "referred_total": conn.one(q.USER_REFERRED_COUNT, user_id=uid)["n"],
+            "referred_total": (conn.one(q.USER_REFERRED_COUNT, user_id=uid) or {"n": 0})["n"],
         },
         "withheld_rewards": withheld,
     }
@@ -305,16 +303,9 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
         source="admin",
         metadata={"reason": body.reason, "staff_id": actor.user_id},
     )
-    result: dict[str, Any] = {
-        "user_id": body.user_id,
-        "entry_id": posted.entry_id,
-        "seq": posted.seq,
-        "amount": ledger.money(body.amount_micros),
-        "balance_after": ledger.money(posted.balance_after),
-        "created_at": posted.created_at,
-        "reason": body.reason,
-        "duplicate": posted.duplicate,
-    }
+    result = _adjustment_view(body.user_id, posted.entry_id, posted.seq, body.amount_micros, posted.balance_after, posted.created_at)
+    result["reason"] = body.reason
+    result["duplicate"] = posted.duplicate
     if not posted.duplicate:  # a retry already has its audit entry
         record(
             conn,
@@ -327,6 +318,42 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
             reason=body.reason,
         )
     return result
+
+
+def _adjustment_view(user_id: str, entry_id: int, seq: int, amount: int, balance_after: int, created_at: Any) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "entry_id": entry_id,
+        "seq": seq,
+        "amount": ledger.money(amount),
+        "balance_after": ledger.money(balance_after),
+        "created_at": created_at,
+    }
+
+
+def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) -> dict[str, Any]:
+    """The adjustment a staff member posted with an Idempotency-Key (a found one is audited as a read).
+
+    404 ``adjustment_not_found`` means nothing was committed under that key; ``details.in_progress``
+    says whether a request with the key still holds its claim (it may yet commit). Either way a
+    retry with the same key is safe: it posts at most once."""
+    staff_id = query.staff_id or actor.user_id
+    uid = _require_user(conn, query.user_id)
+    row = conn.one(q.ADJUSTMENT_BY_KEY, user_id=uid, key=f"adjustment:{staff_id}:{query.idempotency_key}")
+    if row is None:
+        in_progress = bool(conn.value(q.KEY_IN_PROGRESS, staff_id=staff_id, key=query.idempotency_key))
+        raise NotFound(
+            "no adjustment was committed under this Idempotency-Key",
+            code="adjustment_not_found",
+            details={"in_progress": in_progress},
+        )
+    metadata = row["metadata"] or {}
+    view = _adjustment_view(uid, row["id"], row["seq"], row["amount"], row["balance_after"], row["created_at"])
+    view["reason"] = metadata.get("reason")
+    view["staff_id"] = metadata.get("staff_id", staff_id)
+    view["idempotency_key"] = query.idempotency_key
+    record(conn, actor, "ledger.adjustment_view", "user", uid, None, {"staff_id": staff_id, "entry_id": row["id"]})
+    return view
 
 
 # --- payouts (finance) -----------------------------------------------------------------------------

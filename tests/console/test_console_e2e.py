@@ -90,9 +90,7 @@ def promote(admin: Any, colleague: User, role: str) -> None:
     expect(page.get_by_role("status").filter(has_text="Role changed")).to_contain_text(f"Role changed to {role}")
 
 
-def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(
-    open_console: Any, api: Api, client: Any, owner_conn: Any
-) -> None:
+def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_console: Any, api: Api, client: Any, owner_conn: Any) -> None:
     # --- an admin signs in and promotes a compliance and a finance colleague -----------------------
     admin_user = api.staff(owner_conn, "admin")
     admin = open_console("admin")
