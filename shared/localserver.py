@@ -133,7 +133,7 @@ def serve_console(environ: dict[str, Any], start_response: Callable[..., Any], r
     body = target.read_bytes()
     content_type = _CONSOLE_TYPES.get(target.suffix, "application/octet-stream")
     start_response("200 OK", [*_console_headers(content_type, cache), ("Content-Length", str(len(body)))])
-    return [body]
+    return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
 def _json(start_response: Callable[..., Any], status: str, obj: Any) -> list[bytes]:

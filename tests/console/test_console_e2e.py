@@ -151,10 +151,12 @@ def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_co
     finance.sign_in(finance_user.email, PASSWORD)
     page = finance.page
     page.get_by_role("link", name="Payouts").click()
-    page.get_by_role("button", name=f"Approve payout of $20.00 to {grace.email}").click()
-    expect(page.locator(".outcomes")).to_contain_text("$20.00 approved")
+    approve = page.get_by_role("button", name=f"Approve payout of $20.00 to {grace.email}")
+    expect(approve).to_be_visible()
     finance.shot("05-payouts")
     accessible(finance, "payouts")
+    approve.click()
+    expect(page.locator(".outcomes")).to_contain_text("$20.00 approved")
     assert actions(owner_conn, finance_user)[-1] == "payout.approve"
     process_payouts()
     assert owner_conn.one(PAYOUT_STATUS, id=payout_id)["status"] == "paid"

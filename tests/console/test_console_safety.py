@@ -172,8 +172,7 @@ def test_a_selection_of_payouts_is_approved_one_audited_request_each(open_consol
     finance = open_console("finance")
     finance.sign_in(finance_user.email, PASSWORD)
     page = finance.page
-    admin_link = page.get_by_role("link", name="Payouts")
-    admin_link.click()
+    page.get_by_role("link", name="Payouts").click()
     for user in customers[:2]:
         page.get_by_role("checkbox", name=re.compile(f"to {re.escape(user.email)}")).check()
     expect(page.get_by_text("2 selected.")).to_be_visible()
@@ -187,7 +186,8 @@ def test_a_selection_of_payouts_is_approved_one_audited_request_each(open_consol
     expect(page.locator(".outcomes")).to_contain_text("rejected")
     audit = owner_conn.all(AUDIT_BY_ACTOR, a=finance_user.id)
     decisions = [(a["action"], a["target_id"]) for a in audit if a["action"].startswith("payout.")]
-    assert sorted(decisions) == sorted([("payout.approve", payout_ids[0]), ("payout.approve", payout_ids[1]), ("payout.reject", payout_ids[2])])
+    expected = [("payout.approve", payout_ids[0]), ("payout.approve", payout_ids[1]), ("payout.reject", payout_ids[2])]
+    assert sorted(decisions) == sorted(expected)
     assert len(owner_conn.all(KEYS_OF, u=finance_user.id)) == 3, "one Idempotency-Key per payout"
     assert finance.errors == []
 
