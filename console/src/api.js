@@ -3,6 +3,10 @@
 let token = null;
 let config = null;
 let sessionEnded = () => {};
+// Staff two-factor: a money move answered 403 step_up_required asks the page for a fresh code
+// (POST /auth/mfa/step-up), then is sent again once, with the same Idempotency-Key.
+let stepUp = null;
+let mfaMissing = () => {};
 
 export class ApiError extends Error {
   constructor(status, code, message, details) {
@@ -22,6 +26,14 @@ export async function loadConfig() {
 
 export function onSessionEnd(fn) {
   sessionEnded = fn;
+}
+
+export function onStepUp(fn) {
+  stepUp = fn;
+}
+
+export function onMfaMissing(fn) {
+  mfaMissing = fn;
 }
 
 export function setToken(value) {
@@ -78,5 +90,18 @@ export async function call(fn, method, path, { body, query, idempotencyKey } = {
   return { data, status: resp.status, replayed: resp.headers.get("Idempotent-Replayed") === "true" };
 }
 
-export const admin = (method, path, opts) => call("admin", method, path, opts).then((r) => r.data);
+export async function callAdmin(method, path, opts) {
+  try {
+    return await call("admin", method, path, opts);
+  } catch (err) {
+    if (err.code === "step_up_required" && stepUp) {
+      await stepUp(); // rejects when the staff member cancels
+      return call("admin", method, path, opts);
+    }
+    if (err.code === "mfa_required") mfaMissing(err);
+    throw err;
+  }
+}
+
+export const admin = (method, path, opts) => callAdmin(method, path, opts).then((r) => r.data);
 export const auth = (method, path, opts) => call("auth", method, path, opts);

@@ -1,7 +1,7 @@
 // The EarnPay staff console: a shell (sign-in, navigation by role, sign-out) and one page per job.
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
-import { loadConfig, onSessionEnd, setToken, auth, call, ApiError } from "./api.js";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { loadConfig, onSessionEnd, onStepUp, onMfaMissing, setToken, auth, call, ApiError } from "./api.js";
 import { html, Field, Result, asResult } from "./ui.js";
 import { UsersPage, UserPage } from "./pages/users.js";
 import { KycPage } from "./pages/kyc.js";
@@ -44,7 +44,7 @@ function SignIn({ onSignedIn, notice }) {
     const form = new FormData(ev.target);
     const body = { email: form.get("email"), password: form.get("password") };
     const code = (form.get("code") || "").trim();
-    if (code) body[step.codeField || "totp_code"] = code;
+    if (code) body.mfa_code = code;
     setBusy(true);
     setResult(null);
     try {
@@ -56,12 +56,10 @@ function SignIn({ onSignedIn, notice }) {
         throw new ApiError(403, "not_staff", "This account is not a staff account.");
       }
       setToken(data.session.token);
-      onSignedIn({ ...data.user, expires_at: data.session.expires_at });
+      onSignedIn({ ...data.user, expires_at: data.session.expires_at, mfa: data.mfa || "not_required" });
     } catch (err) {
-      // the API asks for a second factor: show the code field and send it next time
-      if (/mfa|totp|two_factor|otp/.test(err.code || "")) {
-        setStep({ needCode: true, codeField: (err.details && err.details.field) || step.codeField || "totp_code" });
-      }
+      // the API asks for the second factor: the code field becomes required
+      if (err.code === "mfa_code_required") setStep({ needCode: true });
       setResult(asResult(err));
     } finally {
       setBusy(false);
@@ -83,15 +81,102 @@ function SignIn({ onSignedIn, notice }) {
   </main>`;
 }
 
+// Two-factor enrolment for a staff member who has none yet: the QR code (an SVG the API made, shown
+// as an image, never as markup), the secret for typing by hand, the first code, then the recovery
+// codes once.
+function Enrol({ onDone }) {
+  const [enrolment, setEnrolment] = useState(null);
+  const [codes, setCodes] = useState(null);
+  const [result, setResult] = useState(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    auth("POST", "/mfa/enrol")
+      .then((r) => setEnrolment(r.data))
+      .catch((err) => setResult(asResult(err)));
+  }, []);
+  const confirm = async (ev) => {
+    ev.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    try {
+      const r = await auth("POST", "/mfa/confirm", { body: { code: new FormData(ev.target).get("code").trim() } });
+      setCodes(r.data.recovery_codes);
+      setResult({ ok: "Two-factor authentication is on." });
+    } catch (err) {
+      setResult(asResult(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<main id="main" class="signin">
+    <h1>Set up two-factor authentication</h1>
+    ${codes
+      ? html`<p>Keep these recovery codes somewhere safe: each works once if you lose your authenticator. They are not shown again.</p>
+          <ul class="codes" aria-label="Recovery codes">${codes.map((c) => html`<li><code>${c}</code></li>`)}</ul>
+          <${Result} result=${result} />
+          <button type="button" onClick=${onDone}>I saved them: continue</button>`
+      : enrolment
+        ? html`<p>Scan the code with your authenticator app, or type the secret, then enter the 6-digit code it shows.</p>
+            <img class="qr" src=${`data:image/svg+xml;base64,${btoa(enrolment.qr_svg)}`} alt="QR code of the two-factor secret" width="200" height="200" />
+            <p>Secret: <code data-testid="mfa-secret">${enrolment.secret}</code></p>
+            <form onSubmit=${confirm} aria-label="Confirm two-factor">
+              <${Field} label="Code from the app" id="enrol-code"><input id="enrol-code" name="code" inputmode="numeric" autocomplete="one-time-code" required /><//>
+              <button type="submit" disabled=${busy}>Turn on two-factor</button>
+            </form>
+            <${Result} result=${result} />`
+        : html`<${Result} result=${result} />`}
+  </main>`;
+}
+
+// The step-up prompt: a money move needs a code entered in the last few minutes.
+function StepUp({ pending, onClose }) {
+  const [result, setResult] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const input = useRef(null);
+  useEffect(() => input.current && input.current.focus(), []);
+  const submit = async (ev) => {
+    ev.preventDefault();
+    if (busy) return;
+    setBusy(true);
+    try {
+      await auth("POST", "/mfa/step-up", { body: { code: new FormData(ev.target).get("code").trim() } });
+      onClose();
+      pending.resolve();
+    } catch (err) {
+      setResult(asResult(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const cancel = () => {
+    onClose();
+    pending.reject(new ApiError(403, "step_up_cancelled", "This needs a two-factor code; nothing was done."));
+  };
+  return html`<div class="dialog" role="dialog" aria-modal="true" aria-labelledby="stepup-h" onKeyDown=${(ev) => ev.key === "Escape" && cancel()}>
+    <h2 id="stepup-h">Confirm with your two-factor code</h2>
+    <p>This moves money or changes access: enter the code from your authenticator app.</p>
+    <form onSubmit=${submit} aria-label="Two-factor confirmation">
+      <${Field} label="Two-factor code" id="stepup-code"><input id="stepup-code" name="code" ref=${input} inputmode="numeric" autocomplete="one-time-code" required /><//>
+      <button type="submit" disabled=${busy}>Confirm</button>
+      <button type="button" onClick=${cancel}>Cancel</button>
+    </form>
+    <${Result} result=${result} />
+  </div>`;
+}
+
 function App() {
   const [me, setMe] = useState(null);
   const [notice, setNotice] = useState(null);
+  const [stepUp, setStepUp] = useState(null);
   const route = useHash();
   useEffect(() => {
     onSessionEnd((err) => {
       setMe(null);
+      setStepUp(null);
       setNotice(`Your session ended (${err.message}). Sign in again.`);
     });
+    onStepUp(() => new Promise((resolve, reject) => setStepUp({ resolve, reject })));
+    onMfaMissing(() => setMe((m) => (m ? { ...m, mfa: "enrolment_required" } : m)));
   }, []);
   if (!me) {
     return html`<${SignIn} notice=${notice} onSignedIn=${(user) => {
@@ -99,6 +184,9 @@ function App() {
       setMe(user);
       if (!window.location.hash) window.location.hash = "#/users";
     }} />`;
+  }
+  if (me.mfa === "enrolment_required") {
+    return html`<${Enrol} onDone=${() => setMe({ ...me, mfa: "verified" })} />`;
   }
   const signOut = async () => {
     try {
@@ -130,6 +218,7 @@ function App() {
       <button type="button" onClick=${signOut}>Sign out</button>
     </header>
     <main id="main" tabindex="-1">${content}</main>
+    ${stepUp ? html`<${StepUp} pending=${stepUp} onClose=${() => setStepUp(null)} />` : null}
   `;
 }
 

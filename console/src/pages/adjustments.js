@@ -1,7 +1,7 @@
 // Manual adjustments: one Idempotency-Key per form, made when the form appears and renewed only
 // after a success, so a double click or a retry posts once.
 import { useState } from "preact/hooks";
-import { admin, newIdempotencyKey, call } from "../api.js";
+import { newIdempotencyKey, callAdmin } from "../api.js";
 import { html, Field, Result, useAction } from "../ui.js";
 
 // dollars typed by a person -> integer micro-dollars (no floating point)
@@ -21,7 +21,7 @@ export function AdjustmentsPage({ args }) {
     const micros = dollarsToMicros(form.get("amount"));
     action.run(async () => {
       if (!micros) throw Object.assign(new Error("The amount is dollars, e.g. 25 or -1.50, and not zero."), { code: "invalid_amount" });
-      const { data, replayed } = await call("admin", "POST", "/adjustments", {
+      const { data, replayed } = await callAdmin("POST", "/adjustments", {
         body: { user_id: String(form.get("user_id")).trim().toLowerCase(), amount_micros: micros, reason: form.get("reason") },
         idempotencyKey: key,
       });
@@ -34,7 +34,7 @@ export function AdjustmentsPage({ args }) {
   return html`<h1>Adjustments</h1>
     <p>A credit or debit on a user's balance, recorded in the ledger and the audit log.</p>
     <form onSubmit=${submit} aria-label="Post an adjustment" data-idempotency-key=${key}>
-      <${Field} label="User id" id="adj-user"><input id="adj-user" name="user_id" required value=${args[0] || ""} pattern="[0-9a-fA-F-]{36}" /><//>
+      <${Field} label="User id" id="adj-user"><input id="adj-user" name="user_id" required defaultValue=${args[0] || ""} pattern="[0-9a-fA-F-]{36}" /><//>
       <${Field} label="Amount in dollars (negative for a debit)" id="adj-amount"><input id="adj-amount" name="amount" required inputmode="decimal" /><//>
       <${Field} label="Reason" id="adj-reason"><input id="adj-reason" name="reason" required maxlength="500" /><//>
       <button type="submit" disabled=${action.busy}>Post adjustment</button>

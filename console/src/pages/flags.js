@@ -19,9 +19,9 @@ function FlagForm({ flag, onDone }) {
   };
   return html`<form class="inline" onSubmit=${submit} aria-label=${flag ? `Flag ${flag.key}` : "New flag"}>
     ${flag ? html`<strong>${flag.key}</strong>` : html`<${Field} label="Key" id=${`${id}-key`}><input id=${`${id}-key`} name="key" required pattern="[a-z0-9_.-]{1,64}" /><//>`}
-    <label><input type="checkbox" name="enabled" checked=${flag ? flag.enabled : false} /> Enabled</label>
-    <${Field} label="Rollout %" id=${`${id}-rollout`}><input id=${`${id}-rollout`} name="rollout" type="number" min="0" max="100" required value=${flag ? flag.rollout_percent : 0} /><//>
-    <${Field} label="Description" id=${`${id}-desc`}><input id=${`${id}-desc`} name="description" maxlength="500" value=${flag ? flag.description : ""} /><//>
+    <label><input type="checkbox" name="enabled" defaultChecked=${flag ? flag.enabled : false} /> Enabled</label>
+    <${Field} label="Rollout %" id=${`${id}-rollout`}><input id=${`${id}-rollout`} name="rollout" type="number" min="0" max="100" required defaultValue=${flag ? flag.rollout_percent : 0} /><//>
+    <${Field} label="Description" id=${`${id}-desc`}><input id=${`${id}-desc`} name="description" maxlength="500" defaultValue=${flag ? flag.description : ""} /><//>
     <button type="submit" disabled=${action.busy}>Save</button>
     ${flag ? html`<small class="muted">updated ${fmtTime(flag.updated_at)}</small>` : null}
     <${Result} result=${action.result} />

@@ -74,6 +74,7 @@ function Section({ title, children }) {
 
 function Ledger({ userId }) {
   const [type, setType] = useState("");
+  const [choice, setChoice] = useState(""); // the select's own state: a re-render keeps what was picked
   const paged = usePaged((cursor) => admin("GET", `/users/${userId}/ledger`, { query: { limit: 20, cursor, type } }), [userId, type]);
   return html`<${Section} title="Ledger">
     <form class="inline" aria-label="Ledger filter" onSubmit=${(ev) => {
@@ -81,7 +82,7 @@ function Ledger({ userId }) {
       setType(new FormData(ev.target).get("type"));
     }}>
       <${Field} label="Entry type" id="ledger-type">
-        <select id="ledger-type" name="type" value=${type}>
+        <select id="ledger-type" name="type" value=${choice} onChange=${(ev) => setChoice(ev.target.value)}>
           ${["", "video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"].map(
             (t) => html`<option value=${t}>${t || "all types"}</option>`,
           )}
@@ -107,9 +108,9 @@ function Ledger({ userId }) {
 
 function RoleForm({ user, onDone }) {
   const action = useAction();
+  const [role, setRole] = useState(user.role);
   const submit = (ev) => {
     ev.preventDefault();
-    const role = new FormData(ev.target).get("role");
     action.run(async () => {
       const r = await admin("POST", `/users/${user.id}/role`, { body: { role } });
       onDone();
@@ -118,7 +119,7 @@ function RoleForm({ user, onDone }) {
   };
   return html`<form class="inline" onSubmit=${submit} aria-label="Change role">
     <${Field} label="Role" id="role-select">
-      <select id="role-select" name="role" value=${user.role}>
+      <select id="role-select" name="role" value=${role} onChange=${(ev) => setRole(ev.target.value)}>
         ${["user", "support", "finance", "compliance", "admin"].map((r) => html`<option value=${r}>${r}</option>`)}
       </select>
     <//>

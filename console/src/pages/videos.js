@@ -23,10 +23,10 @@ function VideoForm({ video, onDone }) {
     });
   };
   return html`<form onSubmit=${submit} aria-label=${video ? `Edit ${video.title}` : "Create a video"} class="video-form">
-    <${Field} label="Title" id=${`${prefix}-title`}><input id=${`${prefix}-title`} name="title" required maxlength="200" value=${video ? video.title : ""} /><//>
-    <${Field} label="Description" id=${`${prefix}-desc`}><input id=${`${prefix}-desc`} name="description" maxlength="2000" value=${video ? video.description : ""} /><//>
+    <${Field} label="Title" id=${`${prefix}-title`}><input id=${`${prefix}-title`} name="title" required maxlength="200" defaultValue=${video ? video.title : ""} /><//>
+    <${Field} label="Description" id=${`${prefix}-desc`}><input id=${`${prefix}-desc`} name="description" maxlength="2000" defaultValue=${video ? video.description : ""} /><//>
     ${video ? null : html`<${Field} label="Duration (seconds)" id="new-duration"><input id="new-duration" name="duration" type="number" min="1" max="86400" required /><//>`}
-    <${Field} label="Reward (dollars)" id=${`${prefix}-reward`}><input id=${`${prefix}-reward`} name="reward" required inputmode="decimal" value=${video ? String(video.reward.micros / 1e6) : ""} /><//>
+    <${Field} label="Reward (dollars)" id=${`${prefix}-reward`}><input id=${`${prefix}-reward`} name="reward" required inputmode="decimal" defaultValue=${video ? String(video.reward.micros / 1e6) : ""} /><//>
     <button type="submit" disabled=${action.busy}>${video ? "Save" : "Create video"}</button>
     <${Result} result=${action.result} />
   </form>`;
