@@ -164,6 +164,49 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- clearing: how long each kind of credit stays pending (docs/ledger.md) ---------------------
+    clearing_video_reward_hours: int = Field(
+        72, alias="CLEARING_VIDEO_REWARD_HOURS", ge=0, le=24 * 365, description="video rewards clear after this many hours (0: at once)"
+    )
+    clearing_bonus_hours: int = Field(
+        7 * 24, alias="CLEARING_BONUS_HOURS", ge=0, le=24 * 365, description="login and streak bonuses clear after this many hours"
+    )
+    clearing_referral_hours: int = Field(
+        14 * 24,
+        alias="CLEARING_REFERRAL_HOURS",
+        ge=0,
+        le=24 * 365,
+        description="referral bonuses and commissions clear this many hours after the referral qualifies",
+    )
+    clearing_adjustment_hours: int = Field(
+        0, alias="CLEARING_ADJUSTMENT_HOURS", ge=0, le=24 * 365, description="credited adjustments (staff, publishers) clear after this"
+    )
+    clearing_batch_size: int = Field(
+        1000, alias="CLEARING_BATCH_SIZE", ge=1, le=50_000, description="entries the clearing task clears per transaction"
+    )
+
+    # --- referrals: when a referral counts (docs/ledger.md, "Referrals") ---------------------------
+    referral_qualify_min_micros: int = Field(
+        50_000,
+        alias="REFERRAL_QUALIFY_MIN_MICROS",
+        ge=0,
+        description="video rewards the referred account must earn before its referral qualifies (micro-dollars)",
+    )
+    referral_qualify_days: int = Field(
+        3, alias="REFERRAL_QUALIFY_DAYS", ge=1, le=365, description="distinct UTC days with video rewards the referred account needs"
+    )
+    referral_require_kyc: bool = Field(True, alias="REFERRAL_REQUIRE_KYC", description="the referred account must also have verified KYC")
+    referral_window_days: int = Field(
+        30,
+        alias="REFERRAL_WINDOW_DAYS",
+        ge=1,
+        le=365,
+        description="a referral not qualified this many days after the referred sign-up expires; its pending rewards are reversed",
+    )
+    referral_daily_limit: int = Field(
+        5, alias="REFERRAL_DAILY_LIMIT", ge=0, le=10_000, description="newly qualifying referrals per referrer per UTC day"
+    )
+
     # --- payouts --------------------------------------------------------------------------------
     payout_minimum_cents: int = Field(
         1000, alias="PAYOUT_MINIMUM_CENTS", ge=1, le=MAX_PAYOUT_CENTS, description="smallest payout, in cents"

@@ -140,3 +140,18 @@ def api(client: object) -> object:
     from tests.helpers import Api
 
     return Api(client)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def immediate_clearing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Credits available at once (every CLEARING_* period 0), for tests of other rules than clearing.
+
+    Clearing itself is tested with the real periods in tests/ledger/test_clearing.py.
+    """
+    from shared.config import get_settings
+
+    for name in ("CLEARING_VIDEO_REWARD_HOURS", "CLEARING_BONUS_HOURS", "CLEARING_REFERRAL_HOURS", "CLEARING_ADJUSTMENT_HOURS"):
+        monkeypatch.setenv(name, "0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

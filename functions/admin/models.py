@@ -62,6 +62,12 @@ class AdjustmentBody(Body):
         return self
 
 
+class ReversalBody(Body):
+    """Why a pending credit is taken back (kept in the audit log and on the reversal entry)."""
+
+    reason: Reason
+
+
 class RejectBody(Body):
     reason: Reason
 
@@ -143,6 +149,8 @@ class StaffUserView(Response):
 
 class Balance(Response):
     available: Money
+    pending: Money = Field(description="credits not cleared yet (docs/ledger.md, buckets)")
+    held: Money = Field(description="held for payouts on their way out")
     lifetime_earned: Money
     lifetime_paid_out: Money
     entry_count: int
@@ -211,6 +219,19 @@ class Adjustment(Response):
     created_at: dt.datetime
     reason: str
     duplicate: bool = Field(description="true when this Idempotency-Key was already posted (the answer is then 200)")
+
+
+class Reversal(Response):
+    """A clawed-back pending credit: the reversal entry that points at it."""
+
+    user_id: str
+    entry_id: int = Field(description="the credit reversed")
+    reversal_entry_id: int
+    reversal_seq: int
+    amount: Money = Field(description="the reversal's amount (negative)")
+    created_at: dt.datetime
+    reason: str
+    duplicate: bool = Field(description="true when the credit was already reversed (this is the first reversal)")
 
 
 class Flag(Response):

@@ -38,7 +38,7 @@ USER_DETAIL = Query(
     "admin_user_detail",
     """SELECT u.id::text AS id, u.email, u.display_name, u.referral_code, u.referred_by::text AS referred_by,
               u.kyc_status, u.role, u.status, u.created_at, u.updated_at, u.erased_at,
-              b.available, b.lifetime_earned, b.lifetime_paid_out, b.entry_count,
+              b.available, b.pending, b.held, b.lifetime_earned, b.lifetime_paid_out, b.entry_count,
               (SELECT count(*) FROM sessions s
                 WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > now()
                   AND s.last_seen_at + s.idle_timeout > now()) AS live_sessions,

@@ -2,7 +2,7 @@
 
 The role matrix (docs/admin.md) is declared here, route by route, and enforced by the router before
 any handler runs (403 ``role_forbidden``): support reads users and their ledgers; finance also
-decides payouts; compliance also decides KYC and reads the audit log; admin does everything.
+decides payouts and claws back pending credits; compliance also decides KYC and reads the audit log; admin does everything.
 Every handler runs in one transaction with its audit entry.
 """
 
@@ -27,6 +27,8 @@ from functions.admin.models import (
     LedgerQuery,
     PayoutReviewQuery,
     RejectBody,
+    Reversal,
+    ReversalBody,
     RoleBody,
     RoleChanged,
     UserAccount,
@@ -180,6 +182,20 @@ def adjust(ctx: Ctx) -> Reply:
 def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
+
+
+@router.route(
+    "POST",
+    "/users/{user_id}/entries/{entry_id}/reverse",
+    auth="staff",
+    roles=FINANCE,
+    body=ReversalBody,
+    response=Reversal,
+    summary="Claw back a pending credit with a reversal entry (twice: no-op; already cleared: 409 not_pending)",
+)
+def reverse_entry(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.reverse_entry(conn, _actor(ctx), ctx.params["user_id"], ctx.params["entry_id"], ctx.body.reason)
 
 
 # --- payouts ---------------------------------------------------------------------------------------

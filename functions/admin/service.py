@@ -155,6 +155,8 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
         raise NotFound("no such user", code="user_not_found")
     balance = {
         "available": ledger.money(row.pop("available")),
+        "pending": ledger.money(row.pop("pending")),
+        "held": ledger.money(row.pop("held")),
         "lifetime_earned": ledger.money(row.pop("lifetime_earned")),
         "lifetime_paid_out": ledger.money(row.pop("lifetime_paid_out")),
         "entry_count": row.pop("entry_count"),
@@ -316,6 +318,44 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
             {"available_micros": posted.balance_after - body.amount_micros},
             {"available_micros": posted.balance_after, "amount_micros": body.amount_micros, "entry_id": posted.entry_id, "seq": posted.seq},
             reason=body.reason,
+        )
+    return result
+
+
+def reverse_entry(conn: Conn, actor: Actor, user_id: str, entry_id: str, reason: str) -> dict[str, Any]:
+    """Claws back a pending credit of ``user_id`` with a ``reversal`` entry pointing at it (audited).
+
+    Reversing twice answers the first reversal (``duplicate: true``, no second audit entry); an entry
+    that already cleared (or was never pending) is 409 ``not_pending``; unknown ids are 404.
+    """
+    uid = _require_user(conn, user_id)
+    if not entry_id.isascii() or not entry_id.isdigit() or len(entry_id) > 18:
+        raise NotFound("no such entry", code="entry_not_found")
+    if uid == actor.user_id:
+        raise Forbidden("staff cannot reverse their own credits", code="own_reversal")
+    row = ledger.reverse(conn, user_id=uid, entry_id=int(entry_id), source="admin", metadata={"reason": reason, "staff_id": actor.user_id})
+    amount = int(row["reversed_amount"])
+    result = {
+        "user_id": uid,
+        "entry_id": int(entry_id),
+        "reversal_entry_id": row["entry_id"],
+        "reversal_seq": row["entry_seq"],
+        "amount": ledger.money(-amount),
+        "created_at": row["entry_created_at"],
+        "reason": reason,
+        "duplicate": row["duplicate"],
+    }
+    if not row["duplicate"]:
+        record(
+            conn,
+            actor,
+            "ledger.reversal",
+            "ledger_entry",
+            str(entry_id),
+            {"pending_micros": amount},
+            {"reversal_entry_id": row["entry_id"], "amount_micros": -amount},
+            reason=reason,
+            subject_user_id=uid,
         )
     return result
 

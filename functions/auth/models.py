@@ -95,7 +95,10 @@ class SignupResponse(Response):
 class LoginResponse(Response):
     user: UserProfile
     session: SessionToken
-    bonus: LoginBonus | None = Field(description="null when today's bonus was already credited (or for staff)")
+    bonus: LoginBonus | None = Field(
+        description="always null: a bare login earns nothing; the daily and streak bonuses accrue with the day's first"
+        " completed video (the completing heartbeat's daily_bonus)"
+    )
 
 
 class SessionPrincipal(Response):

@@ -31,7 +31,14 @@ def signup(ctx: Ctx) -> dict[str, Any]:
     return service.signup(get_db(), ctx.body, _client(ctx), get_settings())
 
 
-@router.route("POST", "/login", auth=None, body=LoginBody, response=LoginResponse, summary="Sign in; credits the daily login bonus")
+@router.route(
+    "POST",
+    "/login",
+    auth=None,
+    body=LoginBody,
+    response=LoginResponse,
+    summary="Sign in (bonuses accrue with verified watching, not with a login: bonus is always null)",
+)
 def login(ctx: Ctx) -> dict[str, Any]:
     return service.login(get_db(), ctx.body.email, ctx.body.password, _client(ctx), get_settings())
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from functions.auth import passwords
 from functions.auth import queries as q
-from functions.earnings import bonuses
 from shared import outbox, ratelimit
 from shared.config import Settings
 from shared.db import Conn, Database
@@ -148,10 +147,10 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
         session = _create_session(conn, user, client, settings)
-        # The daily login and streak bonuses, in the login transaction (one upsert, at most two entries).
-        extras = bonuses.on_login(conn, user)
     user.pop("password_hash", None)
-    return {"user": user, "session": session, **extras}
+    # A bare login earns nothing: the daily and streak bonuses accrue with the first verified watching
+    # of the day (functions/earnings/bonuses.on_verified_watch). "bonus" stays in the answer, always null.
+    return {"user": user, "session": session, "bonus": None}
 
 
 def logout(db: Database, session_id: int) -> None:

@@ -11,7 +11,17 @@ from shared.models import Money, Page, Response
 from shared.pagination import PageQuery
 
 EntryType = Literal[
-    "video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"
+    "video_reward",
+    "login_bonus",
+    "streak_bonus",
+    "referral_bonus",
+    "referral_commission",
+    "adjustment",
+    "payout_hold",
+    "payout_release",
+    "clearing",
+    "reversal",
+    "payout_paid",
 ]
 
 
@@ -66,8 +76,16 @@ class Entry(Response):
     reference: str | None
 
 
+class HistoryEntry(Entry):
+    """A history item: the entry and, for a credit still pending, when it clears."""
+
+    pending: bool = Field(description="a credit not cleared yet (docs/ledger.md, buckets)")
+    clears_at: dt.datetime | None = Field(description="when a pending credit clears; null while it awaits a condition")
+    awaiting: Literal["referral_qualification", "condition"] | None = Field(description="what a pending credit waits for")
+
+
 class HistoryPage(Page):
-    items: list[Entry]
+    items: list[HistoryEntry]
 
 
 class Export(Response):
@@ -89,8 +107,21 @@ class Periods(Response):
     last_30_days: PeriodSums
 
 
+class PendingEntry(Response):
+    seq: int
+    entry_id: int
+    type: EntryType
+    amount: Money
+    clears_at: dt.datetime | None = Field(description="when it becomes available; null while it awaits a condition")
+    awaiting: Literal["referral_qualification", "condition"] | None
+
+
 class Stats(Response):
     available: Money
+    pending: Money = Field(description="credits not cleared yet: not available for payouts")
+    held: Money = Field(description="held for payouts on their way out")
+    pending_entries: list[PendingEntry] = Field(description="each pending credit and its clearing time, soonest first (at most 100)")
+    pending_entries_truncated: bool
     lifetime_earned: Money
     lifetime_paid_out: Money
     entry_count: int

@@ -11,6 +11,18 @@ ENTRY_JSON = """'{"seq":' || seq || ',"type":' || to_json(type)::text
     || ',"created_at":"' || to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
     || ',"source":' || coalesce(to_json(source)::text, 'null') || ',"reference":' || coalesce(to_json(reference)::text, 'null') || '}'"""
 
+# A history item: the entry, and whether it is still pending with its clearing time (null while it
+# awaits a condition such as a referral's qualification; docs/ledger.md, buckets).
+HISTORY_ENTRY_JSON = (
+    ENTRY_JSON[: ENTRY_JSON.rindex("}")]
+    + """' || ',"pending":' || CASE WHEN pc_found THEN 'true' ELSE 'false' END
+    || ',"clears_at":' || CASE WHEN pc_clears_at < 'infinity'
+                              THEN '"' || to_char(pc_clears_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
+                              ELSE 'null' END
+    || ',"awaiting":' || CASE WHEN pc_awaiting LIKE 'referral:%' THEN '"referral_qualification"'
+                             WHEN pc_awaiting IS NOT NULL THEN '"condition"' ELSE 'null' END || '}'"""
+)
+
 # One page, newest first, from idx_earnings_user_seq alone (Index Only Scan: every column read is
 # in the index). The keyset condition seq < :before_seq is an index condition, so the deepest page
 # costs the same as the first; type and date filters are checked on the index tuples.
@@ -22,7 +34,7 @@ HISTORY_PAGE = Query(
     f"""SELECT '[' || coalesce(string_agg(obj, ',' ORDER BY seq DESC) FILTER (WHERE n <= CAST(:limit AS int)), '') || ']' AS items,
               count(*) > CAST(:limit AS int) AS more,
               min(seq) FILTER (WHERE n <= CAST(:limit AS int)) AS last_seq
-         FROM (SELECT seq, row_number() OVER (ORDER BY seq DESC) AS n, {ENTRY_JSON} AS obj
+         FROM (SELECT seq, row_number() OVER (ORDER BY seq DESC) AS n, {HISTORY_ENTRY_JSON} AS obj
                  FROM (SELECT seq, type, amount, balance_after, created_at, source, reference
                          FROM earnings
                         WHERE user_id = CAST(:user_id AS uuid)
@@ -32,13 +44,28 @@ HISTORY_PAGE = Query(
                           AND (CAST(:to_ts AS timestamptz) IS NULL OR created_at < CAST(:to_ts AS timestamptz))
                         ORDER BY seq DESC
                         LIMIT CAST(:limit AS int) + 1) page
+                 -- still-pending credits of the page and their clearing time: one primary-key probe per
+                 -- row of the page (LIMIT 1 keeps it a probe; a join would sort the user's pending rows)
+                 LEFT JOIN LATERAL (SELECT true AS pc_found, p.clears_at AS pc_clears_at, p.awaiting AS pc_awaiting
+                                      FROM pending_credits p
+                                     WHERE p.user_id = CAST(:user_id AS uuid) AND p.seq = page.seq LIMIT 1) pc ON true
               ) numbered""",
 )
 
 BALANCE = Query(
     "earnings_balance",
-    """SELECT available, lifetime_earned, lifetime_paid_out, entry_count, updated_at
+    """SELECT available, pending, held, lifetime_earned, lifetime_paid_out, entry_count, updated_at
          FROM balances WHERE user_id = CAST(:user_id AS uuid)""",
+)
+
+# The credits still pending, soonest to clear first (those awaiting a condition last): a few days
+# of credits at most, read by the (user_id, seq) primary key of pending_credits.
+PENDING_ENTRIES = Query(
+    "earnings_pending_entries",
+    """SELECT seq, entry_id, type, amount, CASE WHEN clears_at < 'infinity' THEN clears_at END AS clears_at, awaiting
+         FROM pending_credits WHERE user_id = CAST(:user_id AS uuid)
+        ORDER BY clears_at, seq
+        LIMIT :limit""",
 )
 
 # Sums by type over the last 30 UTC days from idx_earnings_user_date (user_id, created_at DESC)

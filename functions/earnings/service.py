@@ -23,6 +23,8 @@ STATS_CACHE_MAX_USERS = 20_000
 _MAX_SEQ = 2**63 - 1
 EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment")
 PERIODS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
+# Pending credits listed by /earnings/stats (soonest to clear first).
+PENDING_ENTRIES_SHOWN = 100
 
 
 def history(conn: Conn, user_id: str, query: HistoryQuery) -> str:
@@ -99,8 +101,24 @@ def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[s
                 for key in [k for k, v in _sums.items() if v.expires_at <= mono] or list(_sums):
                     _sums.pop(key, None)
             _sums[user_id] = _Sums(mono + STATS_TTL_S, bal["entry_count"], today, periods)
+    pending = conn.all(q.PENDING_ENTRIES, user_id=user_id, limit=PENDING_ENTRIES_SHOWN + 1)
     return {
         "available": money(bal["available"]),
+        "pending": money(bal["pending"]),
+        "held": money(bal["held"]),
+        # each pending credit and when it clears (null while it awaits a condition, e.g. a referral)
+        "pending_entries": [
+            {
+                "seq": r["seq"],
+                "entry_id": r["entry_id"],
+                "type": r["type"],
+                "amount": money(r["amount"]),
+                "clears_at": r["clears_at"],
+                "awaiting": _awaiting_kind(r["awaiting"]),
+            }
+            for r in pending[:PENDING_ENTRIES_SHOWN]
+        ],
+        "pending_entries_truncated": len(pending) > PENDING_ENTRIES_SHOWN,
         "lifetime_earned": money(bal["lifetime_earned"]),
         "lifetime_paid_out": money(bal["lifetime_paid_out"]),
         "entry_count": bal["entry_count"],
@@ -108,6 +126,13 @@ def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[s
         "sums_cached": hit,
         "as_of": now,
     }
+
+
+def _awaiting_kind(awaiting: str | None) -> str | None:
+    """What a pending credit waits for, without the other user's id (``referral:<id>`` -> ``referral_qualification``)."""
+    if awaiting is None:
+        return None
+    return "referral_qualification" if awaiting.startswith("referral:") else "condition"
 
 
 def export(conn: Conn, user_id: str) -> str:

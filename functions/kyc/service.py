@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import Any
 
+from functions.earnings import bonuses
 from functions.kyc import queries as q
 from functions.kyc.models import DocumentUploadBody, StorageObject
 from shared import pagination, storage
@@ -428,6 +429,8 @@ def decide(conn: Conn, user_id: str, decision: str, reason: str, reviewer_id: st
         if decision == "verified" and not documents:
             raise Conflict("there is no uploaded document to verify against", code="kyc_no_documents")
         c.execute(q.SET_DECISION, user_id=user_id, decision=decision)
+        if decision == "verified":  # verified KYC may be what the user's referral was waiting for
+            bonuses.try_qualify(c, user_id)
         log.info(
             "kyc decision %s for user %s",
             decision,

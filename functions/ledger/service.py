@@ -6,6 +6,7 @@ Amounts are integer micro-dollars (``MICROS_PER_DOLLAR``). Every path that moves
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
 from shared import outbox
+from shared.config import get_settings
 from shared.db import Conn, sqlstate
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
@@ -25,6 +27,12 @@ MICROS_PER_CENT = 10_000
 ENTRY_TYPES = frozenset(
     {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
 )
+# Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
+SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid"})
+# Credits: what can wait in the pending bucket.
+CREDIT_TYPES = frozenset({"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment"})
+# Pending until a condition is settled (ledger_settle_awaiting), then cleared or reversed.
+AWAITING = datetime.max.replace(tzinfo=dt.UTC)
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
 MAX_ENTRY = 1_000_000 * MICROS_PER_DOLLAR
 
@@ -35,6 +43,28 @@ class InsufficientFunds(Conflict):
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
+
+
+class NotPending(Conflict):
+    code = "not_pending"
+
+
+def clearing_period(type: str) -> dt.timedelta:
+    """How long a credit of ``type`` stays pending (settings CLEARING_*; zero: available at once).
+
+    Referral rewards are not here: they wait for their referral to qualify (``awaiting``) and then
+    clear after ``clearing_referral_hours``.
+    """
+    s = get_settings()
+    hours = {
+        "video_reward": s.clearing_video_reward_hours,
+        "login_bonus": s.clearing_bonus_hours,
+        "streak_bonus": s.clearing_bonus_hours,
+        "referral_bonus": s.clearing_referral_hours,
+        "referral_commission": s.clearing_referral_hours,
+        "adjustment": s.clearing_adjustment_hours,
+    }.get(type, 0)
+    return dt.timedelta(hours=hours)
 
 
 @dataclass(frozen=True)
@@ -58,23 +88,43 @@ def post(
     source: str,
     reference: str | None = None,
     metadata: dict[str, Any] | None = None,
+    clears: str = "auto",
+    awaiting: str | None = None,
 ) -> Posted:
-    """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw."""
-    if type not in ENTRY_TYPES:
+    """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw.
+
+    A credit lands in pending when its type has a clearing period (``clears="auto"``, the default)
+    and in available when it has none or with ``clears="now"``. With ``awaiting`` it stays pending
+    until that condition is settled (``settle_awaiting``).
+    """
+    if type not in ENTRY_TYPES and type != "payout_paid":
         raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_ENTRY:
         raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code="invalid_amount")
+    clears_at: datetime | None = None
+    if type in CREDIT_TYPES and amount > 0:
+        if awaiting is not None:
+            clears_at = AWAITING
+        elif clears == "auto":
+            period = clearing_period(type)
+            if period > dt.timedelta(0):
+                clears_at = dt.datetime.now(dt.UTC) + period
+    elif awaiting is not None:
+        raise ValidationFailed("only a credit can await a condition", code="invalid_entry")
+    params = {
+        "user_id": user_id,
+        "type": type,
+        "amount": amount,
+        "key": idempotency_key,
+        "source": source,
+        "reference": reference,
+        "metadata": json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+    }
     try:
-        row = conn.one(
-            q.POST,
-            user_id=user_id,
-            type=type,
-            amount=amount,
-            key=idempotency_key,
-            source=source,
-            reference=reference,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
+        if clears_at is None:
+            row = conn.one(q.POST, **params)
+        else:
+            row = conn.one(q.POST_PENDING, clears_at=_db_time(clears_at), awaiting=awaiting, **params)
     except DatabaseError as exc:
         code = sqlstate(exc)
         if code == "EP001":
@@ -83,6 +133,12 @@ def post(
             raise NotFound("no such user", code="unknown_user") from exc
         if code == "EP003":
             raise IdempotencyConflict("this idempotency key was already used for a different entry") from exc
+        if code == "EP005":
+            raise ValidationFailed(
+                str(exc.args[0].get("M", "invalid entry")) if exc.args else "invalid entry", code="invalid_entry"
+            ) from exc
+        if code == "EP006":  # e.g. a release of more than is held: the held bucket would go negative
+            raise ValidationFailed("that entry would leave the pending or held bucket negative", code="invalid_entry") from exc
         if code == "23514":  # a CHECK on earnings: e.g. a positive hold or a negative reward
             raise ValidationFailed("that entry is not allowed for its type", code="invalid_entry") from exc
         raise
@@ -100,6 +156,9 @@ def post(
                 "type": type,
                 "amount": money(amount),
                 "balance_after": money(posted.balance_after),
+                "pending": clears_at is not None,
+                "clears_at": None if clears_at is None or awaiting else rfc3339(clears_at),
+                "awaiting": awaiting,
                 "source": source,
                 "reference": reference,
                 "created_at": rfc3339(posted.created_at),
@@ -109,9 +168,57 @@ def post(
     return posted
 
 
-def record_paid_out(conn: Conn, user_id: str, amount: int) -> None:
-    """Counts a settled payout (whose hold already left the available balance) in lifetime paid out."""
-    conn.value(q.RECORD_PAID_OUT, user_id=user_id, amount=amount)
+def _db_time(value: datetime) -> str | datetime:
+    """'infinity' for the awaiting marker (Python has no infinite datetime), else the instant."""
+    return "infinity" if value == AWAITING else value
+
+
+def settle_payout(conn: Conn, user_id: str, payout_id: str, amount: int) -> int:
+    """A paid payout leaves the held bucket with a ``payout_paid`` entry (once per payout); returns its id."""
+    return int(conn.value(q.SETTLE_PAYOUT, user_id=user_id, payout_id=payout_id, amount=amount))
+
+
+def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Takes back a pending credit with a ``reversal`` entry pointing at it (clawback).
+
+    Reversing twice returns the first reversal with ``duplicate: True``; an entry that cleared (or was
+    never pending) is ``NotPending`` (409), an unknown one ``NotFound``.
+    """
+    try:
+        row = conn.one(
+            q.REVERSE,
+            user_id=user_id,
+            entry_id=entry_id,
+            source=source,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+    except DatabaseError as exc:
+        code = sqlstate(exc)
+        if code == "EP030":
+            raise NotFound("no such entry for this user", code="entry_not_found") from exc
+        if code == "EP031":
+            raise NotPending("this entry is not pending: it cleared (or was never pending), so it cannot be reversed") from exc
+        raise
+    assert row is not None
+    return row
+
+
+def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
+    """The condition ``awaiting`` was met (its credits clear at ``clears_at``) or failed (``None``: reversed)."""
+    return int(
+        conn.value(
+            q.SETTLE_AWAITING,
+            awaiting=awaiting,
+            clears_at=clears_at,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+        or 0
+    )
+
+
+def clear_due(conn: Conn, *, limit: int, now: datetime | None = None) -> int:
+    """Clears up to ``limit`` due pending entries in one transaction (schema owner only); returns how many."""
+    return int(conn.value(q.CLEAR_DUE, limit=limit, now=now) or 0)
 
 
 def balance(conn: Conn, user_id: str) -> dict[str, Any]:
@@ -127,14 +234,17 @@ def balance(conn: Conn, user_id: str) -> dict[str, Any]:
 
 
 def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> dict[str, Any]:
-    """Checks every hash chain and that each balance equals the sum of its entries."""
+    """Checks every hash chain, that each bucket (pending, available, held, paid out) equals the sum of its
+    entries, that pending equals the pending rows, and that paid payouts and payout_paid entries agree."""
     chain = conn.all(q.CHAIN_PROBLEMS, user_id=user_id, max_rows=max_rows)
     balances = conn.all(q.BALANCE_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    payouts = conn.all(q.PAYOUT_PROBLEMS, user_id=user_id, max_rows=max_rows)
     totals = conn.one(q.LEDGER_TOTALS) or {}
     return {
-        "ok": not chain and not balances,
+        "ok": not chain and not balances and not payouts,
         "entries": totals.get("entries"),
         "balances": totals.get("balances"),
         "chain_problems": chain,
         "balance_problems": balances,
+        "payout_problems": payouts,
     }

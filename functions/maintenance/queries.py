@@ -82,12 +82,14 @@ PURGE_RATE_LIMITS = Query(
 
 # --- reconcile ---------------------------------------------------------------------------------------
 # Beyond ledger.verify (chains; balance = sum of entries, count, newest hash): lifetime earned
-# equals the sum of POSITIVE earning entries (gross, migration 0019), and nothing is negative.
+# equals the sum of POSITIVE earning entries (gross, migration 0019) less reversals (clawback of
+# pending credits, migration 0060), and nothing is negative.
 LIFETIME_PROBLEMS = Query(
     "maint_lifetime_problems",
     """SELECT b.user_id::text AS user_id, b.lifetime_earned, coalesce(s.earned, 0) AS entries_earned
          FROM balances b
-         LEFT JOIN (SELECT user_id, sum(amount) AS earned FROM earnings WHERE ledger_is_earning(type) AND amount > 0 GROUP BY user_id) s
+         LEFT JOIN (SELECT user_id, sum(amount) AS earned FROM earnings
+                     WHERE (ledger_is_earning(type) AND amount > 0) OR type = 'reversal' GROUP BY user_id) s
            USING (user_id)
         WHERE b.lifetime_earned <> coalesce(s.earned, 0)
         LIMIT :max_rows""",
@@ -95,7 +97,8 @@ LIFETIME_PROBLEMS = Query(
 )
 NEGATIVES = Query(
     "maint_negatives",
-    """SELECT (SELECT count(*) FROM balances WHERE available < 0 OR lifetime_earned < 0 OR lifetime_paid_out < 0) AS negative_balances,
-              (SELECT count(*) FROM earnings WHERE balance_after < 0) AS negative_entries""",
+    """SELECT (SELECT count(*) FROM balances
+                WHERE available < 0 OR pending < 0 OR held < 0 OR lifetime_earned < 0 OR lifetime_paid_out < 0) AS negative_balances,
+              (SELECT count(*) FROM earnings WHERE balance_after < 0 OR pending_after < 0 OR held_after < 0) AS negative_entries""",
     prepared=False,
 )

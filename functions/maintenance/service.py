@@ -52,6 +52,7 @@ TASKS: dict[str, Task] = {
         Task("reconcile", 4, tasks.reconcile, tasks.ReconcileOptions, "check every ledger invariant; ERROR on a break"),
         Task("outbox_sweep", 5, tasks.outbox_sweep, tasks.SweepOptions, "publish outbox rows left behind"),
         Task("restore_drill", 6, tasks.restore_drill, tasks.DrillOptions, "restore a backup into scratch and check it"),
+        Task("clearing", 7, tasks.clearing, tasks.ClearingOptions, "move due pending credits to available"),
     )
 }
 

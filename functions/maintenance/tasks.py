@@ -10,6 +10,7 @@ from typing import Any
 from pg8000.exceptions import DatabaseError
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.maintenance import queries as q
 from shared.config import Settings
@@ -65,6 +66,11 @@ class ReconcileOptions(Options):
 
 class SweepOptions(Options):
     limit: int = Field(500, ge=1, le=100_000)
+
+
+class ClearingOptions(Options):
+    batch_size: int | None = Field(None, ge=1, le=50_000, description="entries per transaction (default CLEARING_BATCH_SIZE)")
+    time_budget_s: int = Field(240, ge=1, le=3600, description="start no new batch after this long")
 
 
 class DrillOptions(Options):
@@ -213,6 +219,7 @@ def check_ledger_invariants(conn: Conn, *, max_rows: int = 100, own_snapshot: bo
         "chain_problems": len(report["chain_problems"]),
         "balance_problems": len(report["balance_problems"]),
         "lifetime_problems": len(lifetime),
+        "payout_problems": len(report["payout_problems"]),
         "negative_balances": int(negatives.get("negative_balances") or 0),
         "negative_entries": int(negatives.get("negative_entries") or 0),
         "ms": _ms(started),
@@ -238,10 +245,51 @@ def check_ledger_invariants(conn: Conn, *, max_rows: int = 100, own_snapshot: bo
                     "chain": report["chain_problems"][:10],
                     "balance": report["balance_problems"][:10],
                     "lifetime": lifetime[:10],
+                    "payout": report["payout_problems"][:10],
                 },
             },
         )
     return result
+
+
+# --- clearing ---------------------------------------------------------------------------------------------
+def clearing(conn: Conn, opts: ClearingOptions, settings: Settings) -> dict[str, Any]:
+    """Expires referrals past their window (reversing their pending rewards), then moves due pending
+    credits to available (ledger_clear_due), one short transaction per batch.
+
+    Each batch reads the due rows from the small ``pending_credits`` table by its clearing-time index
+    and claims them with SKIP LOCKED, so a run costs the entries it clears, not the ledger's size, and
+    two runs (or a clawback in progress) never touch the same row. Stops when a batch comes back
+    short or the time budget is spent; the next tick carries on.
+    """
+    batch = opts.batch_size or settings.clearing_batch_size
+    started = time.perf_counter()
+    cleared = batches = 0
+    budget_spent = False
+    # Referrals past their window first: their pending rewards are reversed, never cleared.
+    expired = {"expired": 0, "reversed": 0}
+    while True:
+        step = bonuses.expire_referrals(conn, limit=min(batch, 500))
+        expired = {k: expired[k] + step[k] for k in expired}
+        if step["expired"] < min(batch, 500) or time.perf_counter() - started > opts.time_budget_s:
+            break
+    while True:
+        if time.perf_counter() - started > opts.time_budget_s:
+            budget_spent = True
+            break
+        n = ledger.clear_due(conn, limit=batch)  # autocommit: the statement is the batch's transaction
+        cleared += n
+        batches += 1
+        if n < batch:
+            break
+    return {
+        "cleared": cleared,
+        "batches": batches,
+        "referrals_expired": expired["expired"],
+        "rewards_reversed": expired["reversed"],
+        "budget_spent": budget_spent,
+        "ms": _ms(started),
+    }
 
 
 # --- outbox sweep -----------------------------------------------------------------------------------------

@@ -208,8 +208,9 @@ CLAIM_APPROVED = Query(
 )
 
 # Outcomes arrive as one JSON array per kind, so recording a whole batch is a few statements.
-# Paid: the state change and the ledger's paid-out counter in one statement (one call of the
-# ledger's ledger_record_paid_out() per user, in user order so concurrent workers never deadlock).
+# Paid: the state change and the ledger's payout_paid entry of each payout in one statement (one
+# call of ledger_settle_payout() per payout, in user order so concurrent workers never deadlock):
+# the paid amount leaves the held bucket and lifetime paid out is the sum of those entries.
 RECORD_PAID = Query(
     "payout_record_paid",
     """WITH r AS (
@@ -222,11 +223,11 @@ RECORD_PAID = Query(
              FROM r
             WHERE p.id = r.id AND p.status = 'submitted'
            RETURNING p.id, p.user_id, p.amount_cents
-       ), per_user AS (
-           SELECT user_id, sum(amount_cents) AS cents FROM done GROUP BY user_id ORDER BY user_id
+       ), settled AS (
+           SELECT ledger_settle_payout(user_id, id, CAST(amount_cents * :micros_per_cent AS bigint)) AS entry_id
+             FROM (SELECT * FROM done ORDER BY user_id, id) ordered
        )
-       SELECT (SELECT count(*) FROM done) AS paid,
-              (SELECT count(ledger_record_paid_out(user_id, CAST(cents * :micros_per_cent AS bigint))) FROM per_user) AS users""",
+       SELECT (SELECT count(*) FROM done) AS paid, (SELECT count(*) FROM settled) AS settled""",
 )
 
 RECORD_FAILED = Query(

@@ -60,7 +60,8 @@ EXPORT_SECTIONS: dict[str, Query] = {
     ),
     "balances": _section(
         "balances",
-        f"""SELECT json_build_object('available_micros', available, 'lifetime_earned_micros', lifetime_earned,
+        f"""SELECT json_build_object('available_micros', available, 'pending_micros', pending, 'held_micros', held,
+                   'lifetime_earned_micros', lifetime_earned,
                    'lifetime_paid_out_micros', lifetime_paid_out, 'entry_count', entry_count, 'updated_at', updated_at) AS r,
                    '0' AS k
               FROM balances WHERE user_id = {_U}""",
@@ -129,6 +130,30 @@ EXPORT_SECTIONS: dict[str, Query] = {
                    'qualified_at', qualified_at) AS r,
                    '1' || qualified_at::text || referred_user_id::text AS k
               FROM referral_qualifications WHERE referrer_id = {_U}""",
+    ),
+    "pending_credits": _section(
+        "pending_credits",
+        f"""SELECT json_build_object('entry_id', entry_id, 'seq', seq, 'type', type, 'amount_micros', amount,
+                   'clears_at', CASE WHEN clears_at < 'infinity' THEN clears_at END,
+                   'awaiting', CASE WHEN awaiting IS NOT NULL THEN 'referral_qualification' END, 'created_at', created_at) AS r,
+                   lpad(seq::text, 20, '0') AS k
+              FROM pending_credits WHERE user_id = {_U}""",
+    ),
+    "referrals": _section(
+        "referrals",
+        f"""SELECT json_build_object('relation', 'you_were_referred', 'referrer_id', referrer_id, 'status', status,
+                   'expires_at', expires_at, 'qualified_at', qualified_at, 'expired_at', expired_at, 'created_at', created_at) AS r,
+                   '0' AS k
+              FROM referrals WHERE referred_user_id = {_U}""",
+        f"""SELECT json_build_object('relation', 'referred_by_you', 'referred_user_id', referred_user_id, 'status', status,
+                   'expires_at', expires_at, 'qualified_at', qualified_at, 'expired_at', expired_at, 'created_at', created_at) AS r,
+                   '1' || created_at::text || referred_user_id::text AS k
+              FROM referrals WHERE referrer_id = {_U}""",
+    ),
+    "referral_daily_qualifications": _section(
+        "referral_daily_qualifications",
+        f"""SELECT json_build_object('day', day, 'qualified', qualified) AS r, day::text AS k
+              FROM referral_daily_qualifications WHERE referrer_id = {_U}""",
     ),
     "kyc_documents": _section(
         "kyc_documents",

@@ -50,6 +50,21 @@ class BalanceNow(Response):
     available: Money
 
 
+class DailyBonusCredit(Response):
+    type: Literal["login_bonus", "streak_bonus"]
+    amount: Money
+    entry_id: int
+
+
+class DailyBonus(Response):
+    """The day's bonus and streak, credited (pending) by the day's first verified watching."""
+
+    date: dt.date
+    streak_days: int
+    credited: list[DailyBonusCredit]
+    total: Money
+
+
 class HeartbeatResponse(Response):
     video_id: str
     accepted: bool = Field(description="false for a stale (out-of-order or repeated) heartbeat")
@@ -63,6 +78,9 @@ class HeartbeatResponse(Response):
     completed_at: dt.datetime | None
     reward: Reward | None = Field(description="set once the video is completed")
     balance: BalanceNow | None = Field(description="the fresh balance, on the heartbeat that completed the video")
+    daily_bonus: DailyBonus | None = Field(
+        None, description="on the completion that was the day's first verified watching: the day's bonus and streak"
+    )
 
 
 class Progress(Response):

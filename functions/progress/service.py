@@ -102,6 +102,8 @@ def _complete(conn: Conn, user_id: str, video_id: str, row: dict[str, Any]) -> d
         # Referral bonus and commission hang on the reward entry (commission is a share of it), so
         # a completion the daily cap withheld entirely (or a zero-reward video) triggers neither.
         bonuses.on_video_completed(conn, user_id, video_id, granted, entry_id)
+    # A completed video is verified watching: the day's bonus and streak accrue with the first one.
+    row["daily_bonus"] = bonuses.on_verified_watch(conn, user_id)
     outbox.emit(
         conn,
         "video_completed",
@@ -134,6 +136,8 @@ def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str,
         "completed_at": completed_at,
         "reward": _reward(row) if completed_at is not None else None,
         "balance": None,
+        # the day's bonus and streak when this completion was the day's first verified watching
+        "daily_bonus": row.get("daily_bonus"),
     }
     if balance is not None:
         out["balance"] = {"available": ledger.money(balance["available"])}

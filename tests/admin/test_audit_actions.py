@@ -91,6 +91,17 @@ def _flag(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> 
     return f"/admin/flags/{key}", {"enabled": True, "rollout_percent": 25, "description": "audited"}, {}, "flag.set", key
 
 
+def _reverse(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from functions.ledger import service as ledger
+    from shared.db import get_db
+
+    target = api.signup()
+    with get_db().transaction() as conn:  # a video reward: pending for its clearing period
+        posted = ledger.post(conn, user_id=target.id, type="video_reward", amount=2_500, idempotency_key="audit-reverse", source="test")
+    path = f"/admin/users/{target.id}/entries/{posted.entry_id}/reverse"
+    return path, {"reason": "fraudulent views"}, {}, "ledger.reversal", str(posted.entry_id)
+
+
 def _video_edit(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
     body = {"title": "Audited video to edit", "duration_seconds": 30, "reward_micros": 10}
     video_id = api.post("/admin/videos", user=staff["admin"], json=body).get_json()["id"]
@@ -117,6 +128,7 @@ CASES: dict[str, Case] = {
     "/flags/{key}": _flag,
     "/videos/{video_id}": _video_edit,
     "/users/{user_id}/withheld/{withheld_id}/grant": _grant,
+    "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
 }
 METHODS = {r.pattern: r.method for r in router.routes if r.method != "GET"}
 

@@ -26,6 +26,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/users/{user_id}/withheld/{withheld_id}/grant"): ADMIN,
     ("POST", "/users/{user_id}/role"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
+    ("POST", "/users/{user_id}/entries/{entry_id}/reverse"): FINANCE,
     ("GET", "/adjustments"): READERS,
     ("GET", "/payouts"): FINANCE,
     ("GET", "/payouts/{payout_id}"): FINANCE,
@@ -59,7 +60,12 @@ def test_every_admin_route_has_a_matrix_entry_and_declares_exactly_those_roles()
 
 def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
     """A valid request for the route (a body the model accepts), so only the role decides 403."""
-    path = pattern.replace("{user_id}", target.id).replace("{payout_id}", str(uuid.uuid4())).replace("{key}", "matrix_test_flag")
+    path = (
+        pattern.replace("{user_id}", target.id)
+        .replace("{payout_id}", str(uuid.uuid4()))
+        .replace("{key}", "matrix_test_flag")
+        .replace("{entry_id}", "1")
+    )
     path = path.replace("{withheld_id}", "1").replace("{video_id}", str(uuid.uuid4()))
     body: dict[str, Any] | None = None
     headers: dict[str, str] = {}
@@ -70,7 +76,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
     elif pattern == "/adjustments":
         body = {"user_id": target.id, "amount_micros": 1, "reason": "matrix test"}
         headers["Idempotency-Key"] = uuid.uuid4().hex
-    elif pattern.endswith("/reject") or pattern.endswith("/grant"):
+    elif pattern.endswith("/reject") or pattern.endswith("/reverse") or pattern.endswith("/grant"):
         body = {"reason": "matrix test"}
     elif pattern.endswith("/decision"):
         body = {"decision": "rejected", "reason": "matrix test"}

@@ -189,6 +189,22 @@ def test_a_selection_of_payouts_is_approved_one_audited_request_each(open_consol
     expected = [("payout.approve", payout_ids[0]), ("payout.approve", payout_ids[1]), ("payout.reject", payout_ids[2])]
     assert sorted(decisions) == sorted(expected)
     assert len(owner_conn.all(KEYS_OF, u=finance_user.id)) == 3, "one Idempotency-Key per payout"
+
+    # finance claws back a credit that has not cleared yet, from the user's page
+    from functions.ledger import service as ledger
+    from shared.db import get_db
+
+    with get_db().transaction() as conn:  # a video reward waits in pending for its clearing period
+        posted = ledger.post(
+            conn, user_id=customers[0].id, type="video_reward", amount=2_500, idempotency_key="console-reverse", source="test"
+        )
+    finance.go(f"#/users/{customers[0].id}")
+    page.get_by_label("Entry id to reverse", exact=True).fill(str(posted.entry_id))
+    page.get_by_label("Reason for the reversal", exact=True).fill("views from a bot farm")
+    page.get_by_role("button", name="Reverse").click()
+    expect(page.get_by_role("status").filter(has_text="reversed")).to_contain_text(f"Entry {posted.entry_id} reversed: -$0.0025")
+    expect(page.get_by_role("table", name=re.compile("Ledger entries"))).to_contain_text("reversal")
+    assert "ledger.reversal" in [a["action"] for a in owner_conn.all(AUDIT_BY_ACTOR, a=finance_user.id)]
     assert finance.errors == []
 
 

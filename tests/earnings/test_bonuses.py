@@ -1,4 +1,5 @@
-"""Bonuses: daily login once per UTC day, streaks over consecutive days, referral bonus once, commission on video rewards only."""
+"""Bonuses: the daily bonus once per UTC day with verified watching (never a bare login), streaks over
+consecutive days, referral bonus once, commission on video rewards only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from shared.db import Query, get_db
 from shared.errors import ValidationFailed
 from shared.models import money
 from tests.helpers import Api
+
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
 
 ENTRIES = Query(
     "t_bonus_entries",
@@ -36,8 +40,9 @@ def config() -> dict[str, Any]:
 
 
 def login_on(user_id: str, day: dt.date) -> dict[str, Any]:
+    """The day's first verified watching (what a completed video calls), as {"bonus": ...}."""
     with get_db().transaction() as conn:
-        return bonuses.on_login(conn, {"id": user_id, "role": "user"}, today=day)
+        return {"bonus": bonuses.on_verified_watch(conn, user_id, today=day)}
 
 
 def streak_amount(day_n: int) -> int:
@@ -58,18 +63,21 @@ def completed(user_id: str, amount: int, entry_id: int, video_id: str = "video-1
         bonuses.on_video_completed(conn, user_id, video_id, amount, entry_id)
 
 
-def test_login_credits_the_daily_bonus_once_per_utc_day(api: Api) -> None:
+def test_a_bare_login_credits_nothing_and_verified_watching_credits_once_a_day(api: Api) -> None:
     user = api.signup()
     first = api.login(user.email)
     assert first.status_code == 200, first.get_data(as_text=True)
-    bonus = first.get_json()["bonus"]
+    assert first.get_json()["bonus"] is None
+    assert entries(user.id) == []  # the account never watched anything
+    bonus = login_on(user.id, DAY)["bonus"]
     login_amount = config()["login_bonus_micros"]
-    assert bonus["date"] == dt.datetime.now(dt.UTC).date().isoformat() and bonus["streak_days"] == 1
+    assert bonus["date"] == DAY.isoformat() and bonus["streak_days"] == 1
     assert [(c["type"], c["amount"]["micros"]) for c in bonus["credited"]] == [("login_bonus", login_amount)]
-    assert bonus["balance"] == bonus["total"] == money(login_amount)
-    second = api.login(user.email)
-    assert second.status_code == 200 and second.get_json()["bonus"] is None
-    assert [(e["type"], e["idempotency_key"]) for e in entries(user.id)] == [("login_bonus", f"login_bonus:{user.id}:{bonus['date']}")]
+    assert bonus["total"] == money(login_amount)
+    assert login_on(user.id, DAY)["bonus"] is None  # a second completion that day
+    assert [(e["type"], e["idempotency_key"], e["source"]) for e in entries(user.id)] == [
+        ("login_bonus", f"login_bonus:{user.id}:{DAY.isoformat()}", "watch")
+    ]
 
 
 def test_concurrent_logins_on_one_day_credit_once(api: Api) -> None:
@@ -117,11 +125,10 @@ def test_streak_grows_over_consecutive_days_caps_and_resets_after_a_gap(api: Api
         assert ledger.verify(conn, user_id=user.id)["ok"]
 
 
-def test_staff_accounts_get_no_login_bonus(api: Api, owner_conn: Any) -> None:
+def test_staff_accounts_get_no_daily_bonus(api: Api, owner_conn: Any) -> None:
     staff = api.staff(owner_conn, "support")  # logs in again as staff
+    assert login_on(staff.id, DAY)["bonus"] is None
     assert [e["type"] for e in entries(staff.id)] == []
-    resp = api.login(staff.email)
-    assert resp.status_code == 200 and resp.get_json()["bonus"] is None
 
 
 def test_referral_bonus_once_and_commission_on_every_video_reward(api: Api) -> None:

@@ -36,7 +36,7 @@ TOPOLOGY_LOCALS = {
 }
 ENVS = ("staging", "production")
 
-MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill"}
+MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing"}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
 HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health"}
 EVENT_FUNCTIONS = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}

@@ -26,6 +26,9 @@ from shared.db import Database, Query, get_db
 from tests.fixtures.pubsub import PubSub, free_port
 from tests.helpers import Api
 
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
+
 TOPIC = "earnings-credit-requests"
 SUBSCRIPTION = "projects/earnpay-test/subscriptions/credit-earnings-push"
 

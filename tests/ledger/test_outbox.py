@@ -16,6 +16,9 @@ from shared.db import Query, get_db
 from tests.fixtures.pubsub import PubSub
 from tests.helpers import Api
 
+# Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
+pytestmark = pytest.mark.usefixtures("immediate_clearing")
+
 ROWS_BY_KEY = Query(
     "t_outbox_rows",
     """SELECT id, event_type, key, payload, published_at, attempts, last_error, message_id

@@ -40,6 +40,13 @@ EVENTS = Query("test_batch_events", "SELECT to_state FROM payout_events WHERE pa
 DEAD = Query("test_dead_letters", "SELECT code FROM dead_letters WHERE source = 'process_payouts' ORDER BY id DESC LIMIT 1", prepared=False)
 
 
+PAID_ENTRIES = Query(
+    "t_paid_entries",
+    "SELECT reference, amount FROM earnings WHERE user_id = CAST(:u AS uuid) AND type = 'payout_paid'",
+    prepared=False,
+)
+
+
 def with_retry(seconds: int) -> Settings:
     """The current settings (read when the test runs) with another PAYOUT_RETRY_SECONDS."""
     return get_settings().model_copy(update={"payout_retry_seconds": seconds})
@@ -83,6 +90,13 @@ def test_a_batch_pays_approved_payouts_and_counts_them(api: Api, owner_conn: Any
     assert all(s["status"] == "paid" and s["provider_status"] == "paid" for s in states(owner_conn, ids).values())
     assert paid_out(user) == 6_000 * ledger.MICROS_PER_CENT
     assert available_cents(user) == 1_000  # funded 7,000, paid 6,000
+    # paid-out money is in the ledger: one payout_paid entry per payout takes it out of held
+    with get_db().connection() as conn:
+        assert ledger.balance(conn, user)["held"] == 0
+    settled = owner_conn.all(PAID_ENTRIES, u=user)
+    assert sorted((r["reference"], r["amount"]) for r in settled) == sorted(
+        (pid, -c * ledger.MICROS_PER_CENT) for pid, c in zip(ids, [1_000, 2_000, 3_000], strict=True)
+    )
     assert owner_conn.all(EVENTS, id=ids[0]) == [{"to_state": s} for s in ("requested", "approved", "submitted", "paid")]
     assert {pid for pid in ids if provider.record(pid)} == set(ids)
     # the user sees it paid

@@ -72,7 +72,30 @@ function Section({ title, children }) {
   return html`<section aria-labelledby=${id}><h2 id=${id}>${title}</h2>${children}</section>`;
 }
 
-function Ledger({ userId }) {
+// Finance and admin claw back a credit that has not cleared yet (POST .../entries/{id}/reverse).
+function ReverseForm({ userId, onDone }) {
+  const action = useAction();
+  const submit = (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    action.run(async () => {
+      const r = await admin("POST", `/users/${userId}/entries/${encodeURIComponent(String(form.get("entry")).trim())}/reverse`, {
+        body: { reason: form.get("reason") },
+        idempotencyKey: newIdempotencyKey(),
+      });
+      onDone();
+      return `Entry ${r.entry_id} reversed: ${r.amount.formatted}${r.duplicate ? " (it was reversed already)" : ""}.`;
+    });
+  };
+  return html`<form class="inline" onSubmit=${submit} aria-label="Reverse a pending credit">
+    <${Field} label="Entry id to reverse" id="reverse-entry"><input id="reverse-entry" name="entry" required inputmode="numeric" pattern="[0-9]{1,18}" /><//>
+    <${Field} label="Reason for the reversal" id="reverse-reason"><input id="reverse-reason" name="reason" required maxlength="500" /><//>
+    <button type="submit" disabled=${action.busy}>Reverse</button>
+    <${Result} result=${action.result} />
+  </form>`;
+}
+
+function Ledger({ userId, canReverse }) {
   const [type, setType] = useState("");
   const [choice, setChoice] = useState(""); // the select's own state: a re-render keeps what was picked
   const paged = usePaged((cursor) => admin("GET", `/users/${userId}/ledger`, { query: { limit: 20, cursor, type } }), [userId, type]);
@@ -83,7 +106,7 @@ function Ledger({ userId }) {
     }}>
       <${Field} label="Entry type" id="ledger-type">
         <select id="ledger-type" name="type" value=${choice} onChange=${(ev) => setChoice(ev.target.value)}>
-          ${["", "video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"].map(
+          ${["", "video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "clearing", "reversal", "payout_hold", "payout_release", "payout_paid"].map(
             (t) => html`<option value=${t}>${t || "all types"}</option>`,
           )}
         </select>
@@ -95,14 +118,15 @@ function Ledger({ userId }) {
       ? html`<${Loading} what="the ledger" />`
       : html`<table>
           <caption>Ledger entries, newest first${type ? ` (${type})` : ""}</caption>
-          <thead><tr><th scope="col">#</th><th scope="col">Type</th><th scope="col">Amount</th><th scope="col">Balance after</th><th scope="col">Source</th><th scope="col">Details</th><th scope="col">When</th></tr></thead>
+          <thead><tr><th scope="col">#</th><th scope="col">Entry id</th><th scope="col">Type</th><th scope="col">Amount</th><th scope="col">Balance after</th><th scope="col">Source</th><th scope="col">Details</th><th scope="col">When</th></tr></thead>
           <tbody>
             ${paged.items.map(
-              (e) => html`<tr key=${e.id}><td>${e.seq}</td><td>${e.type}</td><td class="num">${money(e.amount)}</td><td class="num">${money(e.balance_after)}</td><td>${e.source}</td><td><${Json} value=${e.metadata} /></td><td>${fmtTime(e.created_at)}</td></tr>`,
+              (e) => html`<tr key=${e.id}><td>${e.seq}</td><td>${e.id}</td><td>${e.type}</td><td class="num">${money(e.amount)}</td><td class="num">${money(e.balance_after)}</td><td>${e.source}</td><td><${Json} value=${e.metadata} /></td><td>${fmtTime(e.created_at)}</td></tr>`,
             )}
           </tbody>
         </table>`}
     <${Pager} paged=${paged} label="Ledger" />
+    ${canReverse ? html`<${ReverseForm} userId=${userId} onDone=${paged.reload} />` : null}
   <//>`;
 }
 
@@ -222,7 +246,7 @@ export function UserPage({ me, userId }) {
         </tbody>
       </table>
     <//>
-    <${Ledger} userId=${user.id} />
+    <${Ledger} userId=${user.id} canReverse=${["finance", "admin"].includes(me.role)} />
     <${Section} title="Payouts">
       <p>${payouts.in_flight} in flight.</p>
       ${payouts.recent.length
