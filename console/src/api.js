@@ -81,7 +81,8 @@ export async function call(fn, method, path, { body, query, idempotencyKey } = {
   if (!resp.ok) {
     const e = (data && data.error) || {};
     const err = new ApiError(resp.status, e.code || `http_${resp.status}`, e.message || `HTTP ${resp.status}`, e.details);
-    if (resp.status === 401 && token !== null && fn !== "auth_login") {
+    // the session itself is gone (expired, idle, revoked): not a wrong code or password on a form
+    if (resp.status === 401 && token !== null && (err.code === "invalid_session" || err.code === "missing_session")) {
       token = null;
       sessionEnded(err);
     }
