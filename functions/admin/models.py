@@ -294,7 +294,7 @@ class ReferredUser(UserSummary):
     referred_count: int = Field(description="how many people this referred user referred in turn")
 
 
-class ReferralTree(Response):
+class UserReferralTree(Response):
     referred_by: UserSummary | None
     referred: list[ReferredUser] = Field(description="the newest 50 people this user referred")
     referred_total: int
@@ -321,7 +321,7 @@ class UserAccount(Response):
     user_id: str
     sessions: list[UserSession] = Field(description="the newest 20 sessions")
     payout_methods: list[UserPayoutMethod]
-    referrals: ReferralTree
+    referrals: UserReferralTree
     withheld_rewards: list[WithheldReward] = Field(description="the newest 50")
 
 
