@@ -10,6 +10,7 @@ import { AdjustmentsPage } from "./pages/adjustments.js";
 import { VideosPage } from "./pages/videos.js";
 import { FlagsPage } from "./pages/flags.js";
 import { AuditPage } from "./pages/audit.js";
+import { ReviewPage } from "./pages/review.js";
 import "./style.css";
 
 const READERS = ["support", "finance", "compliance", "admin"];
@@ -18,6 +19,7 @@ const PAGES = [
   { path: "users", label: "Users", roles: READERS, component: UsersPage },
   { path: "kyc", label: "KYC review", roles: ["compliance", "admin"], component: KycPage },
   { path: "payouts", label: "Payouts", roles: ["finance", "admin"], component: PayoutsPage },
+  { path: "review", label: "Review queue", roles: READERS, component: ReviewPage },
   { path: "adjustments", label: "Adjustments", roles: ["admin"], component: AdjustmentsPage },
   { path: "videos", label: "Videos", roles: ["admin"], component: VideosPage },
   { path: "flags", label: "Flags", roles: ["admin"], component: FlagsPage },

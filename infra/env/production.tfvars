@@ -9,6 +9,11 @@ region     = "europe-west1"
 network_id    = "projects/earnpay-production/global/networks/earnpay"
 vpc_connector = { ip_cidr_range = "10.8.0.0/28", min_instances = 2, max_instances = 10 }
 
+## Proxy hops appending to X-Forwarded-For (docs/deploy.md): the functions are reached at their own
+## URLs, so only Google's front end appends (the caller's address is the last entry). Put an external
+## HTTPS load balancer in front and this becomes 2 ("<client>, <load balancer>" are its two entries).
+trusted_proxy_hops = 1
+
 app_origins = ["https://app.earnpay.example"]
 
 ## The staff console (infra/console.tf) and the only origin the admin API answers CORS for.

@@ -118,6 +118,18 @@ def _grant(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) ->
 
 
 # every changing route of the admin function -> how to perform it (PATCH for the one PATCH route)
+def _risk_decision(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    return f"/admin/risk/users/{target.id}/decision", {"decision": "review", "reason": "looks scripted"}, {}, "risk.review", target.id
+
+
+def _risk_rule(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    # a one-minute longer window: a real, audited change that no other test notices
+    body = {"threshold": 5, "window_minutes": 43_201, "weight": 20}
+    return "/admin/risk/rules/referral_same_prefix", body, {}, "risk.rule.update", "referral_same_prefix"
+
+
+# every changing (POST, PUT) route of the admin function -> how to perform it
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
     "/adjustments": _adjust,
@@ -129,6 +141,8 @@ CASES: dict[str, Case] = {
     "/videos/{video_id}": _video_edit,
     "/users/{user_id}/withheld/{withheld_id}/grant": _grant,
     "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
+    "/risk/users/{user_id}/decision": _risk_decision,
+    "/risk/rules/{name}": _risk_rule,
 }
 METHODS = {r.pattern: r.method for r in router.routes if r.method != "GET"}
 
@@ -166,6 +180,11 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
             assert entry["before"] is None and entry["after"]["rollout_percent"] == 25
         if action == "user.role_change":
             assert entry["before"] == {"role": "user"} and entry["after"]["role"] == "support"
+        if action == "risk.review":
+            assert entry["before"] == {"risk_state": "ok"} and entry["after"]["risk_state"] == "review"
+            assert entry["reason"] == "looks scripted"
+        if action == "risk.rule.update":
+            assert entry["before"]["window_minutes"] == 43_200 and entry["after"]["window_minutes"] == 43_201
 
 
 def test_a_refused_action_writes_no_audit_entry_and_staff_cannot_decide_their_own_payout(api: Api, owner_conn: Any, gcs: Gcs) -> None:

@@ -41,6 +41,11 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit"): COMPLIANCE,
     ("GET", "/flags"): ADMIN,
     ("POST", "/flags/{key}"): ADMIN,
+    ("GET", "/risk/queue"): READERS,
+    ("GET", "/risk/users/{user_id}"): READERS,
+    ("POST", "/risk/users/{user_id}/decision"): COMPLIANCE,
+    ("GET", "/risk/rules"): READERS,
+    ("PUT", "/risk/rules/{name}"): ADMIN,
 }
 
 
@@ -65,6 +70,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         .replace("{payout_id}", str(uuid.uuid4()))
         .replace("{key}", "matrix_test_flag")
         .replace("{entry_id}", "1")
+        .replace("{name}", "matrix_no_such_rule")
     )
     path = path.replace("{withheld_id}", "1").replace("{video_id}", str(uuid.uuid4()))
     body: dict[str, Any] | None = None
@@ -78,6 +84,10 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         headers["Idempotency-Key"] = uuid.uuid4().hex
     elif pattern.endswith("/reject") or pattern.endswith("/reverse") or pattern.endswith("/grant"):
         body = {"reason": "matrix test"}
+    elif pattern == "/risk/users/{user_id}/decision":
+        body = {"decision": "watch", "reason": "matrix test"}
+    elif pattern == "/risk/rules/{name}":
+        body = {"threshold": 3, "window_minutes": 60, "weight": 10}
     elif pattern.endswith("/decision"):
         body = {"decision": "rejected", "reason": "matrix test"}
     elif pattern == "/videos":

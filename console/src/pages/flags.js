@@ -28,11 +28,44 @@ function FlagForm({ flag, onDone }) {
   </form>`;
 }
 
+// The trust-and-safety rules (thresholds, windows, weights); each is enforced by its feature flag.
+function RuleForm({ rule, onDone }) {
+  const action = useAction();
+  const id = `rule-${rule.name}`;
+  const submit = (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    action.run(async () => {
+      const r = await admin("PUT", `/risk/rules/${encodeURIComponent(rule.name)}`, {
+        body: { threshold: Number(form.get("threshold")), window_minutes: Number(form.get("window")), weight: Number(form.get("weight")) },
+      });
+      onDone();
+      return `${r.name}: threshold ${r.threshold} in ${r.window_minutes} min, weight ${r.weight}.`;
+    });
+  };
+  return html`<form class="inline" onSubmit=${submit} aria-label=${`Rule ${rule.name}`}>
+    <strong>${rule.name}</strong> <small class="muted">${rule.description} (flag <code>${rule.flag}</code>)</small>
+    <${Field} label="Threshold" id=${`${id}-threshold`}><input id=${`${id}-threshold`} name="threshold" type="number" min="1" required defaultValue=${rule.threshold} /><//>
+    <${Field} label="Window (minutes)" id=${`${id}-window`}><input id=${`${id}-window`} name="window" type="number" min="1" required defaultValue=${rule.window_minutes} /><//>
+    <${Field} label="Weight" id=${`${id}-weight`}><input id=${`${id}-weight`} name="weight" type="number" min="0" max="100" required defaultValue=${rule.weight} /><//>
+    <button type="submit" disabled=${action.busy}>Save rule</button>
+    <${Result} result=${action.result} />
+  </form>`;
+}
+
+function Rules() {
+  const paged = usePaged(() => admin("GET", "/risk/rules").then((r) => ({ items: r.items, next_cursor: null })), []);
+  if (paged.error) return html`<${Result} result=${paged.error} />`;
+  return html`<h2>Risk rules</h2>
+    ${paged.items === null ? html`<${Loading} what="rules" />` : paged.items.map((r) => html`<${RuleForm} key=${r.name} rule=${r} onDone=${paged.reload} />`)}`;
+}
+
 export function FlagsPage() {
   const paged = usePaged(() => admin("GET", "/flags"), []);
-  return html`<h1>Feature flags</h1>
+  return html`<h1>Feature flags and rules</h1>
     <${Result} result=${paged.error} />
     ${paged.items === null ? html`<${Loading} what="flags" />` : paged.items.map((f) => html`<${FlagForm} key=${f.key} flag=${f} onDone=${paged.reload} />`)}
     <h2>New flag</h2>
-    <${FlagForm} onDone=${paged.reload} />`;
+    <${FlagForm} onDone=${paged.reload} />
+    <${Rules} />`;
 }

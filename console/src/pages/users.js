@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { admin, newIdempotencyKey } from "../api.js";
 import { html, Field, Result, Pager, Loading, usePaged, useAction, fmtTime, money, asResult, Json } from "../ui.js";
+import { RiskSummary } from "./review.js";
 
 const AUDITORS = ["compliance", "admin"];
 
@@ -246,6 +247,7 @@ export function UserPage({ me, userId }) {
         </tbody>
       </table>
     <//>
+    <${RiskSummary} userId=${user.id} />
     <${Ledger} userId=${user.id} canReverse=${["finance", "admin"].includes(me.role)} />
     <${Section} title="Payouts">
       <p>${payouts.in_flight} in flight.</p>
