@@ -25,6 +25,7 @@ from functions.admin.models import (
     KycQueueQuery,
     LedgerPage,
     LedgerQuery,
+    MfaReset,
     PayoutReviewQuery,
     RejectBody,
     Reversal,
@@ -127,6 +128,7 @@ def user_account(ctx: Ctx) -> dict[str, Any]:
     body=WithheldGrantBody,
     idempotent=True,
     response=WithheldGrant,
+    step_up=True,
     summary="Grant a reward the daily cap withheld (credited once)",
 )
 def grant_withheld(ctx: Ctx) -> dict[str, Any]:
@@ -147,10 +149,25 @@ def grant_withheld(ctx: Ctx) -> dict[str, Any]:
     body=RoleBody,
     response=RoleChanged,
     summary="Change a user's role (revokes their sessions)",
+    step_up=True,
 )
 def set_role(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.set_role(conn, _actor(ctx), ctx.params["user_id"], ctx.body.role)
+
+
+@router.route(
+    "POST",
+    "/users/{user_id}/mfa/reset",
+    auth="staff",
+    roles=ADMIN,
+    response=MfaReset,
+    summary="Reset another staff member's two-factor (audited; revokes their sessions)",
+    step_up=True,
+)
+def reset_mfa(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.reset_mfa(conn, _actor(ctx), ctx.params["user_id"])
 
 
 @router.route(
@@ -164,6 +181,7 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     replay_status=200,
     response=Adjustment,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
+    step_up=True,
 )
 def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
@@ -196,6 +214,7 @@ def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
     body=ReversalBody,
     response=Reversal,
     summary="Claw back a pending credit with a reversal entry (twice: no-op; already cleared: 409 not_pending)",
+    step_up=True,
 )
 def reverse_entry(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
@@ -233,6 +252,7 @@ def payout_detail(ctx: Ctx) -> dict[str, Any]:
     idempotent=True,
     response=StaffPayout,
     summary="Approve a requested payout (an Idempotency-Key header replays a retried approval)",
+    step_up=True,
 )
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
@@ -250,6 +270,7 @@ def approve_payout(ctx: Ctx) -> dict[str, Any]:
     idempotent=True,
     response=StaffPayout,
     summary="Reject a requested payout (an Idempotency-Key header replays a retried rejection)",
+    step_up=True,
 )
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:

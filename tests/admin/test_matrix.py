@@ -25,6 +25,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/users/{user_id}/account"): READERS,
     ("POST", "/users/{user_id}/withheld/{withheld_id}/grant"): ADMIN,
     ("POST", "/users/{user_id}/role"): ADMIN,
+    ("POST", "/users/{user_id}/mfa/reset"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
     ("POST", "/users/{user_id}/entries/{entry_id}/reverse"): FINANCE,
     ("GET", "/adjustments"): READERS,

@@ -13,12 +13,14 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("EARNPAY_CHROMIUM", "/usr/bin/chromium")
@@ -85,6 +87,24 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+class Totp:
+    """An authenticator app: each code it gives is for a time step not used before (the server
+    accepts a code once, and one step ahead for clock drift)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.step = 0
+
+    def code(self) -> str:
+        import pyotp
+
+        step = max(int(time.time() // 30), self.step + 1)
+        while step > int(time.time() // 30) + 1:
+            time.sleep(0.5)
+        self.step = step
+        return str(pyotp.TOTP(self.secret).generate_otp(step))
+
+
 class Console:
     """One staff member's browser tab on the console, with what the page did (dialogs, errors)."""
 
@@ -107,7 +127,9 @@ class Console:
     def go(self, fragment: str) -> None:
         self.page.evaluate("f => { window.location.hash = f }", fragment)
 
-    def sign_in(self, email: str, password: str, code: str | None = None) -> None:
+    def sign_in(self, email: str, password: str, code: str | None = None, *, enrolled: bool = True) -> None:
+        """Signs in through the form (with the two-factor code when given); ``enrolled=False``: a staff
+        member without two-factor yet, who lands on the enrolment page."""
         self.open()
         page = self.page
         page.get_by_label("Email", exact=True).fill(email)
@@ -115,7 +137,25 @@ class Console:
         if code is not None:
             page.get_by_label("Two-factor code", exact=True).fill(code)
         page.get_by_role("button", name="Sign in").click()
+        if enrolled:
+            page.get_by_role("button", name="Sign out").wait_for()
+        else:
+            page.get_by_role("heading", name="Set up two-factor authentication").wait_for()
+
+    def enrol(self, shot: str | None = None) -> Totp:
+        """Enrols two-factor on the enrolment page: reads the secret shown, confirms with its code,
+        checks the 10 recovery codes, continues into the console. Returns the authenticator."""
+        page = self.page
+        totp = Totp(page.get_by_test_id("mfa-secret").inner_text().strip())
+        expect(page.get_by_role("img", name="QR code of the two-factor secret")).to_be_visible()
+        page.get_by_label("Code from the app", exact=True).fill(totp.code())
+        if shot:
+            self.shot(shot)
+        page.get_by_role("button", name="Turn on two-factor").click()
+        expect(page.get_by_role("list", name="Recovery codes").get_by_role("listitem")).to_have_count(10)
+        page.get_by_role("button", name="I saved them: continue").click()
         page.get_by_role("button", name="Sign out").wait_for()
+        return totp
 
     def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

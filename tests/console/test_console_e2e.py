@@ -11,6 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from functions.auth.queries import SET_ROLE
 from functions.payouts.batch import process_payouts
 from shared.db import Query
 from tests.helpers import PASSWORD, Api, User
@@ -91,10 +92,16 @@ def promote(admin: Any, colleague: User, role: str) -> None:
 
 
 def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_console: Any, api: Api, client: Any, owner_conn: Any) -> None:
-    # --- an admin signs in and promotes a compliance and a finance colleague -----------------------
-    admin_user = api.staff(owner_conn, "admin")
+    # --- an admin enrols two-factor, signs in with a code, promotes a compliance and a finance colleague
+    admin_user = api.signup(name="First Admin")
+    owner_conn.execute(SET_ROLE, id=admin_user.id, role="admin")  # as create-admin would, before enrolling
     admin = open_console("admin")
-    admin.sign_in(admin_user.email, PASSWORD)
+    admin.sign_in(admin_user.email, PASSWORD, enrolled=False)
+    authenticator = admin.enrol(shot="00-enrol")
+    accessible(admin, "users (after enrolment)")
+    admin.page.get_by_role("button", name="Sign out").click()
+    admin.page.get_by_label("Two-factor code", exact=True).wait_for()
+    admin.sign_in(admin_user.email, PASSWORD, authenticator.code())
     expect(admin.page.get_by_role("table")).to_be_visible()
     admin.shot("01-users")
     accessible(admin, "users")
@@ -111,7 +118,8 @@ def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_co
     upload_and_finalize(api, client, grace, data=png(), content_type="image/png", kind="passport")
     upload_and_finalize(api, client, grace, data=pdf(), content_type="application/pdf", kind="proof_of_address")
     compliance = open_console("compliance")
-    compliance.sign_in(compliance_user.email, PASSWORD)
+    compliance.sign_in(compliance_user.email, PASSWORD, enrolled=False)  # promoted: must enrol first
+    compliance.enrol()
     page = compliance.page
     page.get_by_role("link", name="KYC review").click()
     page.get_by_role("link", name=f"Review {grace.email}").click()
@@ -148,7 +156,8 @@ def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_co
     assert payout.status_code == 201, payout.get_data(as_text=True)
     payout_id = payout.get_json()["id"]
     finance = open_console("finance")
-    finance.sign_in(finance_user.email, PASSWORD)
+    finance.sign_in(finance_user.email, PASSWORD, enrolled=False)
+    finance.enrol()
     page = finance.page
     page.get_by_role("link", name="Payouts").click()
     approve = page.get_by_role("button", name=f"Approve payout of $20.00 to {grace.email}")
@@ -166,7 +175,7 @@ def test_each_role_does_its_job_in_the_browser_and_every_step_is_audited(open_co
     # --- support searches the customer and reads their ledger -------------------------------------
     support_user = api.staff(owner_conn, "support")
     support = open_console("support")
-    support.sign_in(support_user.email, PASSWORD)
+    support.sign_in(support_user.email, PASSWORD, support_user.mfa_code())
     page = support.page
     expect(page.get_by_role("link", name="Payouts")).to_have_count(0)  # not support's page
     page.get_by_label("Search by", exact=True).select_option("email_prefix")

@@ -14,6 +14,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from functions.auth.queries import SET_ROLE
 from shared.db import Query
 from tests.helpers import PASSWORD, Api, User
 
@@ -43,6 +44,11 @@ KEYS_OF = Query(
     "SELECT key FROM idempotency_keys WHERE user_id = CAST(:u AS uuid) ORDER BY key",
     prepared=False,
 )
+AGE_STEP_UP = Query(
+    "t_console_safety_age_step_up",
+    "UPDATE sessions SET step_up_at = now() - interval '10 minutes' WHERE user_id = CAST(:u AS uuid) AND revoked_at IS NULL",
+    prepared=False,
+)
 VERIFY_KYC = Query("t_console_safety_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
 
 
@@ -61,7 +67,7 @@ def test_user_typed_text_is_rendered_as_text_and_nothing_runs(open_console: Any,
     victim = api.signup(name=XSS)
     _credit(api, admin_user, victim.id, 1_000, reason="<script>alert(2)</script> typed by staff")
     admin = open_console("admin")
-    admin.sign_in(admin_user.email, PASSWORD)
+    admin.sign_in(admin_user.email, PASSWORD, admin_user.mfa_code())
     page = admin.page
     page.get_by_label("Search by", exact=True).select_option("email")
     page.get_by_label("Search for", exact=True).fill(victim.email)
@@ -80,9 +86,10 @@ def test_user_typed_text_is_rendered_as_text_and_nothing_runs(open_console: Any,
 def test_the_token_lives_in_memory_only_and_the_session_ends_on_timeout_and_sign_out(
     open_console: Any, api: Api, owner_conn: Any, console_server: Any
 ) -> None:
+    # each sign-in below is a fresh staff member (an authenticator code is good once per 30 s step)
     support_user = api.staff(owner_conn, "support")
     support = open_console("support")
-    support.sign_in(support_user.email, PASSWORD)
+    support.sign_in(support_user.email, PASSWORD, support_user.mfa_code())
     page = support.page
     stored = page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie, indexedDB ? 'idb' : '']")
     assert stored[:3] == [0, 0, ""] and support.context.cookies() == []
@@ -90,18 +97,20 @@ def test_the_token_lives_in_memory_only_and_the_session_ends_on_timeout_and_sign
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
     # the staff idle timeout (30 minutes) passes: the next request ends the session in the page
-    support.sign_in(support_user.email, PASSWORD)
-    owner_conn.execute(AGE_SESSIONS, u=support_user.id)
+    idle_user = api.staff(owner_conn, "support")
+    support.sign_in(idle_user.email, PASSWORD, idle_user.mfa_code())
+    owner_conn.execute(AGE_SESSIONS, u=idle_user.id)
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("alert")).to_contain_text("Your session ended")
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
 
     # sign-out revokes the session on the server
-    support.sign_in(support_user.email, PASSWORD)
-    live = owner_conn.one(LIVE_SESSIONS, u=support_user.id)["n"]
+    leaving_user = api.staff(owner_conn, "support")
+    support.sign_in(leaving_user.email, PASSWORD, leaving_user.mfa_code())
+    live = owner_conn.one(LIVE_SESSIONS, u=leaving_user.id)["n"]
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("alert")).to_contain_text("You signed out")
-    assert owner_conn.one(LIVE_SESSIONS, u=support_user.id)["n"] == live - 1
+    assert owner_conn.one(LIVE_SESSIONS, u=leaving_user.id)["n"] == live - 1
 
     # a plain user cannot use the console
     plain = api.signup()
@@ -125,17 +134,30 @@ def test_the_token_lives_in_memory_only_and_the_session_ends_on_timeout_and_sign
 
 
 def test_a_double_click_posts_an_adjustment_once_and_errors_show_the_api_message(open_console: Any, api: Api, owner_conn: Any) -> None:
-    admin_user = api.staff(owner_conn, "admin")
+    admin_user = api.signup(name="Adjusting Admin")
+    owner_conn.execute(SET_ROLE, id=admin_user.id, role="admin")
     target = api.signup()
     admin = open_console("admin")
-    admin.sign_in(admin_user.email, PASSWORD)
+    admin.sign_in(admin_user.email, PASSWORD, enrolled=False)
+    authenticator = admin.enrol()
     page = admin.page
     admin.go("#/adjustments")
+    # the last code was entered more than 5 minutes ago: the money move asks for a fresh one
+    owner_conn.execute(AGE_STEP_UP, u=admin_user.id)
     page.get_by_label("User id", exact=True).fill(target.id)
     page.get_by_label("Amount in dollars (negative for a debit)", exact=True).fill("1.50")
     page.get_by_label("Reason", exact=True).fill("goodwill")
     page.get_by_role("button", name="Post adjustment").dblclick()
+    dialog = page.get_by_role("dialog", name="Confirm with your two-factor code")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Two-factor code", exact=True)).to_be_focused()
+    dialog.get_by_label("Two-factor code", exact=True).fill("000000")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog.get_by_role("alert")).to_be_visible()  # a wrong code: the API's refusal, the dialog stays
+    dialog.get_by_label("Two-factor code", exact=True).fill(authenticator.code())
+    dialog.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("status").filter(has_text="Posted")).to_contain_text("Posted $1.50")
+    expect(dialog).to_have_count(0)
     page.wait_for_timeout(300)
     assert [r["amount"] for r in owner_conn.all(ADJUSTMENTS_OF, u=target.id)] == [1_500_000]
     # the next form has a new key: a second adjustment is a new entry
@@ -170,7 +192,7 @@ def test_a_selection_of_payouts_is_approved_one_audited_request_each(open_consol
         payout_ids.append(payout.get_json()["id"])
         customers.append(user)
     finance = open_console("finance")
-    finance.sign_in(finance_user.email, PASSWORD)
+    finance.sign_in(finance_user.email, PASSWORD, finance_user.mfa_code())
     page = finance.page
     page.get_by_role("link", name="Payouts").click()
     for user in customers[:2]:
@@ -221,6 +243,8 @@ def test_long_lists_page_the_catalogue_is_edited_and_the_keyboard_is_enough(open
     page.keyboard.type(admin_user.email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type(admin_user.mfa_code())
     page.keyboard.press("Enter")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     # the ledger pages: 20 entries, then the rest
