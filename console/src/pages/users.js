@@ -241,7 +241,7 @@ export function UserPage({ me, userId }) {
           <tr><th scope="row">Available</th><td class="num">${money(balance.available)}</td></tr>
           ${Object.entries(balance)
             .filter(([k, v]) => v && typeof v === "object" && "formatted" in v && !["available", "lifetime_earned", "lifetime_paid_out"].includes(k))
-            .map(([k, v]) => html`<tr><th scope="row">${k.replace(/_/g, " ")}</th><td class="num">${v.formatted}</td></tr>`)}
+            .map(([k, v]) => html`<tr><th scope="row">${k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, " ")}</th><td class="num">${v.formatted}</td></tr>`)}
           <tr><th scope="row">Lifetime earned</th><td class="num">${money(balance.lifetime_earned)}</td></tr>
           <tr><th scope="row">Lifetime paid out</th><td class="num">${money(balance.lifetime_paid_out)}</td></tr>
         </tbody>
