@@ -146,8 +146,12 @@ MFA_NOT_STARTED = "mfa_not_started"
 MFA_REQUIRED = "mfa_required"
 OWN_MFA_RESET = "own_mfa_reset"
 STEP_UP_REQUIRED = "step_up_required"
+WITHHELD_NOT_FOUND = "withheld_not_found"
+WITHHELD_RESOLVED = "withheld_resolved"
 
 CATALOGUE: dict[str, ErrorCode] = {
+    WITHHELD_NOT_FOUND: ErrorCode(404, "no such withheld reward for this user"),
+    WITHHELD_RESOLVED: ErrorCode(409, "this withheld reward was … already"),
     EMAIL_ALREADY_VERIFIED: ErrorCode(409, "this address is already verified"),
     EMAIL_UNCHANGED: ErrorCode(422, "that is already your address"),
     EMAIL_UNVERIFIED: ErrorCode(403, "confirm your email address (the link we sent you) before asking for a payout"),
