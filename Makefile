@@ -4,18 +4,21 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install serve test lint fmt migrate bench bench-scale checkov clean
+.PHONY: install serve test lint fmt migrate bench bench-scale checkov reset clean
 
+# The first install takes about a minute: pip shows what it collects and installs as it goes.
 $(STAMP): requirements.txt requirements-dev.txt
+	@echo "==> creating $(VENV) and installing the dependencies (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --progress-bar off -r requirements-dev.txt
+	@echo "==> installed into $(VENV)"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install every dependency
 
-serve: $(STAMP)  ## every function on http://127.0.0.1:8080 against the embedded PostgreSQL
-	$(PY) main.py serve
+serve: $(STAMP)  ## the local platform on http://127.0.0.1:8080 (SERVE_ARGS="--no-scheduler" etc.)
+	$(PY) main.py serve $(SERVE_ARGS)
 
 migrate: $(STAMP)  ## apply pending migrations
 	$(PY) main.py migrate
@@ -38,5 +41,11 @@ bench: $(STAMP)  ## the benchmarks (prints tables; see bench/README.md)
 checkov:  ## offline Terraform scan in its own virtual environment
 	bash .ci/checkov.sh
 
-clean:
+reset:  ## drop the local data (database, stored objects, local key); keeps .venv and the benchmark database
+	@if [ -f .data/pg/postmaster.pid ] && kill -0 "$$(head -n 1 .data/pg/postmaster.pid)" 2>/dev/null; then \
+		echo "the local database is running: stop \`make serve\` (Ctrl-C) first"; exit 1; fi
+	@mkdir -p .data && find .data -mindepth 1 -maxdepth 1 ! -name bench-pg -exec rm -rf {} +
+	@echo "local data dropped (.venv kept); \`make serve\` starts afresh"
+
+clean:  ## reset, and delete .venv too
 	rm -rf $(VENV) .data

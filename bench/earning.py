@@ -28,7 +28,7 @@ import uuid
 from typing import Any
 
 from bench import generate
-from bench.common import BenchDb, Client, CpuMeter, bench_database, local_server, pct, print_table, summary, time_calls
+from bench.common import EVENT_TOKEN, BenchDb, Client, CpuMeter, bench_database, local_server, pct, print_table, summary, time_calls
 
 CLIENTS = 16
 USERS = 200_000
@@ -204,6 +204,7 @@ def main(args: argparse.Namespace) -> None:
                     "subscription": "projects/earnpay-local/subscriptions/bench-credit-push",
                 }
                 headers = {
+                    "X-EarnPay-Event-Token": EVENT_TOKEN,
                     "ce-id": msg_id,
                     "ce-specversion": "1.0",
                     "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",

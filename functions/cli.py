@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
+import secrets
 import sys
+import time
 from typing import Any
 
 from shared.config import get_settings
@@ -37,57 +38,90 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """A mistake or a refusal worth one line on stderr (no stack trace) and a non-zero exit."""
+
+
 @command
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve every function on one port (embedded database when none is configured)."""
+    """Run the local platform: every function on one port, the Pub/Sub and GCS emulators, the scheduler."""
+    from shared import embedded
+    from shared.db import admin_url, app_url, reset_pools
     from shared.dbsetup import prepare
-    from shared.localserver import serve
+    from shared.localplatform import Platform, Shutdown, check_port_free, short_path, stop_signals
+    from shared.topology import load
 
     settings = get_settings()
+    if settings.is_production:
+        raise CommandError("serve runs the local platform; deployed functions are served by Cloud Functions")
     port = args.port or int(os.environ.get("PORT", "8080"))
-    prepare(settings)
-    if not args.no_seed:
-        from functions.videos.demo import seed_demo
+    check_port_free(args.host, port)  # first: a busy port is a one-line error at once
+    topology = load()
+    platform = Platform(
+        host=args.host,
+        port=port,
+        project=settings.gcp_project,
+        topology=topology,
+        event_token=os.environ.get("EARNPAY_EVENT_TOKEN") or secrets.token_urlsafe(32),
+        storage_dir=settings.local_storage_dir,
+        pubsub=not args.no_pubsub,
+        scheduler=not args.no_scheduler,
+        run_jobs=list(args.run_job or []),
+        workers=args.workers,
+        threads=args.threads,
+        say=lambda line: print(line, flush=True),
+    )
+    for name in platform.run_jobs:
+        try:
+            topology.job(name)  # an unknown job name is a mistake: say so before starting anything
+        except KeyError as exc:
+            raise CommandError(exc.args[0]) from None
+    started_db = False
+    with stop_signals():
+        try:
+            print("EarnPay local platform: starting (Ctrl-C stops everything)", flush=True)
+            platform.begin()  # the Pub/Sub emulator boots while the database is prepared
+            started_db = settings.uses_embedded_database
+            applied = prepare(settings)
+            seeded = ""
+            if not args.no_seed:
+                from functions.videos.demo import seed_demo
 
-        seed_demo(get_db())
-    if not settings.is_production:
-        _local_cloud_storage()
-    where = "embedded PostgreSQL at " + str(settings.embedded_pgdata) if settings.uses_embedded_database else "the configured database"
-    print(f"EarnPay serving every function on http://{args.host}:{port}/<function>/... against {where}", flush=True)
-    serve(args.host, port, workers=args.workers, threads=args.threads)
-    return 0
+                seed_demo(get_db())
+                seeded = ", demo catalogue loaded"
+            where = f"embedded PostgreSQL 16 in {short_path(settings.embedded_pgdata)}" if started_db else "the configured database"
+            print(f"  database    {where} ({len(applied)} migrations applied{seeded})", flush=True)
+            if started_db:  # the HTTP server connects straight to it and never starts a server of its own
+                platform.env.update({"DATABASE_URL": app_url(settings), "MIGRATE_DATABASE_URL": admin_url(settings)})
+            platform.start(stand_ins={"local-eventarc": _local_eventarc})
+            print(f"  functions   {platform.base_url}/<function>/...  (GET {platform.base_url}/ lists them)", flush=True)
+            print(f"EarnPay ready on {platform.base_url}", flush=True)
+            return platform.wait()
+        except Shutdown as signal_name:
+            print(f"EarnPay local platform: {signal_name} received, stopping", flush=True)
+            return 0
+        finally:
+            t0 = time.monotonic()
+            platform.stop()
+            reset_pools()
+            if started_db:
+                embedded.stop(settings.embedded_pgdata)
+            print(f"EarnPay local platform: stopped ({time.monotonic() - t0:.1f} s)", flush=True)
 
 
-def _local_cloud_storage() -> None:
-    """Locally: a GCS emulator (unless STORAGE_EMULATOR_HOST names one) and a stand-in for Eventarc.
-
-    The emulator sends no object-finalized events, so a background loop applies uploads the way
-    the ``kyc_document_uploaded`` event would (the same code as the production sweep for lost events).
-    """
-    import threading
-    import time
-
+def _local_eventarc(stop: Any) -> None:
+    """The Eventarc stand-in for KYC uploads: the GCS emulator sends no object-finalized events, so
+    every 2 s this applies new uploads the way ``kyc_document_uploaded`` would (the same code as the
+    production sweep for lost events)."""
     from functions.kyc.service import reconcile_uploads
-    from shared import storage
     from shared.logs import get_logger
 
     log = get_logger("serve")
-    if not os.environ.get("STORAGE_EMULATOR_HOST"):
-        emulator = storage.start_emulator()
-        os.environ["STORAGE_EMULATOR_HOST"] = emulator.url
-        storage.reset_client()
-        print(f"GCS emulator (in memory) on {emulator.url}", flush=True)
-    storage.ensure_buckets()
-
-    def local_eventarc() -> None:
-        while True:
-            time.sleep(2)
-            try:
-                reconcile_uploads(get_db(), min_age_s=0, limit=100)
-            except Exception as exc:  # keep the loop alive; the next pass retries
-                log.warning("local upload sync failed: %s", exc, extra={"event": "local_upload_sync_failed"})
-
-    threading.Thread(target=local_eventarc, name="local-eventarc", daemon=True).start()
+    while not stop.wait(2):
+        try:
+            reconcile_uploads(get_db(), min_age_s=0, limit=100)
+        except Exception as exc:  # keep the loop alive; the next pass retries
+            log.warning("local upload sync failed: %s", exc, extra={"event": "local_upload_sync_failed"})
 
 
 @command
@@ -132,9 +166,16 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line on stderr (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python main.py", description="EarnPay operations")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python main.py", description="EarnPay operations")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, fn in COMMANDS.items():
         p = sub.add_parser(name, help=fn.__doc__)
         if name == "serve":
@@ -143,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, default=1)
             p.add_argument("--threads", type=int, default=8)
             p.add_argument("--no-seed", action="store_true", help="do not load the demo catalogue")
+            p.add_argument("--no-scheduler", action="store_true", help="do not publish the scheduler jobs (infra/topology.yaml)")
+            p.add_argument("--no-pubsub", action="store_true", help="do not start the Pub/Sub emulator (events run only by hand)")
+            p.add_argument(
+                "--run-job", action="append", metavar="JOB", help="publish this scheduler job's message once at start-up (repeatable)"
+            )
         elif name == "create-admin":
             p.add_argument("--email", required=True)
             p.add_argument("--name", default="Administrator")
@@ -155,16 +201,43 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_ARGUMENTS: dict[str, list[Any]] = {}
 
 
+def _one_line(exc: BaseException) -> str | None:
+    """The operator's message for an expected failure, or None for a bug (which keeps its stack trace)."""
+    from pg8000.exceptions import DatabaseError
+
+    from shared.config import ConfigError
+    from shared.errors import AppError
+    from shared.localplatform import PlatformError
+
+    if isinstance(exc, AppError):
+        return exc.message
+    if isinstance(exc, CommandError | PlatformError | ConfigError):
+        return str(exc)
+    if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        detail = exc.args[0]  # pg8000's fields: M message, C SQLSTATE
+        return f"the database refused it: {detail.get('M', 'error')} (SQLSTATE {detail.get('C', '?')})"
+    return None
+
+
 def main(argv: list[str]) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's runtime dir notice
     configure()
     import functions.commands  # noqa: F401  # registers the areas' commands
 
     args = build_parser().parse_args(argv)
     try:
         return int(COMMANDS[args.command](args) or 0)
-    except Exception as exc:  # one clear line for operators; the stack trace is in the log
-        import logging
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = _one_line(exc)
+        if message is None:  # a bug, not a mistake: the stack trace goes to the log for whoever fixes it
+            import logging
 
-        logging.getLogger("cli").exception("command failed")
-        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+            logging.getLogger("cli").exception("command failed")
+            message = f"{type(exc).__name__}: {exc} (stack trace in the log above)"
+        print(f"error: {message}", file=sys.stderr)
         return 1

@@ -17,18 +17,11 @@
 ## publish to the dead-letter topic, return 2xx. Delivery is at-least-once, consumers deduplicate in Postgres by message id.
 
 locals {
-  ## topic => consumer function (null: no consumer in this repo yet) and delivery tuning.
-  ## ack_deadline must exceed the consumer's timeout, or Pub/Sub redelivers while the first
-  ## attempt still runs.
-  topics = {
-    "earnings-credit-requests" = { consumer = "credit_earnings", ack_deadline = 90, max_delivery_attempts = 10 }
-    "payout-batches"           = { consumer = "process_payouts", ack_deadline = 600, max_delivery_attempts = 5 }
-    "maintenance-tasks"        = { consumer = "run_maintenance", ack_deadline = 600, max_delivery_attempts = 5 }
-    "privacy-exports"          = { consumer = "export_user_data", ack_deadline = 600, max_delivery_attempts = 10 }
-    ## The transactional outbox publishes domain events here (relayed by the minutely
-    ## outbox_sweep). Seven days of retention lets a future subscriber seek back.
-    "domain-events" = { consumer = null, ack_deadline = 60, max_delivery_attempts = 10 }
-  }
+  ## topics => consumer function (null: no consumer in this repo yet) and delivery tuning, with the
+  ## retry policy of every push subscription: infra/topology.yaml, the one source of truth that the
+  ## local platform (`python main.py serve`) reads too.
+  topology = yamldecode(file("${path.module}/topology.yaml"))
+  topics   = local.topology.topics
 
   push_subscriptions = {
     for t, cfg in local.topics : "${t}-push" => merge(cfg, { topic = t }) if cfg.consumer != null
@@ -84,8 +77,8 @@ resource "google_pubsub_subscription" "push" {
   }
 
   retry_policy {
-    minimum_backoff = "10s"
-    maximum_backoff = "600s"
+    minimum_backoff = local.topology.retry_policy.minimum_backoff
+    maximum_backoff = local.topology.retry_policy.maximum_backoff
   }
 
   dead_letter_policy {

@@ -94,13 +94,26 @@ class Settings(BaseSettings):
     # --- HTTP -----------------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, description="largest request body accepted")
     trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR", description="take the client IP from X-Forwarded-For")
+    idempotency_lease_s: float = Field(
+        5.0,
+        alias="IDEMPOTENCY_LEASE_S",
+        gt=0,
+        le=300,
+        description="an Idempotency-Key's claim lease: a retry within it gets 409 request_in_progress, after it runs the request again",
+    )
+    fault_pause: str | None = Field(
+        None,
+        alias="EARNPAY_FAULT_PAUSE",
+        description="tests only, refused when deployed: before_call=S,after_call=S[,until=FILE] pauses keyed requests "
+        "(shared/idempotency.py)",
+    )
 
     # --- events ---------------------------------------------------------------------------------
     pubsub_enabled: bool = Field(False, alias="PUBSUB_ENABLED", description="publish to Pub/Sub (off locally unless an emulator is used)")
-    outbox_background_publish: bool = Field(
+    outbox_publish_after_commit: bool = Field(
         True,
-        alias="OUTBOX_BACKGROUND_PUBLISH",
-        description="publish outbox rows from a background thread right after commit; false: only the sweep publishes",
+        alias="OUTBOX_PUBLISH_AFTER_COMMIT",
+        description="publish a request's outbox rows at the end of the request, after commit; false: only the sweep publishes",
     )
 
     # --- Cloud Storage --------------------------------------------------------------------------
@@ -109,6 +122,11 @@ class Settings(BaseSettings):
     kyc_bucket: str = Field("earnpay-local-kyc", alias="KYC_BUCKET", min_length=3, max_length=222, description="KYC documents bucket")
     exports_bucket: str = Field(
         "earnpay-local-exports", alias="EXPORTS_BUCKET", min_length=3, max_length=222, description="privacy exports bucket"
+    )
+    local_storage_dir: Path = Field(
+        ROOT / ".data" / "storage",
+        alias="LOCAL_STORAGE_DIR",
+        description="where the local GCS emulator of `serve` keeps stored objects (documents, exports survive a restart)",
     )
 
     # --- encryption of payout details (shared/crypto.py) ----------------------------------------
@@ -251,9 +269,31 @@ class Settings(BaseSettings):
                     "production settings missing: set DB_INSTANCE_CONNECTION_NAME (Cloud SQL) or DATABASE_URL; "
                     "a deployed function never falls back to the embedded database"
                 )
+            if self.fault_pause:
+                raise ConfigError("EARNPAY_FAULT_PAUSE is for tests only and is refused when deployed")
             if self.db_instance_connection_name and not self.db_iam_user:
                 raise ConfigError("production settings missing: DB_IAM_USER is required with DB_INSTANCE_CONNECTION_NAME")
         return self
+
+    @field_validator("fault_pause")
+    @classmethod
+    def _fault_pause(cls, value: str | None) -> str | None:
+        if value:
+            for part in value.split(","):
+                point, _, arg = part.partition("=")
+                if point.strip() == "until" and arg.strip():
+                    continue
+                if point.strip() not in ("before_call", "after_call") or not 0 < float(arg) <= 60:
+                    raise ValueError(f"EARNPAY_FAULT_PAUSE: {part!r} is not before_call|after_call=seconds (0-60) or until=path")
+        return value
+
+    @property
+    def fault_pauses(self) -> dict[str, str]:
+        """EARNPAY_FAULT_PAUSE parsed: seconds by fault point, and ``until`` (a file whose appearance ends
+        every pause early); empty when unset."""
+        if not self.fault_pause:
+            return {}
+        return {p.partition("=")[0].strip(): p.partition("=")[2].strip() for p in self.fault_pause.split(",")}
 
     @property
     def is_production(self) -> bool:

@@ -44,6 +44,31 @@ DEADLOCK_DETECTED = "40P01"
 RAISE_EXCEPTION = "P0001"
 INSUFFICIENT_PRIVILEGE = "42501"
 RETRYABLE = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
+QUERY_CANCELED = "57014"
+# The server went away or will not serve this session any more: class 08 (connection exception),
+# admin/crash shutdown and "starting up" (57P01-57P03), too many connections and other resource
+# exhaustion (class 53), and a session left on a node that turned read-only in a failover (25006).
+_DISCONNECT_CLASSES = ("08", "53")
+_DISCONNECT_STATES = {"57P01", "57P02", "57P03", "25006"}
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when ``exc`` means the connection (or the server behind it) is gone: the pool must drop it."""
+    if isinstance(exc, (InterfaceError, OSError)):
+        return True
+    code = sqlstate(exc)
+    return code is not None and (code[:2] in _DISCONNECT_CLASSES or code in _DISCONNECT_STATES)
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 a database failure in the middle of a request becomes (None for the errors a caller
+    caused or must handle itself: constraint violations, our own RAISEs, bugs in SQL)."""
+    if is_disconnect(exc):
+        return ServiceUnavailable("the database is unavailable; try again shortly", code="database_unavailable")
+    code = sqlstate(exc)
+    if code in RETRYABLE or code == QUERY_CANCELED:
+        return ServiceUnavailable("the database is busy; try again shortly", code="database_busy")
+    return None
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -299,6 +324,9 @@ class Database:
             reset_on_return="rollback",
         )
         ping_after = settings.db_ping_after_idle_s
+        # When one connection turns out dead, the others of the same age probably are too (the server
+        # restarted, a failover): every connection returned before that moment is pinged on checkout.
+        self._disconnected_at = 0.0
 
         @event.listens_for(self._pool, "checkin")
         def _stamp(dbapi_conn: Any, record: Any) -> None:
@@ -308,7 +336,9 @@ class Database:
         @event.listens_for(self._pool, "checkout")
         def _health_check(dbapi_conn: Any, record: Any, proxy: Any) -> None:
             idle_since = record.info.get("idle_since")
-            if idle_since is None or time.monotonic() - idle_since < ping_after:
+            if idle_since is None:
+                return
+            if time.monotonic() - idle_since < ping_after and idle_since > self._disconnected_at:
                 return
             try:
                 dbapi_conn.execute_simple("SELECT 1")
@@ -328,13 +358,24 @@ class Database:
         broken = False
         try:
             yield Conn(fairy.dbapi_connection, self.settings)
-        except (InterfaceError, OSError):
-            broken = True
-            raise
+        except (InterfaceError, OSError, DatabaseError) as exc:
+            # Every database failure in the middle of a request is a 503 (a dependency outage the
+            # client may retry), never a 500; event handlers raise it, so Pub/Sub redelivers.
+            broken = is_disconnect(exc)
+            if broken:
+                self._disconnected_at = time.monotonic()
+                log.error("database connection lost: %s", exc, extra={"event": "database_disconnect"})
+            mapped = unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         finally:
             if broken:
                 fairy.invalidate()
-            fairy.close()
+            try:
+                fairy.close()
+            except Exception:  # returning a dead connection: it is discarded either way
+                log.debug("could not return a connection to the pool", exc_info=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
@@ -348,8 +389,9 @@ class Database:
             try:
                 with self.transaction() as conn:
                     return fn(conn)
-            except DatabaseError as exc:
-                if sqlstate(exc) in RETRYABLE and attempt < attempts:
+            except (DatabaseError, ServiceUnavailable) as exc:
+                cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) else exc
+                if cause is not None and sqlstate(cause) in RETRYABLE and attempt < attempts:
                     time.sleep(0.005 * attempt)
                     continue
                 raise

@@ -24,6 +24,16 @@ def start(pgdata: Path, *, cleanup_mode: str | None = "stop") -> Any:
         return _servers[pgdata]
 
 
+def stop(pgdata: Path) -> None:
+    """Lets go of this process's handle on the server: stops it when this process was its last user
+    (pgserver counts the processes that asked for it; another's server is left running)."""
+    pgdata = Path(pgdata).expanduser().resolve()
+    with _lock:
+        server = _servers.pop(pgdata, None)
+    if server is not None:
+        server.cleanup()
+
+
 def socket_url(pgdata: Path, database: str = "postgres", user: str = "postgres") -> str:
     """The URL of the embedded server's unix socket (pg8000 takes ``unix_sock=``)."""
     pgdata = Path(pgdata).expanduser().resolve()

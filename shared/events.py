@@ -6,6 +6,8 @@ A failed event has exactly two outcomes, decided here once per error class:
     acknowledged, so it is never retried forever;
   * anything else (database down, a bug): raised, so Pub/Sub redelivers with backoff and, after the
     subscription's maximum attempts, moves it to the dead-letter topic itself.
+
+Publishing itself is ``shared.pubsub`` (a leaf module, so the outbox can use it too).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import get_settings
 from shared.db import Query, get_db
 from shared.errors import PermanentEventError
 from shared.logs import get_logger
+from shared.outbox import publishing
+from shared.pubsub import publish
 
 log = get_logger(__name__)
 
@@ -53,19 +55,22 @@ def decode_pubsub(event: Any) -> Message:
     try:
         raw = base64.b64decode(message.get("data") or "", validate=True).decode("utf-8")
         payload = json.loads(raw)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise PermanentEventError(f"message data is not base64 JSON: {exc}", code="malformed_message") from exc
+    except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise PermanentEventError(f"message data is not base64 JSON: {str(exc)[:200]}", code="malformed_message") from exc
     if not isinstance(payload, dict):
         raise PermanentEventError("message data must be a JSON object", code="malformed_message")
     return Message(message_id=message_id, data=payload, attributes=dict(attributes), raw=raw)
 
 
 def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], None]) -> None:
-    """Decodes ``event`` and runs ``fn``, applying the retry/dead-letter rule above."""
+    """Decodes ``event`` and runs ``fn``, applying the retry/dead-letter rule above.
+
+    Events that ``fn`` emits to the outbox are published when it returns (``shared.outbox.publishing``)."""
     message: Message | None = None
     try:
         message = decode_pubsub(event)
-        fn(message)
+        with publishing():
+            fn(message)
     except PermanentEventError as err:
         raw = message.raw if message else json.dumps(getattr(event, "data", None), default=str)[:10_000]
         message_id = message.message_id if message else None
@@ -80,37 +85,3 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
             conn.execute(RECORD_DEAD_LETTER, source=source, message_id=message_id, reason=err.reason[:2000], code=err.code, payload=raw)
         if topic:
             publish(f"{topic}-dead-letter", {"reason": err.reason, "code": err.code, "payload": raw}, {"source": source})
-
-
-_publisher_lock = threading.Lock()
-_publisher: Any = None
-
-
-def _client() -> Any:
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None:
-            from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package mypy cannot see
-
-            _publisher = pubsub_v1.PublisherClient()
-        return _publisher
-
-
-def topic_path(topic: str) -> str:
-    return f"projects/{get_settings().gcp_project}/topics/{topic}"
-
-
-def publish(topic: str, payload: dict[str, Any], attributes: dict[str, str] | None = None, *, timeout: float = 10.0) -> str | None:
-    """Publishes a JSON message and waits for its id; returns None when Pub/Sub is disabled."""
-    if not get_settings().pubsub_enabled:
-        return None
-    data = json.dumps(payload, separators=(",", ":"), default=str).encode()
-    future = _client().publish(topic_path(topic), data, **(attributes or {}))
-    return str(future.result(timeout=timeout))
-
-
-def reset_publisher() -> None:
-    """Drops the cached client (tests switch emulators)."""
-    global _publisher
-    with _publisher_lock:
-        _publisher = None

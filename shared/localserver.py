@@ -3,17 +3,36 @@
 Each function gets the very app functions-framework builds for it (``create_app``), so the same
 entry points run locally and deployed. ``/auth/login`` reaches the ``auth`` app with path ``/login``;
 nothing redirects (Pub/Sub push does not follow redirects).
+
+Event functions (CloudEvent targets) are reachable only by the local platform's Pub/Sub and Eventarc
+stand-ins: a delivery must carry this run's secret token, in the ``X-EarnPay-Event-Token`` header or
+the ``event_token`` query parameter of the push endpoint (Pub/Sub push cannot set headers). In
+production IAM does this (only the event invoker's OIDC token reaches them); locally, without it,
+anyone who reached the server could POST a hand-made credit request and mint money.
+
+``GET /`` answers with the functions, the documents and an example route. ``python -m
+shared.localserver`` is the HTTP half of ``python main.py serve`` (gunicorn, started by
+shared/localplatform.py in its own process, so it never forks a process holding emulator clients).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import secrets
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from shared.config import ROOT
+
+# The per-run secret of event deliveries: set by the local platform for its HTTP server process.
+EVENT_TOKEN_ENV = "EARNPAY_EVENT_TOKEN"  # noqa: S105  # names, not secrets
+EVENT_TOKEN_HEADER = "X-EarnPay-Event-Token"  # noqa: S105
+EVENT_TOKEN_PARAM = "event_token"  # noqa: S105
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -44,38 +63,92 @@ def build_apps(source: Path = ROOT / "main.py") -> dict[str, WsgiApp]:
     return apps
 
 
-class Dispatcher:
-    """WSGI app routing ``/<function>/<rest>`` to that function's app with path ``/<rest>``."""
+def _json(start_response: Callable[..., Any], status: str, obj: Any) -> list[bytes]:
+    body = json.dumps(obj, indent=1).encode() + b"\n"
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("X-Request-Id", uuid.uuid4().hex)]
+    start_response(status, headers)
+    return [body]
 
-    def __init__(self, apps: dict[str, WsgiApp]) -> None:
+
+def _error(start_response: Callable[..., Any], status: str, code: str, message: str, **details: Any) -> list[bytes]:
+    return _json(start_response, status, {"error": {"code": code, "message": message, "details": details}})
+
+
+class Dispatcher:
+    """WSGI app routing ``/<function>/<rest>`` to that function's app with path ``/<rest>``.
+
+    ``signatures`` (name -> http / cloudevent) marks the event functions, which answer only
+    deliveries carrying ``event_token`` (header or query parameter). Without a token none does.
+    """
+
+    def __init__(self, apps: dict[str, WsgiApp], signatures: dict[str, str] | None = None, event_token: str | None = None) -> None:
         self.apps = apps
+        self.signatures = signatures or {}
+        self.event_token = event_token
+
+    def _token_ok(self, environ: dict[str, Any]) -> bool:
+        """True when the request carries this run's event token; removes it from the query string."""
+        given = environ.get("HTTP_" + EVENT_TOKEN_HEADER.upper().replace("-", "_"), "")
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        rest = [(k, v) for k, v in query if k != EVENT_TOKEN_PARAM]
+        if len(rest) != len(query):
+            given = given or next(v for k, v in query if k == EVENT_TOKEN_PARAM)
+            environ["QUERY_STRING"] = urlencode(rest)
+        return bool(self.event_token) and hmac.compare_digest(given.encode(), str(self.event_token).encode())
+
+    def index(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """``GET /``: what runs here, where the documents are, and a route to try."""
+        base = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST') or environ.get('SERVER_NAME', '127.0.0.1')}"
+        http = sorted(n for n in self.apps if self.signatures.get(n, "http") == "http")
+        events = sorted(n for n in self.apps if self.signatures.get(n) == "cloudevent")
+        return _json(
+            start_response,
+            "200 OK",
+            {
+                "service": "EarnPay local platform",
+                "functions": {
+                    "http": {name: f"{base}/{name}/" for name in http},
+                    "events": {name: "Pub/Sub push or Eventarc deliveries of the local platform only" for name in events},
+                },
+                "docs": {
+                    "openapi": f"{base}/openapi.json",
+                    "readme": "README.md (Try it: sign up, watch a video, get paid)",
+                    "architecture": "docs/architecture.md",
+                },
+                "example": {"route": f"{base}/health/", "try": f"curl -s {base}/videos/ -H 'Authorization: Bearer $TOKEN'"},
+            },
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         name, _, rest = path.lstrip("/").partition("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if name == "" and method in ("GET", "HEAD"):
+            return self.index(environ, start_response)
+        if name == "openapi.json" and not rest and method in ("GET", "HEAD"):
+            body = (ROOT / "docs" / "openapi.json").read_bytes()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         app = self.apps.get(name)
         if app is None:
-            body = json.dumps(
-                {
-                    "error": {
-                        "code": "function_not_found",
-                        "message": f"no function named {name!r}",
-                        "details": {"functions": sorted(self.apps)},
-                    }
-                }
-            ).encode()
-            import uuid
-
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("X-Request-Id", uuid.uuid4().hex)]
-            start_response("404 Not Found", headers)
-            return [body]
+            return _error(start_response, "404 Not Found", "function_not_found", f"no function named {name!r}", functions=sorted(self.apps))
+        if self.signatures.get(name) == "cloudevent" and not self._token_ok(environ):
+            return _error(
+                start_response,
+                "403 Forbidden",
+                "event_source_refused",
+                f"{name} accepts deliveries from the local Pub/Sub and Eventarc stand-ins only",
+            )
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + name
         environ["PATH_INFO"] = "/" + rest
         return app(environ, start_response)
 
 
-def make_app() -> Dispatcher:
-    return Dispatcher(build_apps())
+def make_app(event_token: str | None = None) -> Dispatcher:
+    """Every function of main.py; event functions answer only ``event_token`` (default: the
+    ``EARNPAY_EVENT_TOKEN`` of this process, else a random one nobody knows)."""
+    token = event_token or os.environ.get(EVENT_TOKEN_ENV) or secrets.token_urlsafe(32)
+    return Dispatcher(build_apps(), function_targets(), token)
 
 
 def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:
@@ -97,6 +170,8 @@ def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:
                 "loglevel": "warning",
                 # each worker opens its own connections: never share the parent's sockets
                 "post_fork": lambda _server, _worker: forget_pools(),
+                # a stop signal ends in-flight requests for at most this long (serve stops within 10 s)
+                "graceful_timeout": 5,
             }.items():
                 self.cfg.set(key, value)
 
@@ -104,3 +179,26 @@ def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:
             return make_app()
 
     _App().run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m shared.localserver --host H --port P [--workers N] [--threads N]`` (started by serve)."""
+    import argparse
+
+    from shared.logs import configure
+
+    parser = argparse.ArgumentParser(prog="python -m shared.localserver")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    configure()
+    serve(args.host, args.port, workers=args.workers, threads=args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -31,10 +31,40 @@ ERROR_SCHEMA = {
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, sub in schema.pop("$defs", {}).items():
-        components[name] = sub
-    components[model.__name__] = schema
+    for name, sub in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+        if components.setdefault(name, sub) != sub:
+            raise ValueError(f"two different models are called {name}: rename one")
     return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+_OTHER_SUCCESS = {202: "accepted: not finished yet (poll the resource)"}
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def _error_statuses(route: Route) -> list[tuple[int, str]]:
+    """The error statuses a route can answer with, in the order the router checks them."""
+    out: list[tuple[int, str]] = []
+    if route.regex.groupindex:
+        out.append((404, "no such resource"))
+    if route.auth is not None:
+        out.append((401, "no valid session (checked before anything else in the request)"))
+    if route.auth == "staff":
+        out.append((403, "the account is blocked, or its role may not use this route (checked before the body)"))
+    elif route.auth is not None:
+        out.append((403, "the account is blocked (or the action is not allowed for it)"))
+    if route.body is not None:
+        out += [
+            (400, "malformed or hostile JSON (too deep, duplicate keys, numbers out of range)"),
+            (413, "the body is too large"),
+            (415, "the body is not application/json"),
+        ]
+    if route.body is not None or route.query is not None or route.regex.groupindex:
+        out.append((422, "the path, query or body is invalid; details.fields lists each problem"))
+    if route.auth is not None:
+        out.append((429, "too many requests for this account; details.retry_after_seconds"))
+    if route.idempotent:
+        out.append((409, "a request with this Idempotency-Key is still in progress"))
+    return sorted(out)
 
 
 def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +76,29 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
             "default": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
         },
     }
-    any_object = {"application/json": {"schema": {"type": "object"}}}
-    op["responses"][str(route.status)] = {"description": "success", "content": any_object}
+    success = {"application/json": {"schema": _schema(route.response, components) if route.response else {"type": "object"}}}
+    replayed = {
+        "Idempotent-Replayed": {
+            "description": "true when this is the stored answer to an earlier request with the key",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
+    ok: dict[str, Any] = {"description": "success", "content": success}
+    if route.idempotent:
+        ok["headers"] = replayed
+    op["responses"][str(route.status)] = ok
+    for status in route.statuses:
+        if status == 304:  # no body: the client's copy (If-None-Match) is current
+            op["responses"]["304"] = {"description": "not modified: the ETag given in If-None-Match is current"}
+        else:
+            op["responses"][str(status)] = {"description": _OTHER_SUCCESS.get(status, "success"), "content": success}
     if route.replay_status is not None:
-        op["responses"][str(route.replay_status)] = {"description": "a repeat of an earlier request", "content": any_object}
+        op["responses"][str(route.replay_status)] = {
+            "description": "a repeat of an earlier request (same Idempotency-Key)",
+            "content": success,
+        }
+    for status, description in _error_statuses(route):
+        op["responses"][str(status)] = {"description": description, "content": _ERROR_CONTENT}
     params: list[dict[str, Any]] = []
     for name in route.regex.groupindex:
         params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
@@ -85,8 +134,11 @@ def build(routers: dict[str, Router] | None = None) -> dict[str, Any]:
         "info": {
             "title": "EarnPay API",
             "version": "1",
-            "description": "Every HTTP function of EarnPay. Money is an integer count of micro-dollars. "
-            "Errors are {error: {code, message, details}} with a 4xx status.",
+            "description": "Every HTTP function of EarnPay. Money in every answer, event and error detail is the "
+            "Money object: {micros: integer micro-dollars, formatted: display string, currency: USD}; inputs "
+            "say their unit in their name (amount_micros, amount_cents). Timestamps are RFC 3339 in UTC with "
+            "microseconds and Z. JSON is compact (no spaces). Errors are {error: {code, message, details}} "
+            "with a 4xx status; authentication (401) and role (403) are checked before the body.",
         },
         "servers": [{"url": "http://127.0.0.1:8080", "description": "python main.py serve"}],
         "paths": {p: paths[p] for p in sorted(paths)},

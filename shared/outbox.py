@@ -19,20 +19,18 @@ republishes): consumers of ``domain-events`` must be idempotent and deduplicate 
 attribute, which is unique in the outbox. When Pub/Sub is disabled (``PUBSUB_ENABLED`` false, the
 local default) nothing is published: rows stay pending and ``sweep`` reports how many.
 
-``OUTBOX_BACKGROUND_PUBLISH=false`` turns the background thread off (only the sweep publishes).
+``OUTBOX_PUBLISH_AFTER_COMMIT=false`` turns the request's publish off (only the sweep publishes).
 """
 
 from __future__ import annotations
 
-import heapq
+import contextlib
+import contextvars
 import json
-import threading
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from shared import events
+from shared import pubsub
 from shared.config import get_settings
 from shared.db import Conn, Database, Query, get_db
 from shared.logs import get_logger
@@ -40,9 +38,10 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 
 TOPIC = "domain-events"
-# Background retry schedule (seconds after emit) for rows not yet visible; then the sweep takes over.
-RETRY_DELAYS = (0.02, 0.1, 0.4, 1.0, 2.0)
-PUBLISH_TIMEOUT_S = 10.0
+# How long a request waits for Pub/Sub to accept its events before leaving them to the sweep.
+PUBLISH_TIMEOUT_S = 2.0
+# How long the sweep waits for each of its events.
+SWEEP_PUBLISH_TIMEOUT_S = 10.0
 
 INSERT = Query(
     "outbox_insert",
@@ -51,7 +50,7 @@ INSERT = Query(
        RETURNING id""",
 )
 
-# The background publisher's claim: only committed, unpublished, unclaimed rows come back.
+# The request's claim: only committed, unpublished, unclaimed rows come back.
 CLAIM_BY_ID = Query(
     "outbox_claim_by_id",
     """SELECT id, event_type, key, payload::text AS payload, created_at
@@ -60,10 +59,6 @@ CLAIM_BY_ID = Query(
         ORDER BY id
           FOR UPDATE SKIP LOCKED""",
 )
-
-# Of the ids a claim did not return, those that are visible (published, or claimed by someone
-# else): done. The others belong to transactions still open (or rolled back).
-VISIBLE_IDS = Query("outbox_visible_ids", "SELECT id FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 CLAIM_DUE = Query(
     "outbox_claim_due",
@@ -112,23 +107,61 @@ PRUNE = Query(
 def emit(conn: Conn, event_type: str, payload: dict[str, Any], *, key: str) -> int | None:
     """Writes one event in the caller's transaction; returns its id, or None when ``key`` was emitted before."""
     row_id = conn.value(INSERT, event_type=event_type, key=key, payload=json.dumps(payload, separators=(",", ":"), default=str))
-    if row_id is not None and _background_enabled():
-        _publisher().notify(int(row_id))
-    return int(row_id) if row_id is not None else None
+    if row_id is None:
+        return None
+    noted = _scope.get()
+    if noted is not None:
+        noted.append(int(row_id))
+    return int(row_id)
 
 
 # --- publishing -----------------------------------------------------------------------------------
-def _background_enabled() -> bool:
+# The ids emitted in the current request (None outside a ``publishing()`` scope: the sweep publishes).
+_scope: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("outbox_scope", default=None)
+
+
+@contextlib.contextmanager
+def publishing() -> Iterator[list[int]]:
+    """Collects the events emitted inside; publishes the committed ones when the block ends.
+
+    Opened once per request by the HTTP router and the event handler, around everything the
+    handler commits; nested scopes defer to the outermost one."""
+    if _scope.get() is not None:
+        yield []
+        return
+    noted: list[int] = []
+    token = _scope.set(noted)
+    try:
+        yield noted
+    finally:
+        _scope.reset(token)
+        if noted:
+            publish_committed(noted)
+
+
+def publish_committed(ids: Sequence[int], db: Database | None = None) -> int:
+    """Publishes the committed, still unpublished rows among ``ids`` now; returns how many were published.
+
+    Never raises: a failure is recorded on the rows (or logged) and the sweep publishes them later."""
     settings = get_settings()
-    return settings.outbox_background_publish and settings.pubsub_enabled
+    if not (settings.outbox_publish_after_commit and settings.pubsub_enabled):
+        return 0
+    try:
+        with (db or get_db()).transaction() as conn:
+            rows = conn.all(CLAIM_BY_ID, ids=list(ids))
+            published, _ = _publish_rows(conn, rows, timeout=PUBLISH_TIMEOUT_S)
+            return published
+    except Exception as exc:  # the response is already decided: the sweep covers what we could not publish
+        log.warning("outbox publish after commit failed: %s", exc, extra={"event": "outbox_publish_failed", "error": str(exc)})
+        return 0
 
 
-def _publish_rows(conn: Conn, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+def _publish_rows(conn: Conn, rows: Sequence[dict[str, Any]], *, timeout: float) -> tuple[int, int]:
     """Publishes claimed rows concurrently and records the outcome of each; returns (published, failed)."""
     if not rows:
         return 0, 0
-    client = events._client()
-    topic = events.topic_path(TOPIC)
+    client = pubsub.client()
+    topic = pubsub.topic_path(TOPIC)
     futures = []
     for row in rows:
         attributes = {"event_type": row["event_type"], "key": row["key"], "occurred_at": row["created_at"].isoformat()}
@@ -139,7 +172,7 @@ def _publish_rows(conn: Conn, rows: Sequence[dict[str, Any]]) -> tuple[int, int]
     errors: list[str] = []
     for row, future in zip(rows, futures, strict=True):
         try:
-            message_ids.append(str(future.result(timeout=PUBLISH_TIMEOUT_S)))
+            message_ids.append(str(future.result(timeout=timeout)))
             ok_ids.append(row["id"])
         except Exception as exc:  # recorded on the row; the sweep tries again
             failed_ids.append(row["id"])
@@ -170,7 +203,7 @@ def sweep(db: Database | None = None, limit: int = 500, *, min_age_s: float = 5.
     if enabled:
         with db.transaction() as conn:
             rows = conn.all(CLAIM_DUE, min_age_s=float(min_age_s), limit=int(limit))
-            published, failed = _publish_rows(conn, rows)
+            published, failed = _publish_rows(conn, rows, timeout=SWEEP_PUBLISH_TIMEOUT_S)
     with db.connection() as conn:
         state = conn.one(PENDING) or {}
     report = {
@@ -189,82 +222,3 @@ def prune(db: Database | None = None, *, older_than_days: int = 7, limit: int = 
     db = db or get_db()
     with db.connection() as conn:
         return conn.execute(PRUNE, older_than_days=int(older_than_days), limit=int(limit))
-
-
-@dataclass(order=True)
-class _Pending:
-    due: float
-    row_id: int = field(compare=False)
-    tries: int = field(compare=False, default=0)
-
-
-class BackgroundPublisher:
-    """One daemon thread per process publishing the rows ``emit`` wrote, shortly after their commit."""
-
-    def __init__(self) -> None:
-        self._heap: list[_Pending] = []
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self.published = 0
-
-    def notify(self, row_id: int) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, _Pending(time.monotonic() + RETRY_DELAYS[0], row_id))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def _take_due(self) -> list[_Pending]:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if self._heap and self._heap[0].due <= now:
-                    batch: list[_Pending] = []
-                    while self._heap and self._heap[0].due <= now and len(batch) < 500:
-                        batch.append(heapq.heappop(self._heap))
-                    return batch
-                self._cond.wait(timeout=(self._heap[0].due - now) if self._heap else None)
-
-    def _run(self) -> None:
-        while True:
-            batch = self._take_due()
-            try:
-                self._publish(batch)
-            except Exception as exc:  # never let the thread die; the sweep covers what we drop
-                log.warning("outbox background publish failed: %s", exc, extra={"event": "outbox_publish_failed", "error": str(exc)})
-
-    def _publish(self, batch: list[_Pending]) -> None:
-        if not _background_enabled():  # switched off since: the sweep publishes these
-            return
-        ids = [p.row_id for p in batch]
-        with get_db().transaction() as conn:
-            rows = conn.all(CLAIM_BY_ID, ids=ids)
-            done, _ = _publish_rows(conn, rows)
-            self.published += done
-            claimed = {r["id"] for r in rows}
-            missing = [i for i in ids if i not in claimed]
-            visible = {r["id"] for r in conn.all(VISIBLE_IDS, ids=missing)} if missing else set()
-        retry = [p for p in batch if p.row_id not in claimed and p.row_id not in visible]
-        with self._cond:
-            for p in retry:
-                p.tries += 1
-                if p.tries < len(RETRY_DELAYS):  # else: rolled back, or still open: the sweep's job
-                    p.due = time.monotonic() + RETRY_DELAYS[p.tries]
-                    heapq.heappush(self._heap, p)
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._heap
-
-
-_publisher_lock = threading.Lock()
-_background: BackgroundPublisher | None = None
-
-
-def _publisher() -> BackgroundPublisher:
-    global _background
-    with _publisher_lock:
-        if _background is None:
-            _background = BackgroundPublisher()
-        return _background

@@ -21,6 +21,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
@@ -312,7 +313,7 @@ def ensure_buckets(*names: str) -> None:
 
 @dataclass
 class LocalEmulator:
-    """A gcp-storage-emulator running in this process (in memory) on ``host:port``."""
+    """A gcp-storage-emulator running in this process (in memory, or on disk) on ``host:port``."""
 
     server: Any
     host: str
@@ -326,14 +327,23 @@ class LocalEmulator:
         self.server.stop()
 
 
-def start_emulator(host: str = "127.0.0.1", port: int = 0) -> LocalEmulator:
-    """Starts gcp-storage-emulator (a development dependency) in a thread; port 0 picks a free one."""
+def start_emulator(host: str = "127.0.0.1", port: int = 0, *, data_dir: Path | None = None) -> LocalEmulator:
+    """Starts gcp-storage-emulator (a development dependency) in a thread; port 0 picks a free one.
+
+    In memory by default (tests); with ``data_dir`` the objects and buckets are files under it, so
+    they survive a restart (the local platform, ``python main.py serve``).
+    """
     import logging
 
     from gcp_storage_emulator.server import create_server
 
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
-    server = create_server(host, port, in_memory=True)
+    if data_dir is None:
+        server = create_server(host, port, in_memory=True)
+    else:
+        data_dir = Path(data_dir).expanduser().resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = create_server(host, port, in_memory=False, data_dir=str(data_dir))
     server.start()
     bound = port
     httpd = getattr(getattr(server, "_api", None), "_httpd", None)

@@ -15,6 +15,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,12 +107,25 @@ def owner_conn(database: str) -> Iterator[object]:
         raw.close()
 
 
+class WithEventToken:
+    """The dispatcher as the local Pub/Sub and Eventarc stand-ins reach it: every request carries the
+    run's event token (the test harness delivers events in their place). ``.dispatcher`` is the bare one."""
+
+    def __init__(self, dispatcher: Any) -> None:
+        self.dispatcher = dispatcher
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ.setdefault("HTTP_X_EARNPAY_EVENT_TOKEN", self.dispatcher.event_token)
+        return self.dispatcher(environ, start_response)
+
+
 @pytest.fixture(scope="session")
 def apps(database: str) -> object:
-    """The dispatcher over every functions-framework app of main.py (as ``serve`` runs it)."""
+    """The dispatcher over every functions-framework app of main.py (as ``serve`` runs it), with the
+    event token that the local platform gives its Pub/Sub and Eventarc stand-ins."""
     from shared.localserver import make_app
 
-    return make_app()
+    return WithEventToken(make_app(event_token=secrets.token_urlsafe(16)))
 
 
 @pytest.fixture()

@@ -1,13 +1,15 @@
-"""Request models of the admin function (the staff back office)."""
+"""Request and response models of the admin function (the staff back office)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from functions.auth.models import AccountStatus, KycState
 from functions.ledger.service import MAX_ENTRY
-from shared.models import Body, collapse_whitespace
+from shared.models import Body, Money, Page, QueryParams, Response, collapse_whitespace
 from shared.pagination import PageQuery
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -103,3 +105,178 @@ class FlagBody(Body):
     enabled: bool
     rollout_percent: Annotated[int, Field(ge=0, le=100)]
     description: Annotated[str | None, Field(max_length=500)] = None
+
+
+# --- responses ---------------------------------------------------------------------------------------
+class UserSummary(Response):
+    id: str
+    email: str
+    display_name: str
+    referral_code: str
+    role: Role
+    status: AccountStatus
+    kyc_status: KycState
+    created_at: dt.datetime
+
+
+class UserSearchPage(Page):
+    items: list[UserSummary]
+
+
+class StaffUserView(Response):
+    id: str
+    email: str
+    display_name: str
+    referral_code: str
+    referred_by: str | None
+    kyc_status: KycState
+    role: Role
+    status: AccountStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    erased_at: dt.datetime | None
+    live_sessions: int
+    last_seen_at: dt.datetime | None
+
+
+class Balance(Response):
+    available: Money
+    pending: Money = Field(description="credits not cleared yet (docs/ledger.md, buckets)")
+    held: Money = Field(description="held for payouts on their way out")
+    lifetime_earned: Money
+    lifetime_paid_out: Money
+    entry_count: int
+
+
+class LedgerEntry(Response):
+    """A ledger entry as staff see it (with its metadata)."""
+
+    id: int
+    seq: int
+    type: str
+    amount: Money
+    balance_after: Money
+    source: str
+    reference: str | None
+    metadata: dict[str, Any] | None
+    created_at: dt.datetime
+
+
+class LedgerPage(Page):
+    items: list[LedgerEntry]
+
+
+class StatusTotal(Response):
+    count: int
+    amount: Money
+
+
+class RecentPayout(Response):
+    id: str
+    status: str
+    amount: Money
+    method_type: str
+    method_label: str
+    requested_at: dt.datetime
+    decided_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+class UserPayouts(Response):
+    by_status: dict[str, StatusTotal]
+    in_flight: int
+    recent: list[RecentPayout]
+
+
+class UserDetail(Response):
+    user: StaffUserView
+    balance: Balance
+    recent_entries: list[LedgerEntry]
+    payouts: UserPayouts
+
+
+class RoleChanged(Response):
+    user_id: str
+    role: Role
+    changed: bool
+    sessions_revoked: int
+
+
+class Adjustment(Response):
+    user_id: str
+    entry_id: int
+    seq: int
+    amount: Money
+    balance_after: Money
+    created_at: dt.datetime
+    reason: str
+    duplicate: bool = Field(description="true when this Idempotency-Key was already posted (the answer is then 200)")
+
+
+class Reversal(Response):
+    """A clawed-back pending credit: the reversal entry that points at it."""
+
+    user_id: str
+    entry_id: int = Field(description="the credit reversed")
+    reversal_entry_id: int
+    reversal_seq: int
+    amount: Money = Field(description="the reversal's amount (negative)")
+    created_at: dt.datetime
+    reason: str
+    duplicate: bool = Field(description="true when the credit was already reversed (this is the first reversal)")
+
+
+class Flag(Response):
+    key: str
+    enabled: bool
+    rollout_percent: int
+    description: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    updated_by: str | None
+
+
+class FlagList(Page):
+    items: list[Flag]
+
+
+class AuditEntry(Response):
+    id: int
+    actor_id: str | None
+    actor_role: str
+    action: str
+    target_type: str
+    target_id: str
+    subject_user_id: str | None
+    before: dict[str, Any] | None = Field(description="the record before the change, as it was shown then")
+    after: dict[str, Any] | None
+    reason: str | None
+    request_id: str | None
+    created_at: dt.datetime
+
+
+class AuditPage(Page):
+    items: list[AuditEntry]
+
+
+class AdjustmentLookupQuery(QueryParams):
+    """An adjustment by the Idempotency-Key it was posted with: the user it was for, the key, and the
+    staff member who posted it (default: the caller)."""
+
+    user_id: UserId
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    staff_id: UserId | None = None
+
+
+class AdjustmentFound(Response):
+    """An adjustment found by the Idempotency-Key it was posted with."""
+
+    user_id: str
+    entry_id: int
+    seq: int
+    amount: Money
+    balance_after: Money
+    created_at: dt.datetime
+    reason: str | None
+    staff_id: str = Field(description="the staff member who posted it")
+    idempotency_key: str

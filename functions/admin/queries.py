@@ -114,3 +114,19 @@ AUDIT_PAGE = Query(
     # the filters vary per call: a custom plan per execution lets each use its own index
     prepared=False,
 )
+
+# --- adjustments by key ------------------------------------------------------------------------------
+# An adjustment's ledger key is ``adjustment:<staff id>:<Idempotency-Key>``: one index probe on the
+# ledger's UNIQUE (user_id, idempotency_key).
+ADJUSTMENT_BY_KEY = Query(
+    "admin_adjustment_by_key",
+    """SELECT id, seq, amount, balance_after, metadata, created_at
+         FROM earnings
+        WHERE user_id = CAST(:user_id AS uuid) AND idempotency_key = :key AND type = 'adjustment'""",
+)
+# Whether the staff member's request with this key holds a live claim (it may still commit).
+KEY_IN_PROGRESS = Query(
+    "admin_key_in_progress",
+    """SELECT EXISTS (SELECT 1 FROM idempotency_keys
+                       WHERE user_id = CAST(:staff_id AS uuid) AND key = :key AND status IS NULL AND locked_until > now())""",
+)

@@ -12,19 +12,33 @@ from typing import Any
 
 from functions.admin import service
 from functions.admin.models import (
+    Adjustment,
     AdjustmentBody,
+    AdjustmentFound,
+    AdjustmentLookupQuery,
+    AuditPage,
     AuditQuery,
+    Flag,
     FlagBody,
+    FlagList,
     KycDecisionBody,
     KycQueueQuery,
+    LedgerPage,
     LedgerQuery,
     PayoutReviewQuery,
     RejectBody,
+    Reversal,
     ReversalBody,
     RoleBody,
+    RoleChanged,
+    UserDetail,
+    UserSearchPage,
     UserSearchQuery,
 )
-from functions.videos.models import VideoCreate
+from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
+from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
+from functions.videos.models import Video, VideoCreate
+from shared import idempotency
 from shared.db import get_db
 from shared.http import Ctx, Reply, Router
 
@@ -43,26 +57,55 @@ def _actor(ctx: Ctx) -> service.Actor:
 
 
 # --- users -----------------------------------------------------------------------------------------
-@router.route("GET", "/users", auth="staff", roles=READERS, query=UserSearchQuery, summary="Search users by email, prefix or referral code")
+@router.route(
+    "GET",
+    "/users",
+    auth="staff",
+    roles=READERS,
+    query=UserSearchQuery,
+    response=UserSearchPage,
+    summary="Search users by email, prefix or referral code",
+)
 def search_users(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.search_users(conn, _actor(ctx), ctx.query)
 
 
-@router.route("GET", "/users/{user_id}", auth="staff", roles=READERS, summary="A user's profile, balance, recent entries and payouts")
+@router.route(
+    "GET",
+    "/users/{user_id}",
+    auth="staff",
+    roles=READERS,
+    response=UserDetail,
+    summary="A user's profile, balance, recent entries and payouts",
+)
 def user_detail(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.user_detail(conn, _actor(ctx), ctx.params["user_id"])
 
 
-@router.route("GET", "/users/{user_id}/ledger", auth="staff", roles=READERS, query=LedgerQuery, summary="A user's ledger, newest first")
+@router.route(
+    "GET",
+    "/users/{user_id}/ledger",
+    auth="staff",
+    roles=READERS,
+    query=LedgerQuery,
+    response=LedgerPage,
+    summary="A user's ledger, newest first",
+)
 def user_ledger(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.user_ledger(conn, _actor(ctx), ctx.params["user_id"], ctx.query.limit, ctx.query.cursor)
 
 
 @router.route(
-    "POST", "/users/{user_id}/role", auth="staff", roles=ADMIN, body=RoleBody, summary="Change a user's role (revokes their sessions)"
+    "POST",
+    "/users/{user_id}/role",
+    auth="staff",
+    roles=ADMIN,
+    body=RoleBody,
+    response=RoleChanged,
+    summary="Change a user's role (revokes their sessions)",
 )
 def set_role(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
@@ -78,12 +121,30 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     idempotent=True,
     status=201,
     replay_status=200,
+    response=Adjustment,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
 )
-def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
+def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
         result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
-    return Reply(result, status=200) if result["duplicate"] else result
+        status = 200 if result["duplicate"] else 201
+        # the key's answer commits with the entry and its audit row: a retry after a crash replays it
+        idempotency.store_answer_in(conn, result, status)
+    return Reply(result, status=status)
+
+
+@router.route(
+    "GET",
+    "/adjustments",
+    auth="staff",
+    roles=READERS,
+    query=AdjustmentLookupQuery,
+    response=AdjustmentFound,
+    summary="An adjustment by the Idempotency-Key it was posted with (404 adjustment_not_found: nothing committed)",
+)
+def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
 
 
 @router.route(
@@ -92,6 +153,7 @@ def adjust(ctx: Ctx) -> dict[str, Any] | Reply:
     auth="staff",
     roles=FINANCE,
     body=ReversalBody,
+    response=Reversal,
     summary="Claw back a pending credit with a reversal entry (twice: no-op; already cleared: 409 not_pending)",
 )
 def reverse_entry(ctx: Ctx) -> dict[str, Any]:
@@ -101,67 +163,100 @@ def reverse_entry(ctx: Ctx) -> dict[str, Any]:
 
 # --- payouts ---------------------------------------------------------------------------------------
 @router.route(
-    "GET", "/payouts", auth="staff", roles=FINANCE, query=PayoutReviewQuery, summary="Payouts by status (default: awaiting approval)"
+    "GET",
+    "/payouts",
+    auth="staff",
+    roles=FINANCE,
+    query=PayoutReviewQuery,
+    response=ReviewPayoutPage,
+    summary="Payouts by status (default: awaiting approval)",
 )
 def payouts_for_review(ctx: Ctx) -> dict[str, Any]:
     with get_db().connection() as conn:
         return service.payouts_for_review(conn, ctx.query.status, ctx.query.limit, ctx.query.cursor)
 
 
-@router.route("GET", "/payouts/{payout_id}", auth="staff", roles=FINANCE, summary="One payout with its event history")
+@router.route(
+    "GET", "/payouts/{payout_id}", auth="staff", roles=FINANCE, response=StaffPayoutDetail, summary="One payout with its event history"
+)
 def payout_detail(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.payout_detail(conn, _actor(ctx), ctx.params["payout_id"])
 
 
-@router.route("POST", "/payouts/{payout_id}/approve", auth="staff", roles=FINANCE, summary="Approve a requested payout")
+@router.route(
+    "POST", "/payouts/{payout_id}/approve", auth="staff", roles=FINANCE, response=StaffPayout, summary="Approve a requested payout"
+)
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
 
 
-@router.route("POST", "/payouts/{payout_id}/reject", auth="staff", roles=FINANCE, body=RejectBody, summary="Reject a requested payout")
+@router.route(
+    "POST",
+    "/payouts/{payout_id}/reject",
+    auth="staff",
+    roles=FINANCE,
+    body=RejectBody,
+    response=StaffPayout,
+    summary="Reject a requested payout",
+)
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
 
 
 # --- KYC -------------------------------------------------------------------------------------------
-@router.route("GET", "/kyc", auth="staff", roles=COMPLIANCE, query=KycQueueQuery, summary="Users waiting for a KYC decision")
+@router.route(
+    "GET", "/kyc", auth="staff", roles=COMPLIANCE, query=KycQueueQuery, response=ReviewQueue, summary="Users waiting for a KYC decision"
+)
 def kyc_queue(ctx: Ctx) -> dict[str, Any]:
     with get_db().connection() as conn:
         return service.kyc_queue(conn, ctx.query.limit, ctx.query.cursor)
 
 
 @router.route(
-    "GET", "/kyc/{user_id}/documents", auth="staff", roles=COMPLIANCE, summary="A user's KYC documents with short-lived download URLs"
+    "GET",
+    "/kyc/{user_id}/documents",
+    auth="staff",
+    roles=COMPLIANCE,
+    response=ReviewDocuments,
+    summary="A user's KYC documents with short-lived download URLs",
 )
 def kyc_documents(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.kyc_documents(conn, _actor(ctx), ctx.params["user_id"])
 
 
-@router.route("POST", "/kyc/{user_id}/decision", auth="staff", roles=COMPLIANCE, body=KycDecisionBody, summary="Record a KYC decision")
+@router.route(
+    "POST",
+    "/kyc/{user_id}/decision",
+    auth="staff",
+    roles=COMPLIANCE,
+    body=KycDecisionBody,
+    response=KycDecision,
+    summary="Record a KYC decision",
+)
 def kyc_decision(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.kyc_decide(conn, _actor(ctx), ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
 
 
 # --- videos ----------------------------------------------------------------------------------------
-@router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, status=201, summary="Create a video")
+@router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, status=201, response=Video, summary="Create a video")
 def create_video(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.create_video(conn, _actor(ctx), ctx.body)
 
 
 # --- feature flags ---------------------------------------------------------------------------------
-@router.route("GET", "/flags", auth="staff", roles=ADMIN, summary="Every feature flag")
+@router.route("GET", "/flags", auth="staff", roles=ADMIN, response=FlagList, summary="Every feature flag")
 def list_flags(ctx: Ctx) -> dict[str, Any]:
     with get_db().connection() as conn:
         return service.list_flags(conn)
 
 
-@router.route("POST", "/flags/{key}", auth="staff", roles=ADMIN, body=FlagBody, summary="Create or change a feature flag")
+@router.route("POST", "/flags/{key}", auth="staff", roles=ADMIN, body=FlagBody, response=Flag, summary="Create or change a feature flag")
 def set_flag(ctx: Ctx) -> dict[str, Any]:
     body = ctx.body
     with get_db().transaction() as conn:
@@ -169,7 +264,9 @@ def set_flag(ctx: Ctx) -> dict[str, Any]:
 
 
 # --- the audit log ---------------------------------------------------------------------------------
-@router.route("GET", "/audit", auth="staff", roles=AUDITORS, query=AuditQuery, summary="The audit log, newest first, filtered")
+@router.route(
+    "GET", "/audit", auth="staff", roles=AUDITORS, query=AuditQuery, response=AuditPage, summary="The audit log, newest first, filtered"
+)
 def audit_log(ctx: Ctx) -> dict[str, Any]:
     with get_db().connection() as conn:
         return service.audit_page(conn, ctx.query)

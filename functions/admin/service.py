@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.admin import queries as q
-from functions.admin.models import AdjustmentBody, AuditQuery, UserSearchQuery
+from functions.admin.models import AdjustmentBody, AdjustmentLookupQuery, AuditQuery, UserSearchQuery
 from functions.flags import service as flags
 from functions.kyc import service as kyc
 from functions.ledger import service as ledger
@@ -132,6 +132,21 @@ def search_users(conn: Conn, actor: Actor, query: UserSearchQuery) -> dict[str, 
     return {"items": items, "next_cursor": next_cursor}
 
 
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger entry as staff see it: the amounts in the money shape."""
+    return {**row, "amount": ledger.money(row["amount"]), "balance_after": ledger.money(row["balance_after"])}
+
+
+def _cents(cents: int) -> dict[str, Any]:
+    return ledger.money(cents * ledger.MICROS_PER_CENT)
+
+
+def _recent_payout(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("amount_cents", "currency")}
+    out["amount"] = _cents(row["amount_cents"])
+    return out
+
+
 def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     """Profile, balance, recent ledger entries and a payouts summary of one user (audited as a read)."""
     uid = _user_id_or_404(user_id)
@@ -139,15 +154,14 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound("no such user", code="user_not_found")
     balance = {
-        "available_micros": row.pop("available"),
-        "pending_micros": row.pop("pending"),
-        "held_micros": row.pop("held"),
-        "lifetime_earned_micros": row.pop("lifetime_earned"),
-        "lifetime_paid_out_micros": row.pop("lifetime_paid_out"),
+        "available": ledger.money(row.pop("available")),
+        "pending": ledger.money(row.pop("pending")),
+        "held": ledger.money(row.pop("held")),
+        "lifetime_earned": ledger.money(row.pop("lifetime_earned")),
+        "lifetime_paid_out": ledger.money(row.pop("lifetime_paid_out")),
         "entry_count": row.pop("entry_count"),
     }
-    balance["available"] = ledger.format_micros(balance["available_micros"])
-    entries = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)
+    entries = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)]
     summary = conn.all(q.PAYOUT_SUMMARY, user_id=uid)
     recent = conn.all(q.RECENT_PAYOUTS, user_id=uid, limit=RECENT_PAYOUTS)
     record(conn, actor, "user.view", "user", uid, None, None)
@@ -156,9 +170,9 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
         "balance": balance,
         "recent_entries": entries,
         "payouts": {
-            "by_status": {r["status"]: {"count": r["count"], "amount_cents": r["amount_cents"]} for r in summary},
+            "by_status": {r["status"]: {"count": r["count"], "amount": _cents(r["amount_cents"])} for r in summary},
             "in_flight": sum(r["count"] for r in summary if r["status"] in IN_FLIGHT_PAYOUT_STATES),
-            "recent": recent,
+            "recent": [_recent_payout(r) for r in recent],
         },
     }
 
@@ -167,7 +181,7 @@ def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str 
     """One user's ledger entries, newest first (audited as a read)."""
     uid = _require_user(conn, user_id)
     before_seq = decode_cursor(cursor, "admin_ledger", {"seq": int})["seq"] if cursor else None
-    rows = conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)
+    rows = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -215,17 +229,9 @@ def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str 
         source="admin",
         metadata={"reason": body.reason, "staff_id": actor.user_id},
     )
-    result: dict[str, Any] = {
-        "user_id": body.user_id,
-        "entry_id": posted.entry_id,
-        "seq": posted.seq,
-        "amount_micros": body.amount_micros,
-        "amount": ledger.format_micros(body.amount_micros),
-        "balance_after_micros": posted.balance_after,
-        "created_at": posted.created_at,
-        "reason": body.reason,
-        "duplicate": posted.duplicate,
-    }
+    result = _adjustment_view(body.user_id, posted.entry_id, posted.seq, body.amount_micros, posted.balance_after, posted.created_at)
+    result["reason"] = body.reason
+    result["duplicate"] = posted.duplicate
     if not posted.duplicate:  # a retry already has its audit entry
         record(
             conn,
@@ -276,6 +282,42 @@ def reverse_entry(conn: Conn, actor: Actor, user_id: str, entry_id: str, reason:
             subject_user_id=uid,
         )
     return result
+
+
+def _adjustment_view(user_id: str, entry_id: int, seq: int, amount: int, balance_after: int, created_at: Any) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "entry_id": entry_id,
+        "seq": seq,
+        "amount": ledger.money(amount),
+        "balance_after": ledger.money(balance_after),
+        "created_at": created_at,
+    }
+
+
+def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) -> dict[str, Any]:
+    """The adjustment a staff member posted with an Idempotency-Key (a found one is audited as a read).
+
+    404 ``adjustment_not_found`` means nothing was committed under that key; ``details.in_progress``
+    says whether a request with the key still holds its claim (it may yet commit). Either way a
+    retry with the same key is safe: it posts at most once."""
+    staff_id = query.staff_id or actor.user_id
+    uid = _require_user(conn, query.user_id)
+    row = conn.one(q.ADJUSTMENT_BY_KEY, user_id=uid, key=f"adjustment:{staff_id}:{query.idempotency_key}")
+    if row is None:
+        in_progress = bool(conn.value(q.KEY_IN_PROGRESS, staff_id=staff_id, key=query.idempotency_key))
+        raise NotFound(
+            "no adjustment was committed under this Idempotency-Key",
+            code="adjustment_not_found",
+            details={"in_progress": in_progress},
+        )
+    metadata = row["metadata"] or {}
+    view = _adjustment_view(uid, row["id"], row["seq"], row["amount"], row["balance_after"], row["created_at"])
+    view["reason"] = metadata.get("reason")
+    view["staff_id"] = metadata.get("staff_id", staff_id)
+    view["idempotency_key"] = query.idempotency_key
+    record(conn, actor, "ledger.adjustment_view", "user", uid, None, {"staff_id": staff_id, "entry_id": row["id"]})
+    return view
 
 
 # --- payouts (finance) -----------------------------------------------------------------------------

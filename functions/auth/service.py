@@ -13,6 +13,7 @@ from shared.config import Settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 from shared.logs import get_logger
+from shared.models import rfc3339
 from shared.sessions import ROLES, STAFF_ROLES, hash_token, new_token
 
 log = get_logger(__name__)
@@ -83,7 +84,7 @@ def create_user(
                     "user_id": user["id"],
                     "referred_by": user["referred_by"],
                     "role": user["role"],
-                    "created_at": user["created_at"].isoformat(),
+                    "created_at": rfc3339(user["created_at"]),
                 },
                 key=f"user_signed_up:{user['id']}",
             )

@@ -169,8 +169,8 @@ def on_verified_watch(conn: Conn, user_id: str, *, today: dt.date | None = None)
 
     Call in the completion transaction. A bare login earns nothing (the login bonus used to pay an
     account that never watched anything). Returns ``None`` when today was already counted (or for
-    staff), else ``{"date", "streak_days", "credited": [{"type", "amount_micros", "entry_id"}...],
-    "total_micros"}``. The credits are pending for ``CLEARING_BONUS_HOURS``.
+    staff), else ``{"date", "streak_days", "credited": [{"type", "amount", "entry_id"}...], "total"}``
+    (amounts in the money shape). The credits are pending for ``CLEARING_BONUS_HOURS``.
     """
     day = today or utc_today()
     row = conn.one(LOGIN_STREAK, user_id=str(user_id), today=day)
@@ -195,12 +195,12 @@ def on_verified_watch(conn: Conn, user_id: str, *, today: dt.date | None = None)
             metadata=metadata,
         )
         if not posted.duplicate:
-            credited.append({"type": type_, "amount_micros": amount, "entry_id": posted.entry_id})
+            credited.append({"type": type_, "amount": ledger.money(amount), "entry_id": posted.entry_id})
     return {
         "date": day.isoformat(),
         "streak_days": streak_days,
         "credited": credited,
-        "total_micros": sum(c["amount_micros"] for c in credited),
+        "total": ledger.money(sum(c["amount"]["micros"] for c in credited)),
     }
 
 

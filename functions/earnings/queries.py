@@ -2,6 +2,27 @@
 
 from shared.db import Query
 
+# One entry as compact JSON text, the same in history pages and the export: money objects (the SQL
+# format_micros is the Python rule, held together by a property test), RFC 3339 UTC timestamps with Z.
+# Concatenated text rather than json_build_object, whose output has spaces around ':' and ','.
+ENTRY_JSON = """'{"seq":' || seq || ',"type":' || to_json(type)::text
+    || ',"amount":{"micros":' || amount || ',"formatted":"' || format_micros(amount) || '","currency":"USD"}'
+    || ',"balance_after":{"micros":' || balance_after || ',"formatted":"' || format_micros(balance_after) || '","currency":"USD"}'
+    || ',"created_at":"' || to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
+    || ',"source":' || coalesce(to_json(source)::text, 'null') || ',"reference":' || coalesce(to_json(reference)::text, 'null') || '}'"""
+
+# A history item: the entry, and whether it is still pending with its clearing time (null while it
+# awaits a condition such as a referral's qualification; docs/ledger.md, buckets).
+HISTORY_ENTRY_JSON = (
+    ENTRY_JSON[: ENTRY_JSON.rindex("}")]
+    + """' || ',"pending":' || CASE WHEN pc_found THEN 'true' ELSE 'false' END
+    || ',"clears_at":' || CASE WHEN pc_clears_at < 'infinity'
+                              THEN '"' || to_char(pc_clears_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
+                              ELSE 'null' END
+    || ',"awaiting":' || CASE WHEN pc_awaiting LIKE 'referral:%' THEN '"referral_qualification"'
+                             WHEN pc_awaiting IS NOT NULL THEN '"condition"' ELSE 'null' END || '}'"""
+)
+
 # One page, newest first, from idx_earnings_user_seq alone (Index Only Scan: every column read is
 # in the index). The keyset condition seq < :before_seq is an index condition, so the deepest page
 # costs the same as the first; type and date filters are checked on the index tuples.
@@ -10,21 +31,10 @@ from shared.db import Query
 # Reads limit + 1 rows to learn whether another page follows.
 HISTORY_PAGE = Query(
     "earnings_history_page",
-    """SELECT coalesce(json_agg(obj ORDER BY seq DESC) FILTER (WHERE n <= CAST(:limit AS int)), '[]'::json)::text AS items,
+    f"""SELECT '[' || coalesce(string_agg(obj, ',' ORDER BY seq DESC) FILTER (WHERE n <= CAST(:limit AS int)), '') || ']' AS items,
               count(*) > CAST(:limit AS int) AS more,
               min(seq) FILTER (WHERE n <= CAST(:limit AS int)) AS last_seq
-         FROM (SELECT page.seq, row_number() OVER (ORDER BY page.seq DESC) AS n,
-                      json_build_object(
-                          'seq', page.seq, 'type', page.type,
-                          'amount_micros', page.amount, 'amount_formatted', format_micros(page.amount),
-                          'balance_after_micros', page.balance_after, 'balance_after_formatted', format_micros(page.balance_after),
-                          'created_at', to_char(page.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                          'source', page.source, 'reference', page.reference,
-                          'pending', pc.seq IS NOT NULL,
-                          'clears_at', CASE WHEN pc.clears_at < 'infinity'
-                                            THEN to_char(pc.clears_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END,
-                          'awaiting', CASE WHEN pc.awaiting LIKE 'referral:%' THEN 'referral_qualification'
-                                           WHEN pc.awaiting IS NOT NULL THEN 'condition' END) AS obj
+         FROM (SELECT seq, row_number() OVER (ORDER BY seq DESC) AS n, {HISTORY_ENTRY_JSON} AS obj
                  FROM (SELECT seq, type, amount, balance_after, created_at, source, reference
                          FROM earnings
                         WHERE user_id = CAST(:user_id AS uuid)
@@ -36,7 +46,8 @@ HISTORY_PAGE = Query(
                         LIMIT CAST(:limit AS int) + 1) page
                  -- still-pending credits of the page and their clearing time: one primary-key probe per
                  -- row of the page (LIMIT 1 keeps it a probe; a join would sort the user's pending rows)
-                 LEFT JOIN LATERAL (SELECT p.seq, p.clears_at, p.awaiting FROM pending_credits p
+                 LEFT JOIN LATERAL (SELECT true AS pc_found, p.clears_at AS pc_clears_at, p.awaiting AS pc_awaiting
+                                      FROM pending_credits p
                                      WHERE p.user_id = CAST(:user_id AS uuid) AND p.seq = page.seq LIMIT 1) pc ON true
               ) numbered""",
 )
@@ -76,19 +87,12 @@ PERIOD_SUMS = Query(
 
 # The whole history as one JSON text built by PostgreSQL (decoding 10,000 rows in Python costs
 # ~15x more than receiving one text value), newest first, from idx_earnings_user_seq alone.
-# Items carry integer micro-dollars only: formatting two strings per entry in SQL doubled the
-# export's cost at 10,000 entries (bench/earning.py), and an export is for machines; the history
-# pages (GET /earnings/) carry the formatted strings for display.
+# Items are the history items (ENTRY_JSON), in the same compact JSON text.
 EXPORT = Query(
     "earnings_export",
-    """SELECT json_build_object(
-                'user_id', CAST(:user_id AS text),
-                'generated_at', clock_timestamp(),
-                'count', (SELECT entry_count FROM balances WHERE user_id = CAST(:user_id AS uuid)),
-                'items', coalesce((SELECT json_agg(t) FROM (
-                    SELECT seq, type, amount AS amount_micros, balance_after AS balance_after_micros,
-                           created_at, source, reference
-                      FROM earnings
-                     WHERE user_id = CAST(:user_id AS uuid)
-                     ORDER BY seq DESC) t), '[]'::json))::text""",
+    f"""SELECT '{{"user_id":' || to_json(CAST(:user_id AS text))::text
+            || ',"generated_at":"' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
+            || ',"count":' || coalesce((SELECT entry_count FROM balances WHERE user_id = CAST(:user_id AS uuid))::text, 'null')
+            || ',"items":[' || coalesce((SELECT string_agg({ENTRY_JSON}, ',' ORDER BY seq DESC)
+                                            FROM earnings WHERE user_id = CAST(:user_id AS uuid)), '') || ']}}'""",
 )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from pydantic import Field
+
 from shared.db import Query, get_db
 from shared.http import Ctx, Reply, Router
+from shared.models import Response
 
 router = Router("health")
 
@@ -13,7 +16,25 @@ PING = Query("health_ping", "SELECT 1")
 MIGRATION_VERSION = Query("health_migration_version", "SELECT max(version) FROM schema_migrations")
 
 
-@router.route("GET", "/", auth=None, summary="Liveness and readiness: database round trip, pool use, migration version")
+class DatabaseHealth(Response):
+    round_trip_ms: float
+    migration_version: int | None = Field(description="the newest applied migration")
+
+
+class PoolStatus(Response):
+    size: int
+    checked_out: int
+    idle: int
+    overflow: int
+
+
+class Health(Response):
+    status: str
+    database: DatabaseHealth
+    pool: PoolStatus
+
+
+@router.route("GET", "/", auth=None, response=Health, summary="Liveness and readiness: database round trip, pool use, migration version")
 def health(ctx: Ctx) -> Reply:
     db = get_db()
     with db.connection() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.kyc import service
-from functions.kyc.models import DocumentsQuery, DocumentUploadBody
+from functions.kyc.models import DocumentsQuery, DocumentUploadBody, KycStatus, UploadTicket
 from shared.db import get_db
 from shared.http import Ctx, Router
 
@@ -18,12 +18,15 @@ router = Router("kyc")
     body=DocumentUploadBody,
     idempotent=True,
     status=201,
+    response=UploadTicket,
     summary="Start a document upload: returns a 15-minute V4 signed PUT URL and the headers to send with it",
 )
 def create_document(ctx: Ctx) -> dict[str, Any]:
     return service.request_upload(get_db(), ctx.user_id, ctx.body)
 
 
-@router.route("GET", "/", query=DocumentsQuery, summary="The user's KYC status, last decision and documents (newest first)")
+@router.route(
+    "GET", "/", query=DocumentsQuery, response=KycStatus, summary="The user's KYC status, last decision and documents (newest first)"
+)
 def kyc_status(ctx: Ctx) -> dict[str, Any]:
     return service.status(get_db(), ctx.user_id, ctx.query.limit, ctx.query.cursor)

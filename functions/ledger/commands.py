@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import uuid
 
 from functions.cli import EXTRA_ARGUMENTS, _print, command
 from functions.ledger import service
@@ -18,4 +19,13 @@ def cmd_verify_ledger(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-EXTRA_ARGUMENTS.setdefault("verify-ledger", []).append(lambda p: p.add_argument("--user", default=None, help="only this user id"))
+def _user_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a user id (a UUID): {value!r}") from None
+
+
+EXTRA_ARGUMENTS.setdefault("verify-ledger", []).append(
+    lambda p: p.add_argument("--user", default=None, type=_user_id, help="only this user id")
+)

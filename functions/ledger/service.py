@@ -19,10 +19,10 @@ from shared import outbox
 from shared.config import get_settings
 from shared.db import Conn, sqlstate
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
 
-MICROS_PER_DOLLAR = 1_000_000
+__all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
 MICROS_PER_CENT = 10_000
-CURRENCY = "USD"
 
 ENTRY_TYPES = frozenset(
     {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
@@ -128,7 +128,7 @@ def post(
     except DatabaseError as exc:
         code = sqlstate(exc)
         if code == "EP001":
-            raise InsufficientFunds("the available balance is too low for this", details={"requested": -amount}) from exc
+            raise InsufficientFunds("the available balance is too low for this", details={"requested": money(-amount)}) from exc
         if code == "EP002":
             raise NotFound("no such user", code="unknown_user") from exc
         if code == "EP003":
@@ -154,14 +154,14 @@ def post(
                 "user_id": user_id,
                 "seq": posted.seq,
                 "type": type,
-                "amount_micros": amount,
-                "balance_after_micros": posted.balance_after,
+                "amount": money(amount),
+                "balance_after": money(posted.balance_after),
                 "pending": clears_at is not None,
-                "clears_at": None if clears_at is None or awaiting else clears_at.isoformat(),
+                "clears_at": None if clears_at is None or awaiting else rfc3339(clears_at),
                 "awaiting": awaiting,
                 "source": source,
                 "reference": reference,
-                "created_at": posted.created_at.isoformat(),
+                "created_at": rfc3339(posted.created_at),
             },
             key=f"earnings_credited:{posted.entry_id}",
         )
@@ -248,17 +248,3 @@ def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> di
         "balance_problems": balances,
         "payout_problems": payouts,
     }
-
-
-def format_micros(amount: int) -> str:
-    """A display string for micro-dollars, e.g. 1234567 -> "$1.234567" trimmed to cents where exact."""
-    sign = "-" if amount < 0 else ""
-    dollars, micros = divmod(abs(amount), MICROS_PER_DOLLAR)
-    frac = f"{micros:06d}".rstrip("0")
-    frac = frac.ljust(2, "0")
-    return f"{sign}${dollars:,}.{frac}"
-
-
-def money(micros: int) -> dict[str, Any]:
-    """How the API shows an amount: integer micro-dollars and the display string."""
-    return {"micros": micros, "formatted": format_micros(micros)}

@@ -7,6 +7,7 @@ with the account holder's name. PayPal: an email address.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validat
 
 from functions.auth.models import Email
 from shared.config import MAX_PAYOUT_CENTS  # the ledger's largest single entry: no payout can be larger
-from shared.models import Body, QueryParams, collapse_whitespace
+from shared.models import Body, Money, Page, QueryParams, Response, collapse_whitespace
 
 STATES = ("requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled")
 PayoutState = Literal["requested", "approved", "rejected", "submitted", "paid", "failed", "cancelled"]
@@ -116,7 +117,9 @@ class MethodCreateBody(Body):
 class PayoutCreateBody(Body):
     """A payout request: whole cents of USD, the method (default method when omitted), and the password."""
 
-    amount_cents: Annotated[StrictInt, Field(ge=1, le=MAX_PAYOUT_CENTS)]
+    amount_cents: Annotated[
+        StrictInt, Field(ge=1, le=MAX_PAYOUT_CENTS, description="whole US cents (an input unit; answers show the money shape)")
+    ]
     method_id: Uuid | None = None
     password: Password
 
@@ -125,3 +128,115 @@ class PayoutListQuery(QueryParams):
     limit: int = Field(50, ge=1, le=100)
     cursor: str | None = Field(None, min_length=1, max_length=200)
     status: PayoutState | None = None
+
+
+# --- responses ---------------------------------------------------------------------------------------
+class PayoutMethod(Response):
+    """A payout method, masked: the details never leave the server."""
+
+    id: str
+    type: Literal["paypal", "bank_account"]
+    label: str = Field(description="a masked label, e.g. PayPal t***e@example.com")
+    is_default: bool
+    created_at: dt.datetime
+
+
+class PayoutMethodList(Page):
+    items: list[PayoutMethod]
+
+
+class MethodRemoved(Response):
+    id: str
+    removed_at: dt.datetime
+    default_method: PayoutMethod | None = Field(description="the default method after the removal, if any")
+
+
+class MethodRef(Response):
+    id: str
+    type: str
+    label: str
+
+
+class PayoutEvent(Response):
+    from_: PayoutState | None = Field(alias="from")
+    to: PayoutState
+    by: Literal["user", "staff", "system"]
+    at: dt.datetime
+
+
+class Payout(Response):
+    """A payout as its owner sees it."""
+
+    id: str
+    status: PayoutState
+    amount: Money
+    method: MethodRef
+    requested_at: dt.datetime
+    decided_at: dt.datetime | None
+    cancelled_at: dt.datetime | None
+    submitted_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    updated_at: dt.datetime
+    reject_reason: str | None
+    failure_code: str | None
+
+
+class PayoutDetail(Payout):
+    events: list[PayoutEvent]
+
+
+class PayoutPage(Page):
+    items: list[Payout]
+
+
+class StaffPayout(Response):
+    """A payout as finance staff see it (and as the audit log records it)."""
+
+    id: str
+    user_id: str
+    method_id: str
+    method_type: str
+    method_label: str
+    amount: Money
+    status: PayoutState
+    requested_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
+    reject_reason: str | None
+    cancelled_at: dt.datetime | None
+    submitted_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    updated_at: dt.datetime
+    attempts: int
+    provider: str | None
+    provider_reference: str | None
+    provider_status: str | None
+    failure_code: str | None
+    failure_message: str | None
+    last_error: str | None
+    claimed_at: dt.datetime | None
+    claimed_by: str | None
+    next_check_at: dt.datetime | None
+
+
+class StaffPayoutEvent(Response):
+    from_state: PayoutState | None
+    to_state: PayoutState
+    actor: str
+    reason: str | None
+    attempt: int
+    created_at: dt.datetime
+
+
+class StaffPayoutDetail(StaffPayout):
+    events: list[StaffPayoutEvent]
+
+
+class ReviewPayout(StaffPayout):
+    user_email: str
+    user_status: str
+    user_kyc_status: str
+
+
+class ReviewPayoutPage(Page):
+    items: list[ReviewPayout]

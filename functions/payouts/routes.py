@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from functions.payouts import service
-from functions.payouts.models import MethodCreateBody, PayoutCreateBody, PayoutListQuery
+from functions.payouts.models import (
+    MethodCreateBody,
+    MethodRemoved,
+    Payout,
+    PayoutCreateBody,
+    PayoutDetail,
+    PayoutListQuery,
+    PayoutMethod,
+    PayoutMethodList,
+    PayoutPage,
+)
 from shared.db import get_db
 from shared.http import Ctx, Router
 
@@ -15,24 +25,32 @@ router = Router("payouts")
 
 
 @router.route(
-    "POST", "/methods", body=MethodCreateBody, status=201, summary="Add a payout method (PayPal or bank account); needs the password"
+    "POST",
+    "/methods",
+    body=MethodCreateBody,
+    status=201,
+    response=PayoutMethod,
+    summary="Add a payout method (PayPal or bank account); needs the password",
 )
 def add_method(ctx: Ctx) -> dict[str, Any]:
     return service.add_method(get_db(), ctx.user_id, ctx.body)
 
 
-@router.route("GET", "/methods", summary="The signed-in user's payout methods, masked")
+@router.route("GET", "/methods", response=PayoutMethodList, summary="The signed-in user's payout methods, masked")
 def list_methods(ctx: Ctx) -> dict[str, Any]:
     return service.list_methods(get_db(), ctx.user_id)
 
 
-@router.route("POST", "/methods/{method_id}/default", summary="Make a payout method the default")
+@router.route("POST", "/methods/{method_id}/default", response=PayoutMethod, summary="Make a payout method the default")
 def set_default_method(ctx: Ctx) -> dict[str, Any]:
     return service.set_default_method(get_db(), ctx.user_id, ctx.params["method_id"])
 
 
 @router.route(
-    "DELETE", "/methods/{method_id}", summary="Remove a payout method (its details are destroyed); not while a payout to it is in flight"
+    "DELETE",
+    "/methods/{method_id}",
+    response=MethodRemoved,
+    summary="Remove a payout method (its details are destroyed); not while a payout to it is in flight",
 )
 def remove_method(ctx: Ctx) -> dict[str, Any]:
     return service.remove_method(get_db(), ctx.user_id, ctx.params["method_id"])
@@ -44,6 +62,7 @@ def remove_method(ctx: Ctx) -> dict[str, Any]:
     body=PayoutCreateBody,
     idempotent=True,
     status=201,
+    response=Payout,
     summary="Request a payout (KYC-verified, active account, password); holds the amount at once",
 )
 def request_payout(ctx: Ctx) -> dict[str, Any]:
@@ -51,16 +70,16 @@ def request_payout(ctx: Ctx) -> dict[str, Any]:
     return payout
 
 
-@router.route("GET", "/", query=PayoutListQuery, summary="The signed-in user's payouts, newest first")
+@router.route("GET", "/", query=PayoutListQuery, response=PayoutPage, summary="The signed-in user's payouts, newest first")
 def list_payouts(ctx: Ctx) -> dict[str, Any]:
     return service.list_payouts(get_db(), ctx.user_id, limit=ctx.query.limit, cursor=ctx.query.cursor, status=ctx.query.status)
 
 
-@router.route("GET", "/{payout_id}", summary="One payout with its history")
+@router.route("GET", "/{payout_id}", response=PayoutDetail, summary="One payout with its history")
 def get_payout(ctx: Ctx) -> dict[str, Any]:
     return service.get_payout(get_db(), ctx.user_id, ctx.params["payout_id"])
 
 
-@router.route("POST", "/{payout_id}/cancel", summary="Cancel a payout still awaiting approval; releases the hold")
+@router.route("POST", "/{payout_id}/cancel", response=Payout, summary="Cancel a payout still awaiting approval; releases the hold")
 def cancel_payout(ctx: Ctx) -> dict[str, Any]:
     return service.cancel_payout(get_db(), ctx.user_id, ctx.params["payout_id"])

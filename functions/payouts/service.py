@@ -52,8 +52,13 @@ def _uuid_or_404(value: str, error: type[NotFound] = PayoutNotFound) -> str:
 
 
 def format_cents(cents: int) -> str:
-    dollars, rest = divmod(cents, 100)
-    return f"${dollars:,}.{rest:02d}"
+    return ledger.format_micros(cents * ledger.MICROS_PER_CENT)
+
+
+def _amount(row_or_cents: dict[str, Any] | int) -> dict[str, Any]:
+    """A payout's amount (requested in whole cents; the row's currency is always USD) in the money shape."""
+    cents = row_or_cents["amount_cents"] if isinstance(row_or_cents, dict) else row_or_cents
+    return ledger.money(cents * ledger.MICROS_PER_CENT)
 
 
 # --- payout methods ----------------------------------------------------------------------------------
@@ -168,9 +173,7 @@ def public_view(row: dict[str, Any], events: list[dict[str, Any]] | None = None)
     view: dict[str, Any] = {
         "id": row["id"],
         "status": row["status"],
-        "amount_cents": row["amount_cents"],
-        "currency": row["currency"],
-        "amount": format_cents(row["amount_cents"]),
+        "amount": _amount(row),
         "method": {"id": row["method_id"], "type": row["method_type"], "label": row["method_label"]},
         "requested_at": row["requested_at"],
         "decided_at": row["decided_at"],
@@ -193,7 +196,8 @@ def public_view(row: dict[str, Any], events: list[dict[str, Any]] | None = None)
 def staff_view(row: dict[str, Any]) -> dict[str, Any]:
     """A payout as finance staff see it (and as the audit log's before/after record it)."""
     view = dict(row)
-    view["amount"] = format_cents(row["amount_cents"])
+    view.pop("currency", None)
+    view["amount"] = _amount(view.pop("amount_cents"))
     return view
 
 
@@ -275,7 +279,7 @@ def request_payout(
         raise ValidationFailed(
             f"the minimum payout is {format_cents(settings.payout_minimum_cents)}",
             code="amount_below_minimum",
-            details={"minimum_cents": settings.payout_minimum_cents},
+            details={"minimum": _amount(settings.payout_minimum_cents)},
         )
     payout_id = payout_id_for(user_id, idempotency_key)
     with db.connection() as conn:

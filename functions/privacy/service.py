@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from typing import Any
 
@@ -27,10 +28,11 @@ from shared import audit, ratelimit, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
-from shared.events import publish
 from shared.http import dumps
 from shared.ids import uuid_or
 from shared.logs import get_logger
+from shared.models import rfc3339
+from shared.pubsub import publish
 
 log = get_logger(__name__)
 
@@ -119,6 +121,26 @@ def get_export(db: Database, user_id: str, export_id: str) -> dict[str, Any]:
     return view(row)
 
 
+# PostgreSQL writes timestamptz in JSON as 2026-01-02T03:04:05.123+00:00 and puts spaces after ':'
+# and ','; the export is re-serialised in the API's one style (compact, RFC 3339 UTC with Z).
+_PG_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?[+-]\d\d(?::\d\d)?$")
+
+
+def _restyled(key: str, value: Any) -> Any:
+    if isinstance(value, str) and key.endswith("_at") and _PG_TIMESTAMP.match(value):
+        return rfc3339(dt.datetime.fromisoformat(value))
+    if isinstance(value, dict):
+        return {k: _restyled(k, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restyled(key, v) for v in value]
+    return value
+
+
+def restyle(section: str) -> str:
+    """One export section (JSON text from PostgreSQL) in the API's JSON style (timestamps only in ``*_at`` fields)."""
+    return dumps(_restyled("", json.loads(section)))
+
+
 def build_bundle(conn: Conn, user_id: str, export_id: str) -> str:
     """The export document (JSON text): every section of queries.EXPORT_SECTIONS, from one snapshot."""
     parts = []
@@ -126,7 +148,7 @@ def build_bundle(conn: Conn, user_id: str, export_id: str) -> str:
         conn.script(q.SNAPSHOT)
         generated_at = dt.datetime.now(dt.UTC)
         for table, query in q.EXPORT_SECTIONS.items():
-            parts.append(f"{json.dumps(table)}:{conn.value(query, user_id=user_id)}")
+            parts.append(f"{json.dumps(table)}:{restyle(conn.value(query, user_id=user_id))}")
     head = dumps(
         {
             "format": FORMAT,

@@ -1,13 +1,14 @@
-"""Request models of the progress function."""
+"""Request and response models of the progress function."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from functions.videos.models import MAX_DURATION_SECONDS
-from shared.models import Body
+from shared.models import Body, Money, Page, Response
 from shared.pagination import PageQuery
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -33,3 +34,73 @@ class ProgressListQuery(PageQuery):
     """``?limit&cursor&completed=true|false``."""
 
     completed: bool | None = None
+
+
+# --- responses ---------------------------------------------------------------------------------------
+class Reward(Response):
+    """A completed video's reward: what was credited and what the daily cap withheld."""
+
+    credited: Money
+    withheld: Money
+    withheld_reason: Literal["daily_cap"] | None
+    entry_id: int | None = Field(description="the ledger entry of the credit; null when nothing was credited")
+
+
+class BalanceNow(Response):
+    available: Money
+
+
+class DailyBonusCredit(Response):
+    type: Literal["login_bonus", "streak_bonus"]
+    amount: Money
+    entry_id: int
+
+
+class DailyBonus(Response):
+    """The day's bonus and streak, credited (pending) by the day's first verified watching."""
+
+    date: dt.date
+    streak_days: int
+    credited: list[DailyBonusCredit]
+    total: Money
+
+
+class HeartbeatResponse(Response):
+    video_id: str
+    accepted: bool = Field(description="false for a stale (out-of-order or repeated) heartbeat")
+    status: Literal["started", "stream_started", "accepted", "credited", "completed", "stale", "completion_due"]
+    credited_now_seconds: float
+    position_seconds: float
+    credited_seconds: float
+    required_seconds: int
+    duration_seconds: int
+    completed: bool
+    completed_at: dt.datetime | None
+    reward: Reward | None = Field(description="set once the video is completed")
+    balance: BalanceNow | None = Field(description="the fresh balance, on the heartbeat that completed the video")
+    daily_bonus: DailyBonus | None = Field(
+        None, description="on the completion that was the day's first verified watching: the day's bonus and streak"
+    )
+
+
+class Progress(Response):
+    video_id: str
+    title: str
+    video_active: bool
+    duration_seconds: int
+    required_seconds: int
+    video_reward: Money | None
+    started: bool
+    position_seconds: float
+    credited_seconds: float
+    playing: bool
+    heartbeats: int
+    started_at: dt.datetime | None
+    last_heartbeat_at: dt.datetime | None
+    completed: bool
+    completed_at: dt.datetime | None
+    reward: Reward | None
+
+
+class ProgressPage(Page):
+    items: list[Progress]

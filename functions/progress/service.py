@@ -26,6 +26,7 @@ from shared import outbox
 from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
+from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -109,10 +110,10 @@ def _complete(conn: Conn, user_id: str, video_id: str, row: dict[str, Any]) -> d
         {
             "user_id": user_id,
             "video_id": video_id,
-            "reward_micros": granted,
-            "withheld_micros": withheld,
+            "reward": ledger.money(granted),
+            "withheld": ledger.money(withheld),
             "reward_entry_id": entry_id,
-            "completed_at": row["completed_at"].isoformat(),
+            "completed_at": rfc3339(row["completed_at"]),
         },
         key=f"video_completed:{user_id}:{video_id}",
     )
@@ -136,32 +137,19 @@ def _present_heartbeat(video_id: str, row: dict[str, Any], *, balance: dict[str,
         "reward": _reward(row) if completed_at is not None else None,
         "balance": None,
         # the day's bonus and streak when this completion was the day's first verified watching
-        "daily_bonus": _daily_bonus(row.get("daily_bonus")),
+        "daily_bonus": row.get("daily_bonus"),
     }
     if balance is not None:
-        out["balance"] = {"available_micros": balance["available"], "available_formatted": ledger.format_micros(balance["available"])}
+        out["balance"] = {"available": ledger.money(balance["available"])}
     return out
-
-
-def _daily_bonus(bonus: dict[str, Any] | None) -> dict[str, Any] | None:
-    if bonus is None:
-        return None
-    return {
-        "date": bonus["date"],
-        "streak_days": bonus["streak_days"],
-        "credited": [{"type": c["type"], "amount": ledger.money(c["amount_micros"]), "entry_id": c["entry_id"]} for c in bonus["credited"]],
-        "total": ledger.money(bonus["total_micros"]),
-    }
 
 
 def _reward(row: dict[str, Any]) -> dict[str, Any]:
     credited = row["reward_micros"] or 0
     withheld = row["withheld_micros"] or 0
     return {
-        "credited_micros": credited,
-        "credited_formatted": ledger.format_micros(credited),
-        "withheld_micros": withheld,
-        "withheld_formatted": ledger.format_micros(withheld),
+        "credited": ledger.money(credited),
+        "withheld": ledger.money(withheld),
         "withheld_reason": "daily_cap" if withheld else None,
         "entry_id": row["reward_entry_id"],
     }

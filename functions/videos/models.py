@@ -1,4 +1,4 @@
-"""Request models and path-parameter parsing of the videos function."""
+"""Request and response models and path-parameter parsing of the videos function."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from shared.errors import ValidationFailed
-from shared.models import Body
+from shared.models import Body, Money, Page, Response
 
 MAX_REWARD_MICROS = 1_000_000_000  # $1,000: the schema's CHECK says the same
 MAX_DURATION_SECONDS = 86_400
@@ -36,3 +36,23 @@ class VideoCreate(Body):
     thumbnail_url: Annotated[str | None, Field(min_length=1, max_length=2000, pattern=r"^https://")] = None
     active: bool = True
     slug: Annotated[str | None, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,79}$")] = None
+
+
+# --- responses ---------------------------------------------------------------------------------------
+class Video(Response):
+    """A video as clients see it."""
+
+    id: str
+    title: str
+    description: str
+    media_url: str | None
+    thumbnail_url: str | None
+    duration_seconds: int
+    reward: Money = Field(description="credited once on completion")
+    required_watch_pct: int
+    required_seconds: int = Field(description="credited watch time that completes the video")
+    active: bool
+
+
+class VideoList(Page):
+    items: list[Video]

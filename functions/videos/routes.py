@@ -7,7 +7,7 @@ from typing import Any
 import flask
 
 from functions.videos import service
-from functions.videos.models import parse_video_id
+from functions.videos.models import Video, VideoList, parse_video_id
 from shared.db import get_db
 from shared.http import Ctx, Router, json_response
 
@@ -17,7 +17,7 @@ router = Router("videos")
 _CACHE_CONTROL = "private, no-cache"
 
 
-@router.route("GET", "/", summary="The active video catalogue (ETag / If-None-Match -> 304)")
+@router.route("GET", "/", response=VideoList, statuses=(304,), summary="The active video catalogue (ETag / If-None-Match -> 304)")
 def list_videos(ctx: Ctx) -> flask.Response:
     cat = service.catalogue(get_db())
     headers = {"ETag": cat.etag, "Cache-Control": _CACHE_CONTROL}
@@ -26,7 +26,7 @@ def list_videos(ctx: Ctx) -> flask.Response:
     return json_response(cat.body, headers=headers)
 
 
-@router.route("GET", "/{video_id}", summary="One active video")
+@router.route("GET", "/{video_id}", response=Video, summary="One active video")
 def get_video(ctx: Ctx) -> dict[str, Any]:
     video_id = parse_video_id(ctx.params["video_id"])
     with get_db().connection() as conn:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.ledger.service import format_micros
+from functions.ledger.service import money
 from functions.videos import queries as q
 from functions.videos.models import VideoCreate
 from shared.db import Conn, Database
@@ -28,7 +28,7 @@ def required_seconds(duration_seconds: int, required_watch_pct: int) -> int:
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
-    """A video as clients see it (money as integer micros plus a display string)."""
+    """A video as clients see it (the reward in the one money shape)."""
     return {
         "id": row["id"],
         "title": row["title"],
@@ -36,8 +36,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "media_url": row["media_url"],
         "thumbnail_url": row["thumbnail_url"],
         "duration_seconds": row["duration_seconds"],
-        "reward_micros": row["reward_micros"],
-        "reward_formatted": format_micros(row["reward_micros"]),
+        "reward": money(row["reward_micros"]),
         "required_watch_pct": row["required_watch_pct"],
         "required_seconds": required_seconds(row["duration_seconds"], row["required_watch_pct"]),
         "active": row["active"],

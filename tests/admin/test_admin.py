@@ -95,8 +95,13 @@ def test_user_detail_shows_profile_balance_entries_and_payouts_and_is_audited(ap
     body = resp.get_json()
     assert body["user"]["id"] == user.id and body["user"]["email"] == user.email
     assert "password_hash" not in body["user"]
-    assert body["balance"]["available_micros"] == sum(e["amount"] for e in body["recent_entries"])
-    assert [e["amount"] for e in body["recent_entries"] if e["type"] == "adjustment"] == [-500_000, 2_500_000]
+    assert body["balance"]["available"]["micros"] == sum(e["amount"]["micros"] for e in body["recent_entries"])
+    assert [e["amount"]["micros"] for e in body["recent_entries"] if e["type"] == "adjustment"] == [-500_000, 2_500_000]
+    assert body["balance"]["available"] == {
+        "micros": 2_000_000 + body["balance"]["available"]["micros"] - 2_000_000,
+        "formatted": body["balance"]["available"]["formatted"],
+        "currency": "USD",
+    }
     assert body["payouts"]["in_flight"] == 0
     views = owner_conn.all(AUDIT_FOR, target_id=user.id, action="user.view")
     assert [(v["actor_id"], v["actor_role"], v["request_id"]) for v in views] == [(support.id, "support", request_id)]
@@ -163,7 +168,11 @@ def test_adjustment_credits_once_per_idempotency_key_and_is_audited(api: Api, ow
     first = api.post("/admin/adjustments", user=admin, json=body, headers={"Idempotency-Key": key, "X-Request-Id": request_id})
     assert first.status_code == 201, first.get_data(as_text=True)
     data = first.get_json()
-    assert data["amount_micros"] == 1_234_567 and data["reason"] == "compensation for ticket 42" and data["duplicate"] is False
+    assert (
+        data["amount"] == {"micros": 1_234_567, "formatted": "$1.234567", "currency": "USD"}
+        and data["reason"] == "compensation for ticket 42"
+        and data["duplicate"] is False
+    )
 
     again = api.post("/admin/adjustments", user=admin, json=body, headers={"Idempotency-Key": key})
     assert again.status_code == 201 and again.get_json() == data and again.headers.get("Idempotent-Replayed") == "true"
@@ -214,7 +223,7 @@ def test_adjustment_needs_a_key_a_reason_a_non_zero_amount_and_funds(api: Api, o
     debit = credit(api, admin, user, -1_001, reason="clawback")
     assert debit.status_code == 409 and error_code(debit) == "insufficient_funds"
     ok = credit(api, admin, user, -1_000, reason="clawback")
-    assert ok.status_code == 201 and ok.get_json()["balance_after_micros"] == owner_conn.value(
+    assert ok.status_code == 201 and ok.get_json()["balance_after"]["micros"] == owner_conn.value(
         Query("t_avail", "SELECT available FROM balances WHERE user_id = CAST(:u AS uuid)", prepared=False), u=user.id
     )
     unknown = api.post(

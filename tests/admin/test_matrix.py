@@ -25,6 +25,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/users/{user_id}/role"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
     ("POST", "/users/{user_id}/entries/{entry_id}/reverse"): FINANCE,
+    ("GET", "/adjustments"): READERS,
     ("GET", "/payouts"): FINANCE,
     ("GET", "/payouts/{payout_id}"): FINANCE,
     ("POST", "/payouts/{payout_id}/approve"): FINANCE,
@@ -65,6 +66,8 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
     headers: dict[str, str] = {}
     if pattern.endswith("/role"):
         body = {"role": "user"}
+    elif (method, pattern) == ("GET", "/adjustments"):
+        path += f"?user_id={target.id}&idempotency_key=matrix-{uuid.uuid4().hex}"
     elif pattern == "/adjustments":
         body = {"user_id": target.id, "amount_micros": 1, "reason": "matrix test"}
         headers["Idempotency-Key"] = uuid.uuid4().hex

@@ -14,6 +14,7 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from shared.db import Query, get_db
 from shared.errors import ValidationFailed
+from shared.models import money
 from tests.helpers import Api
 
 # Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
@@ -71,8 +72,8 @@ def test_a_bare_login_credits_nothing_and_verified_watching_credits_once_a_day(a
     bonus = login_on(user.id, DAY)["bonus"]
     login_amount = config()["login_bonus_micros"]
     assert bonus["date"] == DAY.isoformat() and bonus["streak_days"] == 1
-    assert [(c["type"], c["amount_micros"]) for c in bonus["credited"]] == [("login_bonus", login_amount)]
-    assert bonus["total_micros"] == login_amount
+    assert [(c["type"], c["amount"]["micros"]) for c in bonus["credited"]] == [("login_bonus", login_amount)]
+    assert bonus["total"] == money(login_amount)
     assert login_on(user.id, DAY)["bonus"] is None  # a second completion that day
     assert [(e["type"], e["idempotency_key"], e["source"]) for e in entries(user.id)] == [
         ("login_bonus", f"login_bonus:{user.id}:{DAY.isoformat()}", "watch")
@@ -106,7 +107,7 @@ def test_streak_grows_over_consecutive_days_caps_and_resets_after_a_gap(api: Api
         assert answer["streak_days"] == n
         streak = [c for c in answer["credited"] if c["type"] == "streak_bonus"]
         expected = streak_amount(n)
-        assert [c["amount_micros"] for c in streak] == ([expected] if expected else [])
+        assert [c["amount"]["micros"] for c in streak] == ([expected] if expected else [])
         assert login_on(user.id, day)["bonus"] is None  # a second login that day
     assert streak_amount(len(days)) == table[-1]  # capped at the last day of the table
     # one day missed: back to day 1; an earlier date never rewinds the streak

@@ -13,6 +13,7 @@ import pytest
 from functions.earnings import queries as eq
 from functions.ledger import service as ledger
 from shared.db import Conn, Query, get_db
+from shared.models import money
 from tests.helpers import Api, User, error_code
 
 # Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
@@ -54,8 +55,8 @@ def test_pages_cover_the_history_newest_first_without_duplicates_or_gaps(api: Ap
     items = _all_pages(api, user)
     assert [i["seq"] for i in items] == list(range(30, 0, -1))
     first = items[0]
-    assert first["amount_micros"] == 1_029 and first["amount_formatted"] == "$0.001029"
-    assert first["balance_after_micros"] == sum(p["amount"] for p in posted)
+    assert first["amount"] == {"micros": 1_029, "formatted": "$0.001029", "currency": "USD"}
+    assert first["balance_after"] == money(sum(p["amount"] for p in posted))
     assert first["type"] == posted[-1]["type"] and first["source"] == "test" and first["created_at"].endswith("Z")
     # a page that ends exactly at the last entry says so
     assert api.get("/earnings/?limit=30", user=user).get_json()["next_cursor"] is None
@@ -129,7 +130,7 @@ def test_users_only_ever_see_their_own_entries(api: Api) -> None:
     alice_page = api.get("/earnings/?limit=5", user=alice).get_json()
     # Alice's cursor only positions Bob's own list
     bob_with_alice_cursor = api.get(f"/earnings/?limit=50&cursor={alice_page['next_cursor']}", user=bob).get_json()
-    assert [i["amount_micros"] for i in bob_with_alice_cursor["items"]] == [1_001, 1_000]
+    assert [i["amount"]["micros"] for i in bob_with_alice_cursor["items"]] == [1_001, 1_000]
     assert api.get("/earnings/").status_code == 401
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
 from functions.earnings import queries as eq
 from functions.ledger import service as ledger
 from shared.db import Conn, Query, get_db
+from shared.http import dumps
+from shared.models import money
 from tests.helpers import Api
 
 # Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
@@ -48,22 +51,22 @@ def _post(user_id: str, type_: str, amount: int, key: str) -> None:
 def test_stats_show_a_fresh_balance_and_sums_by_type(api: Api) -> None:
     user = api.signup()
     empty = api.get("/earnings/stats", user=user).get_json()
-    assert empty["available"] == {"micros": 0, "formatted": "$0.00"} and empty["periods"]["today"]["by_type"] == {}
+    assert empty["available"] == {"micros": 0, "formatted": "$0.00", "currency": "USD"} and empty["periods"]["today"]["by_type"] == {}
     _post(user.id, "video_reward", 2_500, "s1")
     _post(user.id, "video_reward", 40_000, "s2")
     _post(user.id, "login_bonus", 10_000, "s3")
     _post(user.id, "payout_hold", -20_000, "s4")
     stats = api.get("/earnings/stats", user=user).get_json()
-    assert stats["available"] == {"micros": 32_500, "formatted": "$0.0325"}
+    assert stats["available"] == {"micros": 32_500, "formatted": "$0.0325", "currency": "USD"}
     assert stats["lifetime_earned"]["micros"] == 52_500 and stats["lifetime_paid_out"]["micros"] == 0
     assert stats["entry_count"] == 4 and stats["sums_cached"] is False
     for period in ("today", "last_7_days", "last_30_days"):
         sums = stats["periods"][period]
-        assert sums["by_type"]["video_reward"] == {"micros": 42_500, "formatted": "$0.0425"}
+        assert sums["by_type"]["video_reward"] == {"micros": 42_500, "formatted": "$0.0425", "currency": "USD"}
         assert sums["by_type"]["login_bonus"]["micros"] == 10_000
         assert sums["by_type"]["payout_hold"]["micros"] == -20_000
         assert sums["earned"]["micros"] == 52_500
-    assert stats["periods"]["today"]["since"].endswith("T00:00:00Z")
+    assert stats["periods"]["today"]["since"].endswith("T00:00:00.000000Z")  # RFC 3339, UTC, always microseconds
     # unchanged: served from the instance cache; a new entry shows at once (the cache keys on the entry count)
     assert api.get("/earnings/stats", user=user).get_json()["sums_cached"] is True
     _post(user.id, "streak_bonus", 5_000, "s5")
@@ -107,12 +110,19 @@ def test_export_returns_the_whole_history_fast(api: Api, owner_conn: Conn) -> No
     assert data["count"] == n and len(data["items"]) == n and data["user_id"] == user.id
     assert [i["seq"] for i in data["items"]] == list(range(n, 0, -1))
     newest, oldest = data["items"][0], data["items"][-1]
-    assert newest["amount_micros"] == 2_500 + n and newest["balance_after_micros"] == sum(2_500 + g for g in range(1, n + 1))
-    assert oldest["type"] == "video_reward" and oldest["amount_micros"] == 2_501 and oldest["reference"] == "ref-1"
+    assert newest["amount"] == money(2_500 + n) and newest["balance_after"] == money(sum(2_500 + g for g in range(1, n + 1)))
+    assert oldest["type"] == "video_reward" and oldest["amount"] == money(2_501) and oldest["reference"] == "ref-1"
     assert data["items"][n - 10]["type"] == "login_bonus"
-    created = dt.datetime.fromisoformat(newest["created_at"])  # RFC 3339 with the UTC offset, as PostgreSQL writes it
+    # the one timestamp style (RFC 3339, UTC, microseconds, Z) and the one JSON spacing (none)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", newest["created_at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", data["generated_at"])
+    created = dt.datetime.fromisoformat(newest["created_at"])
     assert created.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(minutes=10)
-    assert "amount_formatted" not in newest, "export items carry integer micros only"
+    assert resp.get_data(as_text=True) == dumps(data), "the export is compact JSON, key for key as the rest of the API"
+    # the same items as the history pages, which add whether each is still pending (here: cleared at once)
+    page = api.get("/earnings/?limit=3", user=user).get_json()
+    assert [{k: v for k, v in i.items() if k not in ("pending", "clears_at", "awaiting")} for i in page["items"]] == data["items"][:3]
+    assert all((i["pending"], i["clears_at"], i["awaiting"]) == (False, None, None) for i in page["items"])
     other = api.signup()
     theirs = api.get("/earnings/export", user=other).get_json()
     assert theirs["count"] == 0 and theirs["items"] == [] and theirs["user_id"] == other.id

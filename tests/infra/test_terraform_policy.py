@@ -4,6 +4,10 @@ The .tf and .tfvars files are parsed with python-hcl2 (no provider, no network):
 database, dead-lettering of every push subscription, the scheduler's maintenance tasks, one service
 account per function, private buckets, the database connection budget in every environment, and
 that the deployed functions are exactly the entry points decorated in main.py.
+
+Topics, push subscriptions and scheduler jobs live in infra/topology.yaml (read by Terraform with
+yamldecode and by the local platform): the locals that load it are resolved here from the same file,
+and the tests check that Terraform and the local platform really read it.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MAIN_PY = ROOT / "main.py"
+TOPOLOGY = INFRA / "topology.yaml"
+# The locals that load infra/topology.yaml, exactly as written in pubsub.tf and scheduler.tf.
+TOPOLOGY_LOCALS = {
+    "topology": '${yamldecode(file("${path.module}/topology.yaml"))}',
+    "topics": "${local.topology.topics}",
+    "scheduler_jobs": '${yamldecode(file("${path.module}/topology.yaml")).scheduler_jobs}',
+}
 ENVS = ("staging", "production")
 
 MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing"}
@@ -88,9 +100,18 @@ def _resource(rtype: str, name: str) -> dict[str, Any]:
     return res[name]
 
 
+@functools.lru_cache(maxsize=1)
+def _topology() -> dict[str, Any]:
+    with TOPOLOGY.open(encoding="utf-8") as fh:
+        return dict(yaml.safe_load(fh))
+
+
 def _local(name: str) -> Any:
     loc = _config()["locals"]
     assert name in loc, f"local.{name} is missing"
+    if name in TOPOLOGY_LOCALS:  # loaded from infra/topology.yaml: its values, from the file itself
+        assert loc[name] == TOPOLOGY_LOCALS[name], f"local.{name} must load infra/topology.yaml, not {loc[name]!r}"
+        return _topology() if name == "topology" else _topology()[name]
     return loc[name]
 
 
@@ -355,6 +376,33 @@ def test_every_push_subscription_has_a_dead_letter_topic() -> None:
     # Pub/Sub's service agent forwards dead letters: publisher on DLQs, subscriber on sources.
     assert "dead_letter" in _resource("google_pubsub_topic_iam_member", "dead_letter_publisher")["topic"]
     assert _resource("google_pubsub_subscription_iam_member", "dead_letter_subscriber")["role"] == "roles/pubsub.subscriber"
+
+
+def test_terraform_and_the_local_platform_read_one_topology() -> None:
+    """infra/topology.yaml is the one source: Terraform's locals load it, the push subscriptions take
+    their retry policy from it, and the local platform (shared/topology.py) reads the same file."""
+    from shared import topology
+
+    for name in TOPOLOGY_LOCALS:
+        _local(name)  # asserts the expression
+    retry = _block(_resource("google_pubsub_subscription", "push"), "retry_policy")
+    assert retry == {
+        "minimum_backoff": "${local.topology.retry_policy.minimum_backoff}",
+        "maximum_backoff": "${local.topology.retry_policy.maximum_backoff}",
+    }
+    assert _topology()["retry_policy"] == {"minimum_backoff": "10s", "maximum_backoff": "600s"}
+    local = topology.load(TOPOLOGY)
+    assert topology.DEFAULT_PATH == TOPOLOGY
+    assert {t.name: (t.consumer, t.ack_deadline, t.max_delivery_attempts) for t in local.topics} == {
+        name: (cfg["consumer"], cfg["ack_deadline"], cfg["max_delivery_attempts"]) for name, cfg in _local("topics").items()
+    }
+    assert {j.name: (j.schedule, j.topic, j.body) for j in local.jobs} == {
+        name: (job["schedule"], job["topic"], job["body"]) for name, job in _local("scheduler_jobs").items()
+    }
+    # every job publishes to a topic that exists and has a consumer; every consumer is an event function
+    consumers = {t.name: t.consumer for t in local.topics}
+    assert all(consumers.get(j.topic) for j in local.jobs), "a scheduler job publishes to a topic nobody consumes"
+    assert {c for c in consumers.values() if c} <= set(EVENT_FUNCTIONS)
 
 
 # ---------------------------------------------------------------------------------------- alerts

@@ -275,7 +275,12 @@ def test_impossible_requests_are_dead_lettered_and_acked(
 
 @pytest.mark.parametrize(
     ("raw", "code"),
-    [(b"not json at all", "malformed_message"), (b"[1, 2]", "malformed_message"), (b"\xff\xfe", "malformed_message")],
+    [
+        (b"not json at all", "malformed_message"),
+        (b"[1, 2]", "malformed_message"),
+        (b"\xff\xfe", "malformed_message"),
+        (b'{"user_id":' + b"[" * 1_500 + b"]" * 1_500 + b"}", "malformed_message"),  # too deep to parse: never retried
+    ],
 )
 def test_malformed_messages_are_dead_lettered(client: Client, caplog: pytest.LogCaptureFixture, raw: bytes, code: str) -> None:
     body = push_body(None, raw=raw)

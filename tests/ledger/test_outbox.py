@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -26,6 +25,9 @@ ROWS_BY_KEY = Query(
          FROM outbox WHERE key = ANY(CAST(:keys AS text[]))""",
     prepared=False,
 )
+
+
+ENTRY_IDS = Query("t_outbox_entry_ids", "SELECT id FROM earnings WHERE user_id = :u", prepared=False)
 
 
 def rows(*keys: str) -> list[dict[str, Any]]:
@@ -63,8 +65,10 @@ def test_signup_and_credits_emit_their_events(api: Api) -> None:
         debit = ledger.post(conn, user_id=user.id, type="payout_hold", amount=-1_000, idempotency_key="o-2", source="test")
     assert again.duplicate
     [credited] = rows(f"earnings_credited:{posted.entry_id}")
-    assert credited["payload"]["amount_micros"] == 3_000 and credited["payload"]["user_id"] == user.id
-    assert credited["payload"]["type"] == "video_reward" and credited["payload"]["balance_after_micros"] == 3_000
+    assert credited["payload"]["amount"] == {"micros": 3_000, "formatted": "$0.003", "currency": "USD"}
+    assert credited["payload"]["user_id"] == user.id
+    assert credited["payload"]["type"] == "video_reward" and credited["payload"]["balance_after"]["micros"] == 3_000
+    assert credited["payload"]["created_at"].endswith("Z")
     assert rows(f"earnings_credited:{debit.entry_id}") == []  # only credits are "earnings credited"
 
 
@@ -78,31 +82,52 @@ def test_sweep_with_pubsub_disabled_keeps_rows_pending_and_reports_them() -> Non
 
 
 @pytest.mark.pubsub
-def test_background_publisher_publishes_after_commit_only(pubsub: PubSub) -> None:
+def test_a_scope_publishes_its_committed_events_when_it_ends(pubsub: PubSub) -> None:
     sub = pubsub.pull_subscription(outbox.TOPIC)
     committed = f"test_event:{uuid.uuid4().hex}"
     rolled_back = f"test_event:{uuid.uuid4().hex}"
-    with pytest.raises(RuntimeError), get_db().transaction() as conn:
-        outbox.emit(conn, "test_event", {"committed": False}, key=rolled_back)
-        raise RuntimeError("rolled back")
-    with get_db().transaction() as conn:
-        outbox.emit(conn, "test_event", {"committed": True}, key=committed)
-        time.sleep(0.1)  # the background thread looks before the commit: it must wait for it
-    deadline = time.monotonic() + 10
-    while rows(committed)[0]["published_at"] is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [row] = rows(committed)
+    threads_before = {t.name for t in threading.enumerate()}
+    with outbox.publishing() as noted:
+        with pytest.raises(RuntimeError), get_db().transaction() as conn:
+            outbox.emit(conn, "test_event", {"committed": False}, key=rolled_back)
+            raise RuntimeError("rolled back")
+        with get_db().transaction() as conn:
+            outbox.emit(conn, "test_event", {"committed": True}, key=committed)
+        assert len(noted) == 2 and rows(committed)[0]["published_at"] is None  # nothing goes out before the scope ends
+    [row] = rows(committed)  # published by the time the scope has closed: no thread, no waiting
     assert row["published_at"] is not None and row["attempts"] == 1 and row["message_id"]
+    assert not any("outbox" in name for name in {t.name for t in threading.enumerate()} - threads_before)
     ours = [m for m in pubsub.pull(sub, want=1, timeout=10, settle=0.5) if m.attributes["key"] in (committed, rolled_back)]
     assert [(m.attributes["key"], m.attributes["event_type"], json.loads(m.data)) for m in ours] == [
         (committed, "test_event", {"committed": True})
     ]
 
 
+def test_outside_a_scope_events_wait_for_the_sweep() -> None:
+    key = f"test_event:{uuid.uuid4().hex}"
+    with get_db().transaction() as conn:
+        outbox.emit(conn, "test_event", {"n": 1}, key=key)
+    assert outbox.publish_committed([]) == 0
+    assert rows(key)[0]["published_at"] is None
+
+
+@pytest.mark.pubsub
+def test_a_request_publishes_its_events_before_it_answers(pubsub: PubSub, api: Api) -> None:
+    user = api.signup()  # signup emits user_signed_up in its transaction
+    [row] = rows(f"user_signed_up:{user.id}")
+    assert row["published_at"] is not None and row["message_id"]
+
+
+@pytest.mark.pubsub
+def test_publish_after_commit_can_be_switched_off(pubsub: PubSub, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTBOX_PUBLISH_AFTER_COMMIT", "false")
+    get_settings.cache_clear()
+    user = api.signup()
+    assert rows(f"user_signed_up:{user.id}")[0]["published_at"] is None  # left to the sweep
+
+
 @pytest.mark.pubsub
 def test_concurrent_sweeps_publish_each_event_exactly_once(pubsub: PubSub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OUTBOX_BACKGROUND_PUBLISH", "false")  # only the sweepers publish here
-    get_settings.cache_clear()  # (tests/conftest.py clears it again after the test, once the env is restored)
     sub = pubsub.pull_subscription(outbox.TOPIC)
     keys = [f"test_event:{uuid.uuid4().hex}" for _ in range(40)]
     with get_db().transaction() as conn:
@@ -131,3 +156,15 @@ def test_concurrent_sweeps_publish_each_event_exactly_once(pubsub: PubSub, monke
     seen = [m.attributes["key"] for m in messages]
     assert len(seen) == len(set(seen)) == published  # nothing published twice, by either sweeper
     assert set(keys) <= set(seen)
+
+
+@pytest.mark.pubsub
+def test_an_event_function_publishes_the_events_it_emits(pubsub: PubSub, api: Api, client: Any) -> None:
+    from tests.ledger.test_credit_events import credit, deliver, push_body
+
+    user = api.signup()
+    assert deliver(client, push_body(credit(user.id))).status_code == 200
+    with get_db().connection() as conn:
+        [entry_id] = [r["id"] for r in conn.all(ENTRY_IDS, u=user.id)]
+    [row] = rows(f"earnings_credited:{entry_id}")
+    assert row["published_at"] is not None and row["message_id"]

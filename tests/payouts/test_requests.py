@@ -90,8 +90,8 @@ def test_request_holds_at_once_and_records_the_event(api: Api, owner_conn: Any) 
     resp = request(api, user, 2_500)
     assert resp.status_code == 201, resp.get_data(as_text=True)
     payout = resp.get_json()
-    assert payout["status"] == "requested" and payout["amount_cents"] == 2_500 and payout["amount"] == "$25.00"
-    assert payout["currency"] == "USD" and payout["method"]["type"] == "paypal" and "•" not in payout["method"]["label"]
+    assert payout["status"] == "requested" and payout["amount"] == {"micros": 25_000_000, "formatted": "$25.00", "currency": "USD"}
+    assert "amount_cents" not in payout and payout["method"]["type"] == "paypal" and "•" not in payout["method"]["label"]
     assert available_cents(user.id) == 7_500
     holds = [e for e in owner_conn.all(USER_ENTRIES, id=user.id) if e["type"] == "payout_hold"]
     assert holds == [{"type": "payout_hold", "amount": -2_500 * 10_000, "idempotency_key": f"payout_hold:{payout['id']}"}]
@@ -195,7 +195,9 @@ def test_the_minimum_is_configurable(api: Api, owner_conn: Any, monkeypatch: pyt
     get_settings.cache_clear()  # read at call time: no restart needed (tests/conftest.py clears it again after the test)
     user = payee(api, owner_conn, cents=5_000)
     resp = request(api, user, 2_000)
-    assert resp.status_code == 422 and resp.get_json()["error"]["details"] == {"minimum_cents": 2_500}
+    assert resp.status_code == 422 and resp.get_json()["error"]["details"] == {
+        "minimum": {"micros": 25_000_000, "formatted": "$25.00", "currency": "USD"}
+    }
     assert request(api, user, 2_500).status_code == 201
 
 

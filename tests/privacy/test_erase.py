@@ -119,7 +119,7 @@ def test_erase_leaves_no_personal_data_behind_and_keeps_the_ledger_balanced(api:
     assert api.login(after_user["email"]).status_code in (401, 403)
     # staff still see the (pseudonymous) account and its money, and cannot revive it
     view = api.get(f"/admin/users/{user.id}", user=subject.admin).get_json()
-    assert view["user"]["display_name"] == "Erased user" and view["balance"]["available_micros"] == ledger_before["available"]
+    assert view["user"]["display_name"] == "Erased user" and view["balance"]["available"]["micros"] == ledger_before["available"]
     revive = api.post(f"/admin/users/{user.id}/role", user=subject.admin, json={"role": "support"})
     assert revive.status_code == 409 and error_code(revive) == "user_erased"
     assert api.get(f"/admin/users?email={user.email}", user=subject.admin).get_json()["items"] == []

@@ -4,6 +4,7 @@ Pub/Sub is off), stored in the private bucket, downloadable by their owner only,
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from functions.privacy import queries as pq
 from functions.privacy import service
 from shared import storage
 from shared.db import Query, get_db
+from shared.http import dumps
 from tests.fixtures.gcs import Gcs
 from tests.helpers import Api, User, error_code
 from tests.privacy.support import count_rows_of, deliver_export, populate, user_tables
@@ -52,6 +54,12 @@ def test_export_over_http_is_built_inline_and_only_its_owner_sees_it(api: Api, g
     assert bundle["format"] == service.FORMAT and bundle["user_id"] == user.id and bundle["export_id"] == export["id"]
     assert bundle["data"]["users"][0]["email"] == user.email
     assert bundle["data"]["users"][0]["display_name"] == "Exporting User"
+    # the API's one JSON style: compact, every timestamp RFC 3339 in UTC with microseconds and Z
+    with urllib.request.urlopen(export["download_url"], timeout=10) as raw:  # noqa: S310  # the local emulator
+        text = raw.read().decode()
+    assert text == dumps(json.loads(text))
+    stamps = re.findall(r'"[a-z_]+_at":"([^"]*)"', text)
+    assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in stamps), stamps
 
     again = api.get(f"/privacy/export/{export['id']}", user=user)
     assert again.status_code == 200 and again.get_json()["status"] == "ready" and again.get_json()["download_url"]

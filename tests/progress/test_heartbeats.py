@@ -181,10 +181,10 @@ def test_completion_credits_the_reward_once_with_the_new_balance(api: Api, owner
     user, video = api.signup(), make_video(duration=60, reward=7_777, pct=50)
     done = _watch_to_threshold(api, owner_conn, user, video, until=30)
     assert done["status"] == "completed" and done["completed"] and done["credited_seconds"] >= 30
-    assert done["reward"]["credited_micros"] == 7_777 and done["reward"]["credited_formatted"] == "$0.007777"
-    assert done["reward"]["withheld_micros"] == 0 and done["reward"]["entry_id"]
+    assert done["reward"]["credited"] == {"micros": 7_777, "formatted": "$0.007777", "currency": "USD"}
+    assert done["reward"]["withheld"]["micros"] == 0 and done["reward"]["entry_id"]
     balance = owner_conn.value(BALANCE, user_id=user.id)
-    assert done["balance"]["available_micros"] == balance and balance >= 7_777
+    assert done["balance"]["available"]["micros"] == balance and balance >= 7_777
     # more watching, seeking back and re-watching: never a second reward
     age(owner_conn, user, video, 10)
     later = hb(api, user, video, 40, 100)
@@ -203,9 +203,9 @@ def test_completion_credits_the_reward_once_with_the_new_balance(api: Api, owner
     assert len(events) == 1
     payload = events[0]["payload"]
     payload = json.loads(payload) if isinstance(payload, str) else payload
-    assert payload["reward_micros"] == 7_777 and payload["video_id"] == video
+    assert payload["reward"]["micros"] == 7_777 and payload["video_id"] == video
     progress = api.get(f"/progress/{video}", user=user).get_json()
-    assert progress["completed"] and progress["reward"]["credited_micros"] == 7_777
+    assert progress["completed"] and progress["reward"]["credited"]["micros"] == 7_777
     stats = api.get("/earnings/stats", user=user).get_json()
     assert stats["available"]["micros"] == balance
     assert stats["periods"]["today"]["by_type"]["video_reward"]["micros"] == 7_777
@@ -276,13 +276,13 @@ def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) ->
     user = api.signup()
     first, second, third = (make_video(duration=20, reward=reward, pct=50) for _ in range(3))
     r1 = _watch_to_threshold(api, owner_conn, user, first, until=10)
-    assert r1["reward"]["credited_micros"] == reward and r1["reward"]["withheld_micros"] == 0
+    assert r1["reward"]["credited"]["micros"] == reward and r1["reward"]["withheld"]["micros"] == 0
     r2 = _watch_to_threshold(api, owner_conn, user, second, until=10)
-    assert r2["reward"]["credited_micros"] == cap - reward and r2["reward"]["withheld_micros"] == 2 * reward - cap
+    assert r2["reward"]["credited"]["micros"] == cap - reward and r2["reward"]["withheld"]["micros"] == 2 * reward - cap
     assert r2["reward"]["withheld_reason"] == "daily_cap"
     r3 = _watch_to_threshold(api, owner_conn, user, third, until=10)
-    assert r3["completed"] and r3["reward"]["credited_micros"] == 0 and r3["reward"]["withheld_micros"] == reward
-    assert r3["reward"]["entry_id"] is None and r3["balance"]["available_micros"] == cap + _day_one_bonus()
+    assert r3["completed"] and r3["reward"]["credited"]["micros"] == 0 and r3["reward"]["withheld"]["micros"] == reward
+    assert r3["reward"]["entry_id"] is None and r3["balance"]["available"]["micros"] == cap + _day_one_bonus()
     assert r1["daily_bonus"]["total"]["micros"] == _day_one_bonus() and r2["daily_bonus"] is None and r3["daily_bonus"] is None
     withheld = owner_conn.all(
         Query(
@@ -329,9 +329,10 @@ def test_non_finite_and_malformed_bodies_and_ids(api: Api, owner_conn: Conn) -> 
     for raw in (
         b'{"position_seconds": NaN, "playing": true, "client_seq": 1}',
         b'{"position_seconds": Infinity, "playing": true, "client_seq": 1}',
-    ):
+        b'{"position_seconds": 1e400, "playing": true, "client_seq": 1}',
+    ):  # not JSON (NaN, Infinity) or beyond a float's range: refused by the parser, before the model
         resp = api.post(f"/progress/{video}", user=user, data=raw, headers={"Content-Type": "application/json"})
-        assert resp.status_code == 422, resp.get_data(as_text=True)
+        assert resp.status_code == 400 and error_code(resp) in ("malformed_json", "number_out_of_range"), resp.get_data(as_text=True)
     assert api.post(f"/progress/{video}", user=user, data=b"{nope", headers={"Content-Type": "application/json"}).status_code == 400
     assert api.post(f"/progress/{video}", user=user, json=[1, 2]).status_code == 422
     assert owner_conn.one(PROGRESS_ROW, user_id=user.id, video_id=video) is None
@@ -365,7 +366,7 @@ def test_progress_of_one_video_and_the_paginated_list(api: Api, owner_conn: Conn
     assert sorted(seen) == sorted(vids) and len(seen) == len(set(seen))
     assert seen == list(reversed(vids))  # most recently started first
     done = api.get("/progress/?completed=true", user=user).get_json()["items"]
-    assert [i["video_id"] for i in done] == [vids[0]] and done[0]["reward"]["credited_micros"] == 1_000
+    assert [i["video_id"] for i in done] == [vids[0]] and done[0]["reward"]["credited"]["micros"] == 1_000
     assert len(api.get("/progress/?completed=false", user=user).get_json()["items"]) == 4
     theirs = api.get("/progress/", user=other).get_json()["items"]
     assert [i["video_id"] for i in theirs] == [vids[1]] and theirs[0]["position_seconds"] == 3

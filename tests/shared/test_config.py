@@ -144,7 +144,7 @@ def test_defaults_of_the_folded_settings(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (s.kyc_bucket, s.exports_bucket) == ("earnpay-local-kyc", "earnpay-local-exports")
     assert s.kms_payout_key_name is None and s.kms_endpoint == "https://cloudkms.googleapis.com"
     assert s.local_kek_file == ROOT / ".data" / "local-kek"
-    assert s.credit_request_max_micros == 1_000_000_000 and s.outbox_background_publish is True and s.pg_bin_dir is None
+    assert s.credit_request_max_micros == 1_000_000_000 and s.outbox_publish_after_commit is True and s.pg_bin_dir is None
     assert (s.payout_minimum_cents, s.payout_max_methods, s.payout_batch_size) == (1000, 5, 1000)
     assert (s.payout_lease_seconds, s.payout_retry_seconds, s.payout_stuck_after_attempts) == (600, 60, 10)
     assert s.payout_provider is None and s.paypal_base_url is None and s.paypal_timeout_s == 20
@@ -167,7 +167,7 @@ def test_secrets_are_never_printed_and_empty_means_unset(monkeypatch: pytest.Mon
         {"PAYOUT_PROVIDER": "stripe"},
         {"CREDIT_REQUEST_MAX_MICROS": str(10**15)},
         {"PAYPAL_TIMEOUT_S": "0"},
-        {"OUTBOX_BACKGROUND_PUBLISH": "sometimes"},
+        {"OUTBOX_PUBLISH_AFTER_COMMIT": "sometimes"},
         {"KYC_BUCKET": "ab"},
     ],
 )

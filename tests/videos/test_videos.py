@@ -29,7 +29,7 @@ def test_catalogue_lists_active_videos_with_money_as_micros_and_string(api: Api)
     items = {v["id"]: v for v in resp.get_json()["items"]}
     assert hidden["id"] not in items
     listed = items[video["id"]]
-    assert listed["reward_micros"] == 2_500 and listed["reward_formatted"] == "$0.0025"
+    assert listed["reward"] == {"micros": 2_500, "formatted": "$0.0025", "currency": "USD"}
     assert listed["duration_seconds"] == 120 and listed["required_watch_pct"] == 75 and listed["required_seconds"] == 90
     assert listed["active"] is True
     assert resp.get_json()["next_cursor"] is None
@@ -62,7 +62,7 @@ def test_one_video_404_for_unknown_or_inactive_and_422_for_malformed_ids(api: Ap
     hidden = _create(title="Inactive", active=False)
     ok = api.get(f"/videos/{video['id']}", user=user)
     assert ok.status_code == 200 and ok.get_json()["title"] == "One video"
-    assert ok.get_json()["reward_micros"] == 12_345 and ok.get_json()["reward_formatted"] == "$0.012345"
+    assert ok.get_json()["reward"] == {"micros": 12_345, "formatted": "$0.012345", "currency": "USD"}
     for missing in (str(uuid.uuid4()), hidden["id"]):
         resp = api.get(f"/videos/{missing}", user=user)
         assert resp.status_code == 404 and error_code(resp) == "video_not_found"

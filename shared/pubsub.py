@@ -1,0 +1,45 @@
+"""Publishing to Pub/Sub: one lazily created client per process, and JSON messages.
+
+A leaf module (only configuration below it), so both ``shared.events`` and ``shared.outbox`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from shared.config import get_settings
+
+_publisher_lock = threading.Lock()
+_publisher: Any = None
+
+
+def client() -> Any:
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package mypy cannot see
+
+            _publisher = pubsub_v1.PublisherClient()
+        return _publisher
+
+
+def topic_path(topic: str) -> str:
+    return f"projects/{get_settings().gcp_project}/topics/{topic}"
+
+
+def publish(topic: str, payload: dict[str, Any], attributes: dict[str, str] | None = None, *, timeout: float = 10.0) -> str | None:
+    """Publishes a JSON message and waits for its id; returns None when Pub/Sub is disabled."""
+    if not get_settings().pubsub_enabled:
+        return None
+    data = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    future = client().publish(topic_path(topic), data, **(attributes or {}))
+    return str(future.result(timeout=timeout))
+
+
+def reset_publisher() -> None:
+    """Drops the cached client (tests switch emulators)."""
+    global _publisher
+    with _publisher_lock:
+        _publisher = None
