@@ -36,6 +36,7 @@ from functions.admin.models import (
     UserSearchQuery,
 )
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
+from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.videos.models import Video, VideoCreate
 from shared import idempotency
@@ -270,3 +271,7 @@ def set_flag(ctx: Ctx) -> dict[str, Any]:
 def audit_log(ctx: Ctx) -> dict[str, Any]:
     with get_db().connection() as conn:
         return service.audit_page(conn, ctx.query)
+
+
+# --- partners (functions/partners/admin_routes.py) ---------------------------------------------------
+partner_admin.register(router)
