@@ -43,7 +43,7 @@ class KeyServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802  # the http.server API
+            def do_GET(self) -> None:  # the http.server API
                 server.fetches += 1
                 body = json.dumps({"keys": [server.entry(k, v) for k, v in server.keys.items()]}).encode()
                 self.send_response(200)
