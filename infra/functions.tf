@@ -169,13 +169,13 @@ locals {
       memory        = "256Mi"
       timeout       = 15 ## partners retry; answer fast or let them
       min_instances = 0
-      max_instances = 10
+      max_instances = 5
       concurrency   = 8
       db_pool_size  = 2
       uses_replica  = false
       publishes     = ["domain-events"]
       buckets       = {}
-      kms           = "decrypt" ## offerwall signing secrets are stored encrypted under the KEK; the admin function writes them
+      kms           = "decrypt" ## reads the offerwall signing secrets (encrypted under the KEK); admin writes them
       signs_urls    = false
       secrets       = []
     }

@@ -18,7 +18,8 @@ CREATE TABLE partners (
     clearing_hours            INTEGER NOT NULL CHECK (clearing_hours BETWEEN 0 AND 8760),
     -- rewarded video: where the network publishes its verifying public keys
     key_url                   TEXT CHECK (key_url ~ '^https?://'),
-    -- offerwall: addresses the postbacks may come from (NULL: any), and how old a timestamp may be
+    -- offerwall: addresses the postbacks may come from (NULL: any); both kinds: how far a callback's
+    -- time may be from ours
     allowed_sources           CIDR[],
     timestamp_window_seconds  INTEGER NOT NULL DEFAULT 3600 CHECK (timestamp_window_seconds BETWEEN 10 AND 604800),
     -- what the partner's protocol expects back

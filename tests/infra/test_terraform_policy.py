@@ -333,7 +333,7 @@ def test_payout_kek_is_granted_only_to_the_functions_that_need_it() -> None:
     encrypt = {k for k, f in functions.items() if f["kms"] == "encrypt"}
     decrypt = {k for k, f in functions.items() if f["kms"] == "decrypt"}
     assert encrypt == {"payouts", "admin", "privacy"}
-    assert decrypt <= {"process_payouts", "export_user_data"}
+    assert decrypt <= {"process_payouts", "export_user_data", "partner_callbacks"}
     assert _local("kms_roles")["encrypt"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
 
