@@ -41,7 +41,8 @@ SET_KYC = Query("t_crash_kyc", "UPDATE users SET kyc_status = 'verified' WHERE i
 SET_ROLE = Query("t_crash_role", "UPDATE users SET role = 'admin' WHERE id = CAST(:id AS uuid)", prepared=False)
 AGE = Query(
     "t_crash_age",
-    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - interval '15 seconds'
+    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - interval '15 seconds',
+                                 stream_started_at = stream_started_at - interval '15 seconds'
         WHERE user_id = CAST(:user_id AS uuid) AND video_id = CAST(:video_id AS uuid)""",
     prepared=False,
 )

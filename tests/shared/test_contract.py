@@ -106,7 +106,7 @@ def test_python_postgres_built_and_replayed_answers_share_one_style(api: Api, ow
         assert stamps and all(RFC3339_US_Z.match(t) for t in stamps), stamps
     # the replay is the first answer (jsonb keeps values, not key order: the keys are compared as JSON)
     assert replay.get_json() == first.get_json()
-    # the history pages add whether each item is still pending (clearing); the export does not
+    # history items are export items plus whether each is still pending (docs/ledger.md, buckets)
     pending_keys = ("pending", "clears_at", "awaiting")
     assert export.get_json()["items"] == [{k: v for k, v in i.items() if k not in pending_keys} for i in history.get_json()["items"]]
     assert first.get_json()["amount"] == money(1_000_000) == history.get_json()["items"][0]["amount"]
@@ -231,9 +231,7 @@ def test_an_answer_that_drifts_from_its_model_is_caught(monkeypatch: pytest.Monk
 
 def test_every_route_documents_a_typed_answer() -> None:
     for name, router in Router.registry.items():
-        # partner_callbacks answers in each partner's own protocol (a configured body such as "1"/"0" or
-        # JSON), not our JSON shape: docs/partners.md documents it, tests/partners checks it
-        if name.startswith("test") or name == "partner_callbacks":
+        if name.startswith("test"):
             continue
         for route in router.routes:
             assert route.response is not None, f"{route.method} /{name}{route.pattern} has no response model"

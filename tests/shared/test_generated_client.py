@@ -31,7 +31,8 @@ GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 SET_KYC = Query("t_client_set_kyc", "UPDATE users SET kyc_status = :kyc WHERE id = CAST(:id AS uuid)", prepared=False)
 AGE = Query(
     "t_client_age_progress",
-    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds)
+    """UPDATE video_progress SET last_heartbeat_at = last_heartbeat_at - make_interval(secs => :seconds),
+                                 stream_started_at = stream_started_at - make_interval(secs => :seconds)
         WHERE user_id = CAST(:user_id AS uuid) AND video_id = CAST(:video_id AS uuid)""",
     prepared=False,
 )
@@ -94,8 +95,7 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     assert signup.parsed.user.email == email and signup.parsed.session.token_type == "Bearer"
     login = _api(generated, "auth", "login").sync(client=anonymous, body=m.LoginBody(email=email, password=PASSWORD))
     assert isinstance(login, m.LoginResponse) and login.user.id == signup.parsed.user.id
-    assert isinstance(login.bonus, m.LoginBonus) and isinstance(login.bonus.total, m.Money)
-    assert login.bonus.total.currency == "USD" and login.bonus.total.micros > 0
+    assert login.bonus is None  # a bare login earns nothing: bonuses come with verified watching
     user_id = login.user.id
     me = generated.AuthenticatedClient(base_url=base_url, token=login.session.token, headers=ip, raise_on_unexpected_status=True)
     profile = _api(generated, "auth", "me").sync(client=me)
@@ -119,18 +119,22 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
         assert isinstance(done, m.HeartbeatResponse)
     assert done is not None and done.completed and isinstance(done.reward, m.Reward)
     assert done.reward.credited.micros == 2_500 and done.reward.withheld.formatted == "$0.00"
-    assert isinstance(done.balance, m.BalanceNow) and done.balance.available.micros == login.bonus.total.micros + 2_500
+    # the day's first completed video brings the daily bonus; reward and bonus are pending until they clear
+    assert isinstance(done.daily_bonus, m.DailyBonus) and done.daily_bonus.total.currency == "USD"
+    assert done.daily_bonus.total.micros > 0
+    assert isinstance(done.balance, m.BalanceNow) and done.balance.available.micros == 0
     progress = _api(generated, "progress", "get_progress").sync(video_id, client=me)
     assert isinstance(progress, m.Progress) and progress.completed and progress.reward is not None
 
     # --- earnings: history, stats, export -----------------------------------------------------------
     history = _api(generated, "earnings", "history").sync(client=me, limit=10)
     assert isinstance(history, m.HistoryPage) and history.next_cursor is None
-    newest = history.items[0]
-    assert isinstance(newest, m.Entry) and newest.type_ == m.EntryType.VIDEO_REWARD and newest.amount.micros == 2_500
-    assert newest.balance_after.micros == done.balance.available.micros and newest.created_at.tzinfo is not None
+    reward = next(i for i in history.items if i.type_ == m.EntryType.VIDEO_REWARD)
+    assert isinstance(reward, m.HistoryEntry) and reward.amount.micros == 2_500 and reward.pending
+    assert reward.balance_after.micros == 0 and reward.created_at.tzinfo is not None and reward.clears_at is not None
     stats = _api(generated, "earnings", "stats").sync(client=me)
-    assert isinstance(stats, m.Stats) and stats.available.micros == done.balance.available.micros
+    assert isinstance(stats, m.Stats) and stats.available.micros == 0
+    assert stats.pending.micros == 2_500 + done.daily_bonus.total.micros and len(stats.pending_entries) == len(history.items)
     assert stats.periods.today.by_type["video_reward"].micros == 2_500
     export = _api(generated, "earnings", "export").sync(client=me)
     assert isinstance(export, m.Export) and export.count == len(export.items) == len(history.items)
