@@ -399,7 +399,8 @@ def update_partner(conn: Conn, actor: Actor, partner_id: str, changes: dict[str,
     before = conn.one(q.PARTNER, id=partner_id)
     if before is None:
         raise NotFound("no such partner", code="unknown_partner")
-    merged = {**before, **{k: v for k, v in changes.items()}}
+    # null clears only what may be absent (key_url, allowed_sources); elsewhere it means "unchanged"
+    merged = {**before, **{k: v for k, v in changes.items() if v is not None or k in ("key_url", "allowed_sources")}}
     if "allowed_sources" not in changes and before["allowed_sources"] is not None:
         merged["allowed_sources"] = list(before["allowed_sources"])
     params = _config_params(merged)

@@ -96,6 +96,46 @@ def _reverse(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) 
     return path, {"reason": "fraudulent views"}, {}, "ledger.reversal", str(posted.entry_id)
 
 
+def _partner_create(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    pid = "au-" + uuid.uuid4().hex[:10]
+    body = {
+        "id": pid,
+        "kind": "offerwall",
+        "name": "Audited",
+        "reward_micros_per_unit": 1,
+        "revenue_micros_per_unit": 2,
+        "max_units": 10,
+        "daily_cap_micros": 100,
+        "clearing_hours": 0,
+    }
+    return "/admin/partners", body, {}, "partner.create", pid
+
+
+def _partner_update(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    return f"/admin/partners/{pid}", {"enabled": False}, {}, "partner.update", pid
+
+
+def _partner_secret(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    return f"/admin/partners/{pid}/secrets", {"secret_hex": "ab" * 32, "overlap_hours": 1}, {}, "partner.secret_rotate", pid
+
+
+def _partner_reversal(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner, offerwall_query, set_secret
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    set_secret(api, staff["admin"], pid, b"k" * 32)
+    user = api.signup()
+    credited = api.get(f"/partner_callbacks/offerwall/{pid}?" + offerwall_query(b"k" * 32, user_id=user.id, transaction_id="t1", amount=3))
+    assert credited.status_code == 200, credited.get_data(as_text=True)
+    return f"/admin/partners/{pid}/reversals", {"transaction_id": "t1", "reason": "chargeback"}, {}, "partner.reversal", pid
+
+
 # every POST route of the admin function -> how to perform it
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
@@ -106,6 +146,10 @@ CASES: dict[str, Case] = {
     "/videos": _video,
     "/flags/{key}": _flag,
     "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
+    "/partners": _partner_create,
+    "/partners/{partner_id}": _partner_update,
+    "/partners/{partner_id}/secrets": _partner_secret,
+    "/partners/{partner_id}/reversals": _partner_reversal,
 }
 
 

@@ -362,3 +362,51 @@ def test_concurrent_deliveries_apply_once(api: Api, admin: User, apps: Any) -> N
     assert statuses == [200] * 6
     assert buckets(user.id)["pending"] == 7_000
     assert sorted(r[2] for r in callback_log(pid)) == ["applied"] + ["duplicate"] * 5
+
+
+def test_partner_configuration_is_validated_audited_and_partial_updates_keep_the_rest(api: Api, admin: User, owner_conn: Any) -> None:
+    pid = new_partner(api, admin, "offerwall", allowed_sources=["203.0.113.0/24"])
+    changed = api.post(f"/admin/partners/{pid}", user=admin, json={"name": None, "reward_micros_per_unit": 5, "enabled": False})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    body = changed.get_json()
+    assert (body["name"], body["reward_micros_per_unit"], body["enabled"]) == ("Test offerwall", 5, False)
+    assert body["allowed_sources"] == ["203.0.113.0/24"] and body["daily_cap"]["micros"] == 2_000_000
+    bad = [
+        api.post(f"/admin/partners/{pid}", user=admin, json={"key_url": "https://keys.example/k.json"}),  # not for an offerwall
+        api.post(f"/admin/partners/{pid}", user=admin, json={"allowed_sources": ["not-an-address"]}),
+        api.post(f"/admin/partners/{pid}", user=admin, json={"reward_micros_per_unit": 0}),
+        api.post("/admin/partners/no-such-partner", user=admin, json={"enabled": True}),
+        api.post(
+            "/admin/partners",
+            user=admin,
+            json={
+                "id": pid,
+                "kind": "offerwall",
+                "name": "again",
+                "reward_micros_per_unit": 1,
+                "revenue_micros_per_unit": 1,
+                "max_units": 1,
+                "daily_cap_micros": 1,
+                "clearing_hours": 0,
+            },
+        ),
+        api.post(
+            "/admin/partners",
+            user=admin,
+            json={
+                "id": "rv-nokey",
+                "kind": "rewarded_video",
+                "name": "no key",
+                "reward_micros_per_unit": 1,
+                "revenue_micros_per_unit": 1,
+                "max_units": 1,
+                "daily_cap_micros": 1,
+                "clearing_hours": 0,
+            },
+        ),
+    ]
+    assert [r.status_code for r in bad] == [422, 422, 422, 404, 409, 422], [r.get_data(as_text=True) for r in bad]
+    listed = api.get("/admin/partners", user=admin).get_json()["items"]
+    assert any(p["id"] == pid and p["enabled"] is False for p in listed)
+    actions = owner_conn.all(_q("SELECT action FROM audit_log WHERE target_type = 'partner' AND target_id = :p ORDER BY id"), p=pid)
+    assert [a["action"] for a in actions] == ["partner.create", "partner.update"]
