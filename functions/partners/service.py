@@ -171,16 +171,28 @@ def _verified_offerwall(conn: Conn, partner: dict[str, Any], query: str, ip: str
             raise Refused("source_not_allowed", 403)
     try:
         params = signatures.query_params(query)
-        secrets = [
-            bytes.fromhex(crypto.decrypt_json(json.loads(r["envelope"]), secret_aad(partner["id"]))["secret_hex"])
-            for r in conn.all(q.LIVE_SECRETS, partner_id=partner["id"])
-        ]
+        secrets = [_secret(partner["id"], int(r["version"]), r["envelope"]) for r in conn.all(q.LIVE_SECRETS, partner_id=partner["id"])]
         if not secrets:
             raise Refused("no_secret")
         signatures.verify_hmac(secrets, params)
         return params
     except signatures.BadSignature as exc:
         raise Refused(exc.reason) from None
+
+
+# Decrypted secrets by (partner, version): a version's secret never changes, so it is unwrapped (a Cloud KMS
+# call in production) once per instance; which versions are live is read from the database every time.
+_secrets: dict[tuple[str, int], bytes] = {}
+
+
+def _secret(partner_id: str, version: int, envelope: str) -> bytes:
+    secret = _secrets.get((partner_id, version))
+    if secret is None:
+        secret = bytes.fromhex(crypto.decrypt_json(json.loads(envelope), secret_aad(partner_id))["secret_hex"])
+        if len(_secrets) > 1000:
+            _secrets.clear()
+        _secrets[(partner_id, version)] = secret
+    return secret
 
 
 def _callback(partner: dict[str, Any], params: dict[str, str], route_kind: str) -> Callback:
