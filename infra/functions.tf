@@ -312,6 +312,10 @@ locals {
     PUBSUB_ENABLED              = "true"
     SLOW_QUERY_MS               = "500"
     LOG_EXECUTION_ID            = "true"
+    ## Metrics go to Cloud Monitoring at the end of a request, at most once a minute per instance
+    ## (shared/metrics.py: no background thread in a function).
+    METRICS_EXPORTER          = "gcp"
+    METRICS_EXPORT_INTERVAL_S = "60"
   }
 
   function_env = {

@@ -317,3 +317,169 @@ resource "google_monitoring_alert_policy" "log_event" {
     mime_type = "text/markdown"
   }
 }
+
+## ---------------------------------------------------------------- the product document's metrics
+## OpenTelemetry metrics written by the functions (shared/metrics.py) arrive as
+## workload.googleapis.com/<name>. The names are a contract with that module.
+locals {
+  otel = "workload.googleapis.com"
+  otel_alerts = {
+    "pool_saturated" = {
+      title      = "Connection pool utilisation > 80 %"
+      metric     = "earnpay.db.pool.utilisation"
+      extra      = ""
+      aligner    = "ALIGN_MAX"
+      reducer    = "REDUCE_MAX"
+      threshold  = 0.8
+      duration   = "300s"
+      severity   = "CRITICAL"
+      runbook    = "connection-pool-saturated"
+      summary    = "A function's instances hold more than 80 % of their pooled connections for 5 min: requests will soon wait for a connection (503 database_busy)"
+      percentile = false
+    }
+    "query_p99" = {
+      title      = "Query p99 > 500 ms"
+      metric     = "earnpay.db.query.duration"
+      extra      = ""
+      aligner    = "ALIGN_PERCENTILE_99"
+      reducer    = "REDUCE_MAX"
+      threshold  = 500
+      duration   = "300s"
+      severity   = "WARNING"
+      runbook    = "slow-queries"
+      summary    = "Some query's p99 (by table and query name) is above 500 ms"
+      percentile = true
+    }
+    "heartbeat_p99" = {
+      title      = "Progress heartbeat p99 > 50 ms"
+      metric     = "earnpay.http.request.duration"
+      extra      = " AND metric.labels.function=\"progress\""
+      aligner    = "ALIGN_PERCENTILE_99"
+      reducer    = "REDUCE_MAX"
+      threshold  = 50
+      duration   = "600s"
+      severity   = "WARNING"
+      runbook    = "heartbeat-latency"
+      summary    = "Video progress updates miss the product document's 50 ms floor at p99 for 10 min"
+      percentile = true
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "otel" {
+  for_each = local.otel_alerts
+
+  display_name          = "[${var.env}] ${each.value.title}"
+  combiner              = "OR"
+  severity              = each.value.severity
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "${each.value.metric} over ${each.value.threshold}"
+    condition_threshold {
+      filter          = "metric.type=\"${local.otel}/${each.value.metric}\"${each.value.extra}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value.threshold
+      duration        = each.value.duration
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = each.value.reducer
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    content   = "${each.value.summary}. Runbook: ${local.alert_doc}#${each.value.runbook}"
+    mime_type = "text/markdown"
+  }
+}
+
+## Watch-time tracking accuracy: credited seconds against the seconds playing heartbeats claim.
+## Far below 1 means heartbeats are being refused or clocks drift; above 1 cannot happen (the
+## SQL credits at most the wall-clock time since the previous heartbeat).
+resource "google_monitoring_alert_policy" "watch_accuracy" {
+  display_name          = "[${var.env}] Watch-time tracking accuracy < ${var.alerts.watch_accuracy_min * 100} %"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "credited / reported watch seconds over 30 min"
+    condition_threshold {
+      filter             = "metric.type=\"${local.otel}/earnpay.watch.credited_seconds\""
+      denominator_filter = "metric.type=\"${local.otel}/earnpay.watch.reported_seconds\""
+      comparison         = "COMPARISON_LT"
+      threshold_value    = var.alerts.watch_accuracy_min
+      duration           = "1800s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_RATE"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    content   = "Less watch time is credited than playing heartbeats claim. Runbook: ${local.alert_doc}#watch-time-accuracy"
+    mime_type = "text/markdown"
+  }
+}
+
+## One dashboard with the product document's key metrics.
+locals {
+  dashboard_tiles = [
+    { title = "Connection pool utilisation (max by pool)", filter = "metric.type=\"${local.otel}/earnpay.db.pool.utilisation\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["metric.labels.pool"] },
+    { title = "Query time p95 by table (ms)", filter = "metric.type=\"${local.otel}/earnpay.db.query.duration\"", aligner = "ALIGN_PERCENTILE_95", reducer = "REDUCE_MAX", group = ["metric.labels.table"] },
+    { title = "Query time p95 by query (ms)", filter = "metric.type=\"${local.otel}/earnpay.db.query.duration\"", aligner = "ALIGN_PERCENTILE_95", reducer = "REDUCE_MAX", group = ["metric.labels.query"] },
+    { title = "Active user sessions (5 min)", filter = "metric.type=\"${local.otel}/earnpay.sessions.active\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = [] },
+    { title = "Heartbeats/s by status", filter = "metric.type=\"${local.otel}/earnpay.heartbeats\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["metric.labels.status"] },
+    { title = "Rejected heartbeats/s by reason", filter = "metric.type=\"${local.otel}/earnpay.heartbeats.rejected\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["metric.labels.reason"] },
+    { title = "Credits/s by outcome", filter = "metric.type=\"${local.otel}/earnpay.credits\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["metric.labels.outcome"] },
+    { title = "Watch seconds credited/s", filter = "metric.type=\"${local.otel}/earnpay.watch.credited_seconds\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = [] },
+    { title = "Watch seconds reported/s", filter = "metric.type=\"${local.otel}/earnpay.watch.reported_seconds\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = [] },
+    { title = "Request p99 by function (ms)", filter = "metric.type=\"${local.otel}/earnpay.http.request.duration\"", aligner = "ALIGN_PERCENTILE_99", reducer = "REDUCE_MAX", group = ["metric.labels.function"] },
+    { title = "Database connections (Cloud SQL)", filter = "metric.type=\"cloudsql.googleapis.com/database/postgresql/num_backends\" AND resource.type=\"cloudsql_database\"", aligner = "ALIGN_MAX", reducer = "REDUCE_SUM", group = ["resource.labels.database_id"] },
+  ]
+}
+
+resource "google_monitoring_dashboard" "capacity" {
+  dashboard_json = jsonencode({
+    displayName = "EarnPay ${var.env}: capacity and key metrics"
+    gridLayout = {
+      columns = 3
+      widgets = [for t in local.dashboard_tiles : {
+        title = t.title
+        xyChart = {
+          dataSets = [{
+            plotType = "LINE"
+            timeSeriesQuery = {
+              timeSeriesFilter = {
+                filter = t.filter
+                aggregation = {
+                  alignmentPeriod    = "60s"
+                  perSeriesAligner   = t.aligner
+                  crossSeriesReducer = t.reducer
+                  groupByFields      = t.group
+                }
+              }
+            }
+          }]
+        }
+      }]
+    }
+  })
+}

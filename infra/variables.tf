@@ -231,6 +231,7 @@ variable "alerts" {
   type = object({
     slow_queries_per_10m = optional(number, 5)
     error_rate_5xx       = optional(number, 0.02)
+    watch_accuracy_min   = optional(number, 0.9)
   })
   default = {}
 

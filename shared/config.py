@@ -271,6 +271,15 @@ class Settings(BaseSettings):
     )
     paypal_timeout_s: float = Field(20.0, alias="PAYPAL_TIMEOUT_S", gt=0, le=300, description="timeout of one PayPal API call")
 
+    # --- metrics (shared/metrics.py) -------------------------------------------------------------
+    metrics_exporter: Literal["gcp", "file", "none"] | None = Field(
+        None, alias="METRICS_EXPORTER", description="gcp (Cloud Monitoring) | file (JSON lines) | none; unset: gcp when deployed, else none"
+    )
+    metrics_file: Path = Field(ROOT / ".data" / "metrics.jsonl", alias="METRICS_FILE", description="where the file exporter appends")
+    metrics_export_interval_s: float = Field(
+        60.0, alias="METRICS_EXPORT_INTERVAL_S", ge=0, description="export at the end of the first request this long after the last export"
+    )
+
     # --- maintenance ----------------------------------------------------------------------------
     pg_bin_dir: Path | None = Field(
         None, alias="PG_BIN_DIR", description="PostgreSQL 16 client programs for the restore drill; unset: pgserver's, then PATH"

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from shared import metrics
 from shared.config import Settings, get_settings
 from shared.errors import ServiceUnavailable
 from shared.logs import get_logger
@@ -94,6 +95,7 @@ class Query:
     name: str
     sql: str
     prepared: bool = True
+    table: str | None = None  # the metrics' table attribute when the first table named is not the one that matters
     statement: str = field(init=False, repr=False, compare=False)
     make_vals: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
@@ -130,6 +132,7 @@ class Conn:
         else:
             ctx = self.raw.execute_simple(q.statement)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.query_finished(q.name, q.table or q.sql, elapsed_ms)
         if elapsed_ms > self._slow_ms:
             log.warning(
                 "slow query %s took %.0f ms", q.name, elapsed_ms, extra={"event": "slow_query", "query": q.name, "ms": round(elapsed_ms, 1)}
@@ -324,6 +327,10 @@ class Database:
             reset_on_return="rollback",
         )
         ping_after = settings.db_ping_after_idle_s
+        overflow = settings.db_pool_max_overflow
+        metrics.register_pool(
+            "replica" if replica else "admin" if admin else "primary", lambda: {**self.pool_status(), "max_overflow": overflow}
+        )
         # When one connection turns out dead, the others of the same age probably are too (the server
         # restarted, a failover): every connection returned before that moment is pinged on checkout.
         self._disconnected_at = 0.0
@@ -449,3 +456,53 @@ def reset_pools() -> None:
             if pool is not None:
                 pool.dispose()
         _primary = _replica = None
+
+
+# --- reads that may go to the replica -------------------------------------------------------------
+# After a failure the replica is left alone for this long (every request would otherwise wait for it).
+REPLICA_RETRY_AFTER_S = 5.0
+_replica_down_until = 0.0
+
+# The replica's replay lag in seconds: 0 when it has applied everything it received.
+REPLICA_LAG = Query(
+    "replica_lag",
+    """SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                   ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS lag_s""",
+)
+
+
+def replica_configured() -> bool:
+    settings = get_settings()
+    return bool(settings.replica_database_url or settings.db_replica_connection_name)
+
+
+def read_replica(fn: Callable[[Conn], T], *, fresh: Callable[[T], bool] | None = None, max_lag_s: float | None = None) -> T:
+    """Runs the read ``fn`` on the replica when one is configured and usable, else on the primary.
+
+    Falls back to the primary when the replica is unreachable or fails (then skipped for
+    ``REPLICA_RETRY_AFTER_S``), when it lags more than ``max_lag_s``, or when ``fresh(result)`` says the
+    result misses something the primary already has (read-your-writes checks of the caller). A result
+    from the replica is never returned unless it passed those checks."""
+    global _replica_down_until
+    if replica_configured() and time.monotonic() >= _replica_down_until:
+        try:
+            with get_read_db().connection() as conn:
+                lag = float(conn.value(REPLICA_LAG) or 0) if max_lag_s is not None else 0.0
+                result = fn(conn) if max_lag_s is None or lag <= max_lag_s else None
+            if result is not None and (fresh is None or fresh(result)):
+                metrics.replica_read("replica")
+                return result
+            metrics.replica_read("fallback_lag")
+            log.info("replica behind; read from the primary", extra={"event": "replica_lagging"})
+        except (ServiceUnavailable, InterfaceError, OSError, DatabaseError) as exc:
+            _replica_down_until = time.monotonic() + REPLICA_RETRY_AFTER_S
+            metrics.replica_read("fallback_error")
+            log.warning("replica read failed, using the primary: %s", exc, extra={"event": "replica_unavailable"})
+    with get_db().connection() as conn:
+        return fn(conn)
+
+
+def forget_replica_failure() -> None:
+    """Lets the next read try the replica again at once (tests)."""
+    global _replica_down_until
+    _replica_down_until = 0.0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import metrics
 from shared.db import Query, get_db
 from shared.errors import PermanentEventError
 from shared.logs import get_logger
@@ -72,6 +73,7 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
         with publishing():
             fn(message)
     except PermanentEventError as err:
+        metrics.event_finished()
         raw = message.raw if message else json.dumps(getattr(event, "data", None), default=str)[:10_000]
         message_id = message.message_id if message else None
         log.error(
@@ -85,3 +87,5 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
             conn.execute(RECORD_DEAD_LETTER, source=source, message_id=message_id, reason=err.reason[:2000], code=err.code, payload=raw)
         if topic:
             publish(f"{topic}-dead-letter", {"reason": err.reason, "code": err.code, "payload": raw}, {"source": source})
+    else:
+        metrics.event_finished()

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared import idempotency, outbox
+from shared import idempotency, metrics, outbox
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -37,7 +37,7 @@ from shared.errors import (
 )
 from shared.logs import get_logger, request_id_var, trace_var
 from shared.models import rfc3339
-from shared.sessions import STAFF_ROLES, Principal, authenticate
+from shared.sessions import STAFF_ROLES, Principal, authenticate, check_token
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -111,6 +111,7 @@ class Ctx:
     body: Any = None
     query: Any = None
     principal: Principal | None = None
+    token: str = ""  # the bearer token (routes with auth="user_inline" check it in their own statement)
     idempotency_key: str | None = None
     raw_body: bytes = b""
 
@@ -196,8 +197,10 @@ class Router:
         still return a plain dict or JSON text: in the test environment the router checks it against the
         model, so the document cannot drift from what is sent); ``statuses`` lists other statuses the
         handler answers with (202 while something is being built, 304 for a matching ETag)."""
-        if auth not in (None, "user", "staff"):
+        if auth not in (None, "user", "staff", "user_inline"):
             raise ValueError(auth)
+        if auth == "user_inline" and idempotent:
+            raise ValueError("a route that authenticates in its own statement cannot be idempotent")
         role_set = frozenset(roles) if roles else (STAFF_ROLES if auth == "staff" else frozenset())
 
         def register(fn: Handler) -> Handler:
@@ -243,6 +246,7 @@ class Router:
                     status,
                     extra={"event": "http_request", "status": status, "ms": round(elapsed, 2)},
                 )
+            metrics.request_finished(self.function, request.environ.get("earnpay.route", "unmatched"), status, elapsed)
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 
@@ -275,6 +279,7 @@ class Router:
         # what they sent (path, query, body: 400/413/415/422): a caller learns nothing about a
         # route's schema before being allowed to use it.
         route, params = self.match("GET" if method == "HEAD" else method, path)
+        request.environ["earnpay.route"] = f"{route.method} {route.pattern}"  # the metrics' route attribute (no ids in it)
         ctx = Ctx(request=request, request_id=rid, ip=client_ip(request), params=params)
 
         if route.auth is not None:
@@ -282,24 +287,25 @@ class Router:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("send Authorization: Bearer <session token>", code="missing_session")
-            with get_db().connection() as conn:
-                ctx.principal = authenticate(conn, token.strip(), settings)
-            if route.auth == "staff" and ctx.principal.role not in route.roles:
-                raise Forbidden("your role may not do this", code="role_forbidden", details={"required_roles": sorted(route.roles)})
+            ctx.token = token.strip()
+            if route.auth == "user_inline":
+                # The handler checks the session in its own statement (one round trip for both);
+                # nothing below may answer before that check but a validation error, which then
+                # authenticates first (below), so 401/403/429 still come before 4xx about the input.
+                check_token(ctx.token)
+            else:
+                with get_db().connection() as conn:
+                    ctx.principal = authenticate(conn, ctx.token, settings)
+                if route.auth == "staff" and ctx.principal.role not in route.roles:
+                    raise Forbidden("your role may not do this", code="role_forbidden", details={"required_roles": sorted(route.roles)})
 
-        check_text(params, "path")
-        raw = b""
-        if method in ("POST", "PUT", "PATCH"):
-            raw = read_body(request, settings.max_body_bytes)
-        ctx.raw_body = raw
-        if route.query is not None:
-            ctx.query = parse_query(request, route.query)
-        elif request.args:
-            raise ValidationFailed(
-                "this route takes no query parameters", code="unknown_query_parameter", details={"parameters": sorted(request.args.keys())}
-            )
-        if route.body is not None:
-            ctx.body = parse_body(raw, route.body, request)
+        try:
+            raw = self._validate(request, route, ctx, method, params)
+        except AppError:
+            if route.auth == "user_inline":
+                with get_db().connection() as conn:
+                    ctx.principal = authenticate(conn, ctx.token, settings)
+            raise
 
         key = request.headers.get("Idempotency-Key")
         if route.idempotent and key is not None and ctx.principal is not None:
@@ -309,6 +315,24 @@ class Router:
             fingerprint = hashlib.sha256(f"{method} {self.function}{path}\n".encode() + raw).digest()
             return idempotency.run(ctx.principal.user_id, key, fingerprint, lambda: self._invoke(route, ctx))
         return self._invoke(route, ctx)
+
+    @staticmethod
+    def _validate(request: flask.Request, route: Route, ctx: Ctx, method: str, params: dict[str, str]) -> bytes:
+        """Path, query and body checks (400/413/415/422); the parsed values go into ``ctx``."""
+        check_text(params, "path")
+        raw = b""
+        if method in ("POST", "PUT", "PATCH"):
+            raw = read_body(request, get_settings().max_body_bytes)
+        ctx.raw_body = raw
+        if route.query is not None:
+            ctx.query = parse_query(request, route.query)
+        elif request.args:
+            raise ValidationFailed(
+                "this route takes no query parameters", code="unknown_query_parameter", details={"parameters": sorted(request.args.keys())}
+            )
+        if route.body is not None:
+            ctx.body = parse_body(raw, route.body, request)
+        return raw
 
     @staticmethod
     def _invoke(route: Route, ctx: Ctx) -> flask.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from shared.config import Settings
 from shared.db import Conn, Query
@@ -21,6 +22,8 @@ class Principal:
     user_id: str
     role: str
     session_id: int
+    # users.profile_version (migration 0070 bumps it on every change): the profile cache's validator
+    profile_version: int = 0
 
     @property
     def is_staff(self) -> bool:
@@ -37,12 +40,12 @@ def hash_token(token: str) -> bytes:
 
 
 # The session check, the idle-timeout touch (at most once a minute, to keep writes down) and the
-# per-user rate limit in one statement and one round trip.
-AUTHENTICATE = Query(
-    "session_authenticate",
-    """
-    WITH s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status
+# per-user rate limit as CTEs (s, touched, rl) and the principal's columns: one statement, one round
+# trip. A route may put its own work after them in the same statement (the heartbeat does:
+# functions/progress/queries.py), so a request costs a single round trip in all.
+SESSION_CTES = """
+    s AS (
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -61,23 +64,32 @@ AUTHENTICATE = Query(
            SET hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
-    )
-    SELECT s.id AS session_id, s.user_id::text AS user_id, s.role, s.status, rl.hits,
-           ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after
-      FROM s LEFT JOIN rl ON true
-    """,
-)
+    )"""
+PRINCIPAL_COLUMNS = """s.id AS session_id, s.user_id::text AS user_id, s.role, s.status AS account_status, s.profile_version, rl.hits,
+           ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after"""
+
+AUTHENTICATE = Query("session_authenticate", f"WITH {SESSION_CTES} SELECT {PRINCIPAL_COLUMNS} FROM s LEFT JOIN rl ON true")
 
 
 def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
     """The principal for a bearer token, after the per-user rate limit; raises 401/403/429."""
     if not token or len(token) > 256:
         raise Unauthorized("a valid session token is required", code="invalid_session")
-    row = conn.one(AUTHENTICATE, token_hash=hash_token(token))
-    if row is None:
+    return principal_from_row(conn.one(AUTHENTICATE, token_hash=hash_token(token)), settings)
+
+
+def check_token(token: str) -> None:
+    """401 for a token no session can have (before any database work)."""
+    if not token or len(token) > 256:
+        raise Unauthorized("a valid session token is required", code="invalid_session")
+
+
+def principal_from_row(row: dict[str, Any] | None, settings: Settings) -> Principal:
+    """The principal from PRINCIPAL_COLUMNS of a statement with SESSION_CTES; raises 401/403/429."""
+    if row is None or row["session_id"] is None:
         raise Unauthorized("the session is missing, expired or revoked; log in again", code="invalid_session")
-    if row["status"] != "active":
+    if row["account_status"] != "active":
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
-    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"])
+    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"], profile_version=int(row["profile_version"]))

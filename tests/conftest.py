@@ -25,7 +25,7 @@ os.environ["EARNPAY_ENV"] = "test"
 os.environ["LOCAL_KEK_BASE64"] = __import__("base64").b64encode(secrets.token_bytes(32)).decode()
 os.environ.pop("K_SERVICE", None)
 
-pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs", "tests.fixtures.paypal_standin"]
+pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs", "tests.fixtures.paypal_standin", "tests.fixtures.replica"]
 
 
 def _server_url() -> tuple[str, bool]:

@@ -40,8 +40,11 @@ from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.videos.models import Video, VideoCreate
 from shared import idempotency
-from shared.db import get_db
+from shared.db import get_db, read_replica
 from shared.http import Ctx, Reply, Router
+
+# The audit log may trail the primary by this much when read from the replica.
+AUDIT_MAX_LAG_S = 5.0
 
 router = Router("admin")
 
@@ -269,8 +272,8 @@ def set_flag(ctx: Ctx) -> dict[str, Any]:
     "GET", "/audit", auth="staff", roles=AUDITORS, query=AuditQuery, response=AuditPage, summary="The audit log, newest first, filtered"
 )
 def audit_log(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.audit_page(conn, ctx.query)
+    # A report, not a decision: the replica serves it while it is at most AUDIT_MAX_LAG_S behind.
+    return read_replica(lambda conn: service.audit_page(conn, ctx.query), max_lag_s=AUDIT_MAX_LAG_S)
 
 
 # --- partners (functions/partners/admin_routes.py) ---------------------------------------------------

@@ -21,6 +21,8 @@ USER_FOR_LOGIN = Query(
 )
 
 USER_BY_ID = Query("user_by_id", f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = CAST(:id AS uuid)")
+# The profile with the version it was read at (the profile cache's validator, migration 0070).
+USER_PROFILE_BY_ID = Query("user_profile_by_id", f"SELECT {USER_COLUMNS}, u.profile_version FROM users u WHERE u.id = CAST(:id AS uuid)")
 
 PASSWORD_HASH_BY_ID = Query("password_hash_by_id", "SELECT password_hash FROM users WHERE id = CAST(:id AS uuid)")
 

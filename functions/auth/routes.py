@@ -52,7 +52,8 @@ def logout(ctx: Ctx) -> Reply:
 
 @router.route("GET", "/me", response=UserProfile, summary="The signed-in user's profile")
 def me(ctx: Ctx) -> dict[str, Any]:
-    return service.me(get_db(), ctx.user_id)
+    assert ctx.principal is not None
+    return service.me(get_db(), ctx.user_id, ctx.principal.profile_version)
 
 
 @router.route("GET", "/session", response=SessionPrincipal, summary="The current session's principal (a cheap validity check for clients)")

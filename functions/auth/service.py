@@ -9,6 +9,7 @@ from typing import Any
 from functions.auth import passwords
 from functions.auth import queries as q
 from shared import outbox, ratelimit
+from shared.cache import VersionedCache
 from shared.config import Settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
@@ -158,11 +159,25 @@ def logout(db: Database, session_id: int) -> None:
         conn.execute(q.REVOKE_SESSION, id=session_id, reason="logout")
 
 
-def me(db: Database, user_id: str) -> dict[str, Any]:
+# The product document's 10-minute profile cache, per instance. An entry is used only while the
+# user's profile_version (read by the session check, at no extra cost) is the one it was built from,
+# so a change through any instance is seen at once everywhere.
+PROFILE_TTL_S = 10 * 60
+profiles: VersionedCache[dict[str, Any]] = VersionedCache(PROFILE_TTL_S, max_entries=50_000)
+
+
+def me(db: Database, user_id: str, profile_version: int = 0) -> dict[str, Any]:
+    if profile_version:
+        cached = profiles.get(user_id, profile_version)
+        if cached is not None:
+            return cached
     with db.connection() as conn:
-        user = conn.one(q.USER_BY_ID, id=user_id)
+        user = conn.one(q.USER_PROFILE_BY_ID, id=user_id)
     if user is None:
         raise NotFound("no such user")
+    version = user.pop("profile_version")
+    if profile_version and version == profile_version:
+        profiles.put(user_id, version, user)
     return user
 
 

@@ -58,6 +58,10 @@ BALANCE = Query(
          FROM balances WHERE user_id = CAST(:user_id AS uuid)""",
 )
 
+# The user's entry count: read on the primary before a replica read, and on the replica with it; the
+# replica's answer is used only when it has at least as many of the user's entries (read-your-writes).
+ENTRY_COUNT = Query("earnings_entry_count", "SELECT entry_count FROM balances WHERE user_id = CAST(:user_id AS uuid)")
+
 # The credits still pending, soonest to clear first (those awaiting a condition last): a few days
 # of credits at most, read by the (user_id, seq) primary key of pending_credits.
 PENDING_ENTRIES = Query(

@@ -18,8 +18,7 @@ router = Router("earnings")
     "GET", "/", query=HistoryQuery, response=HistoryPage, summary="Earnings history, newest first (keyset-paginated; type and date filters)"
 )
 def history(ctx: Ctx) -> flask.Response:
-    with get_db().connection() as conn:
-        return json_response(service.history(conn, ctx.user_id, ctx.query))
+    return json_response(service.own_read(ctx.user_id, lambda conn: service.history(conn, ctx.user_id, ctx.query)))
 
 
 @router.route("GET", "/stats", response=Stats, summary="Available balance, lifetime totals, today / 7-day / 30-day sums by type")
@@ -30,6 +29,4 @@ def stats(ctx: Ctx) -> dict[str, Any]:
 
 @router.route("GET", "/export", response=Export, summary="The whole earnings history in one response")
 def export(ctx: Ctx) -> flask.Response:
-    with get_db().connection() as conn:
-        body = service.export(conn, ctx.user_id)
-    return json_response(body)
+    return json_response(service.own_read(ctx.user_id, lambda conn: service.export(conn, ctx.user_id)))

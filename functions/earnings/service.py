@@ -6,13 +6,14 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from functions.earnings import queries as q
 from functions.earnings.models import HistoryQuery, end_of, start_of
 from functions.ledger.service import money
-from shared.db import Conn
+from shared.db import Conn, get_db, read_replica, replica_configured
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -21,10 +22,28 @@ from shared.pagination import decode_cursor, encode_cursor
 STATS_TTL_S = 5 * 60
 STATS_CACHE_MAX_USERS = 20_000
 _MAX_SEQ = 2**63 - 1
+T = TypeVar("T")
 EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward")
 PERIODS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
 # Pending credits listed by /earnings/stats (soonest to clear first).
 PENDING_ENTRIES_SHOWN = 100
+
+
+def own_read(user_id: str, fn: Callable[[Conn], T], *, primary_count: int | None = None) -> T:
+    """``fn`` on the replica when one is configured and already has every entry of the user that the
+    primary has (the entry count, read on the primary first unless given); else on the primary."""
+    if not replica_configured():
+        with get_db().connection() as conn:
+            return fn(conn)
+    if primary_count is None:
+        with get_db().connection() as conn:
+            primary_count = int(conn.value(q.ENTRY_COUNT, user_id=user_id) or 0)
+    wanted = primary_count
+
+    def guarded(conn: Conn) -> tuple[int, T]:
+        return int(conn.value(q.ENTRY_COUNT, user_id=user_id) or 0), fn(conn)
+
+    return read_replica(guarded, fresh=lambda r: r[0] >= wanted)[1]
 
 
 def history(conn: Conn, user_id: str, query: HistoryQuery) -> str:
@@ -95,7 +114,9 @@ def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[s
         assert cached is not None
         periods = cached.periods
     else:
-        periods = _period_sums(conn, user_id, today)
+        # The sums come from the replica when it holds all of the user's entries; the balance above
+        # is always the primary's.
+        periods = own_read(user_id, lambda c: _period_sums(c, user_id, today), primary_count=int(bal["entry_count"]))
         with _lock:
             if len(_sums) >= STATS_CACHE_MAX_USERS:
                 for key in [k for k, v in _sums.items() if v.expires_at <= mono] or list(_sums):

@@ -6,11 +6,28 @@ import time
 
 from pydantic import Field
 
-from shared.db import Query, get_db
+from shared import metrics
+from shared.db import Query, get_db, get_read_db
 from shared.http import Ctx, Reply, Router
 from shared.models import Response
 
 router = Router("health")
+
+ACTIVE_SESSIONS = Query(
+    "health_active_sessions",
+    "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND last_seen_at > now() - interval '5 minutes'",
+)
+
+
+def _active_sessions() -> int:
+    # User session concurrency (earnpay.sessions.active). Counted by this function only: uptime checks
+    # call it every minute on at most max_instances instances, so the count runs about once a minute,
+    # on the replica where one is configured, instead of once per instance of every function.
+    with get_read_db().connection() as conn:
+        return int(conn.value(ACTIVE_SESSIONS) or 0)
+
+
+metrics.set_active_sessions_source(_active_sessions)
 
 PING = Query("health_ping", "SELECT 1")
 MIGRATION_VERSION = Query("health_migration_version", "SELECT max(version) FROM schema_migrations")

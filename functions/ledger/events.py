@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.ledger import credits
+from shared import metrics
 from shared.db import get_db
 from shared.errors import PermanentEventError
 from shared.events import Message, decode_pubsub, handle
@@ -57,8 +58,10 @@ def _apply(message: Message) -> None:
         with get_db().transaction() as conn:
             result = credits.apply(conn, req, message_id=message.message_id or None)
     except PermanentEventError as err:
+        metrics.credit("failed")
         _log_failed(err.reason, err.code, retry=False, message_id=message.message_id, request=message.data)
         raise
+    metrics.credit("duplicate" if result.duplicate else "applied")
     log.info(
         "credit request %s/%s %s entry %s",
         req.source,

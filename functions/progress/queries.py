@@ -1,6 +1,7 @@
 """SQL of the progress function: heartbeats go through the database function progress_heartbeat()."""
 
 from shared.db import Query
+from shared.sessions import PRINCIPAL_COLUMNS, SESSION_CTES
 
 HEARTBEAT = Query(
     "progress_heartbeat",
@@ -9,6 +10,29 @@ HEARTBEAT = Query(
          FROM progress_heartbeat(CAST(:user_id AS uuid), CAST(:video_id AS uuid), CAST(:position AS numeric),
                                  CAST(:playing AS boolean), CAST(:client_seq AS bigint), CAST(:session_id AS uuid),
                                  CAST(:complete AS boolean), CAST(:daily_cap AS bigint))""",
+)
+
+# The session check (idle touch, per-user rate limit: shared/sessions.py) and the heartbeat in one
+# statement: one round trip per heartbeat instead of two. progress_heartbeat runs only for an active
+# account within its rate limit (the OFFSET 0 subquery keeps the planner from calling it for any
+# other row); otherwise the row carries only the principal's columns and the caller answers 401/403/429.
+HEARTBEAT_AUTHENTICATED = Query(
+    "progress_heartbeat_authenticated",
+    f"""WITH {SESSION_CTES}, ok AS (
+            SELECT s.user_id FROM s LEFT JOIN rl ON true
+             WHERE s.status = 'active' AND coalesce(rl.hits, 0) <= CAST(:max_hits AS int)
+            OFFSET 0
+        ), hb AS (
+            SELECT h.* FROM ok,
+                   LATERAL progress_heartbeat(ok.user_id, CAST(:video_id AS uuid), CAST(:position AS numeric),
+                                              CAST(:playing AS boolean), CAST(:client_seq AS bigint), CAST(:session_id AS uuid),
+                                              false, CAST(:daily_cap AS bigint)) h
+        )
+        SELECT {PRINCIPAL_COLUMNS},
+               hb.status, hb.credited_now, hb.position_seconds, hb.credited_seconds, hb.required_seconds, hb.duration_seconds,
+               hb.completed_at, hb.reward_micros, hb.withheld_micros, hb.reward_entry_id, hb.last_heartbeat_at
+          FROM s LEFT JOIN rl ON true LEFT JOIN hb ON true""",
+    table="video_progress",
 )
 
 ATTACH_REWARD = Query(

@@ -7,8 +7,11 @@ from typing import Any
 from functions.progress import service
 from functions.progress.models import HeartbeatBody, HeartbeatResponse, Progress, ProgressListQuery, ProgressPage
 from functions.videos.models import parse_video_id
+from shared.config import get_settings
 from shared.db import get_db
+from shared.errors import AppError
 from shared.http import Ctx, Router
+from shared.sessions import authenticate
 
 # A heartbeat's budget (p99 50 ms) is smaller than a Pub/Sub publish: its events (video_completed,
 # earnings_credited) go out with the outbox sweep, within about a minute.
@@ -18,12 +21,21 @@ router = Router("progress", publish_events=False)
 @router.route(
     "POST",
     "/{video_id}",
+    auth="user_inline",
     body=HeartbeatBody,
     response=HeartbeatResponse,
     summary="Heartbeat while watching; completes the video and credits its reward",
 )
 def heartbeat(ctx: Ctx) -> dict[str, Any]:
-    return service.heartbeat(get_db(), ctx.user_id, parse_video_id(ctx.params["video_id"]), ctx.body)
+    # auth="user_inline": the session check runs in the heartbeat's own statement (one round trip).
+    try:
+        video_id = parse_video_id(ctx.params["video_id"])
+    except AppError:
+        with get_db().connection() as conn:  # 401/403/429 before anything about the input
+            ctx.principal = authenticate(conn, ctx.token, get_settings())
+        raise
+    ctx.principal, result = service.heartbeat_with_session(get_db(), ctx.token, video_id, ctx.body)
+    return result
 
 
 @router.route("GET", "/{video_id}", response=Progress, summary="The signed-in user's progress on one video")

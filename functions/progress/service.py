@@ -22,14 +22,18 @@ from functions.ledger import service as ledger
 from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
 from functions.videos.service import required_seconds
-from shared import outbox
+from shared import metrics, outbox
 from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
 from shared.errors import NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
+from shared.sessions import Principal, authenticate, hash_token, principal_from_row
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The client's documented cadence: a playing heartbeat after the first of a stream claims this much
+# watching (earnpay.watch.reported_seconds; credited / reported is the tracking accuracy metric).
+HEARTBEAT_CADENCE_S = 10.0
 
 
 def _seconds(value: Decimal | None) -> float:
@@ -50,20 +54,67 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
     }
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
-        if row["status"] != "completion_due":
-            return _present_heartbeat(video_id, row, balance=None)
-        for attempt in range(1, 6):
-            try:
-                with conn.transaction():
-                    row = _call(conn, complete=True, **params)
-                    balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
-                return _present_heartbeat(video_id, row, balance=balance)
-            except DatabaseError as exc:
-                if sqlstate(exc) in RETRYABLE and attempt < 5:
-                    time.sleep(0.005 * attempt)
-                    continue
+        return _finish(conn, user_id, video_id, row, params, body.playing)
+
+
+def heartbeat_with_session(
+    db: Database, token: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None
+) -> tuple[Principal, dict[str, Any]]:
+    """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
+    the router's check. Completing a video still takes its own transaction (once per video)."""
+    settings = get_settings()
+    cap = settings.daily_earning_cap_micros if daily_cap is None else daily_cap
+    params = {
+        "video_id": video_id,
+        "position": Decimal(f"{body.position_seconds:.3f}"),
+        "playing": body.playing,
+        "client_seq": body.client_seq,
+        "session_id": body.session_id.lower() if body.session_id else None,
+        "daily_cap": cap,
+    }
+    with db.connection() as conn:
+        try:
+            row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
+        except DatabaseError as exc:
+            if sqlstate(exc) not in ("EP101", "EP102"):
                 raise
+            # The statement rolled back, rate-limit hit included: check the session on its own (it
+            # counts the request), then answer the heartbeat's own 404/422.
+            principal = authenticate(conn, token, settings)
+            _call(conn, complete=False, user_id=principal.user_id, **params)
+            raise
+        principal = principal_from_row(row, settings)
+        assert row is not None and row["status"] is not None
+        return principal, _finish(conn, principal.user_id, video_id, row, {"user_id": principal.user_id, **params}, body.playing)
+
+
+def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params: dict[str, Any], playing: bool) -> dict[str, Any]:
+    """Answers a heartbeat's first statement; a due completion runs its own retried transaction."""
+    _record(row, playing)
+    if row["status"] != "completion_due":
+        return _present_heartbeat(video_id, row, balance=None)
+    for attempt in range(1, 6):
+        try:
+            with conn.transaction():
+                row = _call(conn, complete=True, **params)
+                balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
+            return _present_heartbeat(video_id, row, balance=balance)
+        except DatabaseError as exc:
+            if sqlstate(exc) in RETRYABLE and attempt < 5:
+                time.sleep(0.005 * attempt)
+                continue
+            raise
     raise AssertionError("unreachable")
+
+
+def _record(row: dict[str, Any], playing: bool) -> None:
+    """The heartbeat and watch-time accuracy metrics (shared/metrics.py)."""
+    status = row["status"]
+    if status == "stale":
+        metrics.heartbeat_rejected("stale")
+    claimed = HEARTBEAT_CADENCE_S if playing and status not in ("started", "stream_started", "stale") else 0.0
+    credited = _seconds(row["credited_now"]) if status != "completion_due" else 0.0
+    metrics.heartbeat(status, credited_seconds=credited, reported_seconds=claimed)
 
 
 def _call(conn: Conn, **params: Any) -> dict[str, Any]:
@@ -71,6 +122,8 @@ def _call(conn: Conn, **params: Any) -> dict[str, Any]:
         row = conn.one(q.HEARTBEAT, **params)
     except DatabaseError as exc:
         code = sqlstate(exc)
+        if code in ("EP101", "EP102"):
+            metrics.heartbeat_rejected("video_not_found" if code == "EP101" else "position_out_of_range")
         if code == "EP101":
             raise NotFound("no such video", code="video_not_found") from exc
         if code == "EP102":

@@ -11,6 +11,9 @@ CATALOGUE = Query(
     f"SELECT {_COLUMNS} FROM videos WHERE active ORDER BY created_at DESC, id DESC LIMIT :max_rows",
 )
 
+# The catalogue's version (migration 0070: bumped by a trigger on every change to videos).
+CATALOGUE_VERSION = Query("videos_catalogue_version", "SELECT version FROM cache_versions WHERE name = 'catalogue'")
+
 ACTIVE_VIDEO = Query("videos_active_one", f"SELECT {_COLUMNS} FROM videos WHERE id = CAST(:id AS uuid) AND active")
 
 VIDEO = Query("videos_one", f"SELECT {_COLUMNS} FROM videos WHERE id = CAST(:id AS uuid)", prepared=False)

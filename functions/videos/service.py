@@ -16,8 +16,9 @@ from functions.videos.models import VideoCreate
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 
-# The product document: each instance caches the catalogue for 15 minutes. A video created through
-# this instance clears it at once; other instances see it within the TTL.
+# The product document: each instance caches the catalogue for 15 minutes. Each request compares the
+# cached copy's version with cache_versions (one primary-key read instead of the catalogue query and
+# its serialisation), so a change through any instance is seen by every instance at once.
 CATALOGUE_TTL_S = 15 * 60
 CATALOGUE_MAX_VIDEOS = 1000
 
@@ -51,6 +52,7 @@ class Catalogue:
     etag: str
     count: int
     expires_at: float
+    version: int = 0
 
 
 _lock = threading.Lock()
@@ -69,15 +71,18 @@ def catalogue(db: Database) -> Catalogue:
     global _cached
     now = time.monotonic()
     current = _cached
-    if current is not None and current.expires_at > now:
-        return current
     from shared.http import dumps
 
     with db.connection() as conn:
+        version = int(conn.value(q.CATALOGUE_VERSION) or 0)
+        if current is not None and current.expires_at > now and current.version == version:
+            return current
+        # The version was read before the list: a change in between pairs a newer list with the older
+        # version (refetched once more next time), never an older list with the newer version.
         rows = conn.all(q.CATALOGUE, max_rows=CATALOGUE_MAX_VIDEOS)
     body = dumps({"items": [present(r) for r in rows], "next_cursor": None})
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
-    fresh = Catalogue(body=body, etag=etag, count=len(rows), expires_at=now + CATALOGUE_TTL_S)
+    fresh = Catalogue(body=body, etag=etag, count=len(rows), expires_at=now + CATALOGUE_TTL_S, version=version)
     with _lock:
         _cached = fresh
     return fresh

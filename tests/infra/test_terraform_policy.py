@@ -458,8 +458,10 @@ def test_the_alerts_the_product_names_exist() -> None:
     anchors = _runbook_anchors()
     for alert in events.values():
         assert alert["runbook"] in anchors, f"docs/operations.md has no heading for #{alert['runbook']}"
+    for alert in _local("otel_alerts").values():
+        assert alert["runbook"] in anchors, f"docs/operations.md has no heading for #{alert['runbook']}"
     for name, policy in policies.items():
-        if name != "log_event":
+        if name not in ("log_event", "otel"):
             content = _block(policy, "documentation")["content"]
             anchor = content.rsplit("#", 1)[1]
             assert anchor in anchors, f"{name}: docs/operations.md has no heading for #{anchor}"
