@@ -53,8 +53,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN i = 1 THEN {BIG_USER
 """
 
 USERS = """
-INSERT INTO users (id, email, password_hash, display_name, referral_code, created_at, updated_at, password_changed_at)
-SELECT bench_user_id(i), 'bench-gen-' || i || '@example.com', %(hash)s, 'Bench user ' || i,
+INSERT INTO users (id, email, canonical_email, password_hash, display_name, referral_code, created_at, updated_at, password_changed_at)
+SELECT bench_user_id(i), 'bench-gen-' || i || '@example.com', 'bench-gen-' || i || '@example.com', %(hash)s, 'Bench user ' || i,
        'Z' || (SELECT string_agg(substr(%(alphabet)s, ((i / (31::bigint ^ k)::bigint) %% 31)::int + 1, 1), '' ORDER BY k)
                  FROM generate_series(0, 6) k),
        now() - interval '400 days', now() - interval '400 days', now() - interval '400 days'

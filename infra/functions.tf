@@ -41,7 +41,7 @@ locals {
       buckets       = {}
       kms           = null
       signs_urls    = false
-      secrets       = []
+      secrets       = ["risk-hash-key"]
     }
     videos = {
       description   = "Video catalogue."
@@ -109,7 +109,7 @@ locals {
       buckets       = {}
       kms           = "encrypt"
       signs_urls    = false
-      secrets       = []
+      secrets       = ["risk-hash-key"]
     }
     kyc = {
       description   = "KYC status and signed upload URLs for documents."
@@ -316,6 +316,7 @@ locals {
     ## (shared/metrics.py: no background thread in a function).
     METRICS_EXPORTER          = "gcp"
     METRICS_EXPORT_INTERVAL_S = "60"
+    TRUSTED_PROXY_HOPS        = tostring(var.trusted_proxy_hops)
   }
 
   function_env = {

@@ -182,6 +182,16 @@ variable "app_origins" {
   }
 }
 
+variable "trusted_proxy_hops" {
+  description = "Proxies in front of the functions that append the caller's address to X-Forwarded-For (docs/deploy.md): 1 for Cloud Functions' own front end, 2 behind an external HTTPS load balancer. The app reads the entry that many places from the right, so entries a client writes itself are ignored."
+  type        = number
+
+  validation {
+    condition     = var.trusted_proxy_hops >= 1 && var.trusted_proxy_hops <= 5 && floor(var.trusted_proxy_hops) == var.trusted_proxy_hops
+    error_message = "trusted_proxy_hops must be a whole number from 1 to 5 (0 is for local runs only: deployed functions always sit behind Google's front end)."
+  }
+}
+
 variable "kyc_retention_days" {
   description = "Days a KYC document is kept before the lifecycle deletes it (AML record keeping: at least 5 years)."
   type        = number

@@ -93,7 +93,14 @@ class Settings(BaseSettings):
 
     # --- HTTP -----------------------------------------------------------------------------------
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, description="largest request body accepted")
-    trust_forwarded_for: bool = Field(True, alias="TRUST_FORWARDED_FOR", description="take the client IP from X-Forwarded-For")
+    trusted_proxy_hops: int = Field(
+        0,
+        alias="TRUSTED_PROXY_HOPS",
+        ge=0,
+        le=5,
+        description="proxies in front of the service that append to X-Forwarded-For (0: the peer address is the caller; "
+        "Cloud Functions: 1; behind an external HTTPS load balancer: 2; docs/deploy.md)",
+    )
     idempotency_lease_s: float = Field(
         5.0,
         alias="IDEMPOTENCY_LEASE_S",
@@ -106,6 +113,14 @@ class Settings(BaseSettings):
         alias="EARNPAY_FAULT_PAUSE",
         description="tests only, refused when deployed: before_call=S,after_call=S[,until=FILE] pauses keyed requests "
         "(shared/idempotency.py)",
+    )
+
+    # --- trust and safety (docs/fraud.md) --------------------------------------------------------
+    risk_hash_key: SecretStr | None = Field(
+        None,
+        alias="RISK_HASH_KEY",
+        description="HMAC key of device hashes and payout destination fingerprints (Secret Manager when deployed, required there); "
+        "unset locally: a fixed development key",
     )
 
     # --- events ---------------------------------------------------------------------------------

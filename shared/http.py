@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import re
 import time
@@ -381,14 +382,26 @@ def _internal() -> AppError:
 
 
 def client_ip(request: flask.Request) -> str:
-    """The caller's address: the last X-Forwarded-For hop (appended by Google's front end), else the peer."""
-    if get_settings().trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            candidate = forwarded.split(",")[-1].strip()
-            if re.fullmatch(r"[0-9a-fA-F:.]{2,45}", candidate):
-                return candidate
-    return request.remote_addr or "0.0.0.0"  # noqa: S104  # an unknown peer, not a bind address
+    """The caller's address, as the proxies we trust saw it (``TRUSTED_PROXY_HOPS``, docs/deploy.md).
+
+    Each trusted proxy appends the address it received the request from to ``X-Forwarded-For``.
+    With N trusted hops the caller is the N-th entry from the right: entries further left were
+    written by the client itself (or by proxies we do not run) and are ignored, so a spoofed header
+    changes nothing. 0 hops (local runs): the peer address. A header shorter than N entries, or an
+    entry that is not an IP address, falls back to the peer address (never to a client-written value).
+    """
+    peer = request.remote_addr or "0.0.0.0"  # noqa: S104  # an unknown peer, not a bind address
+    hops = get_settings().trusted_proxy_hops
+    if hops <= 0:
+        return peer
+    entries = [e.strip() for e in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if e.strip()]
+    if len(entries) < hops:
+        return peer
+    candidate = entries[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:

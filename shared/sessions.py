@@ -24,6 +24,7 @@ class Principal:
     session_id: int
     # users.profile_version (migration 0070 bumps it on every change): the profile cache's validator
     profile_version: int = 0
+    risk_state: str = "ok"  # docs/fraud.md: a suspended account may sign in but not earn
 
     @property
     def is_staff(self) -> bool:
@@ -45,7 +46,7 @@ def hash_token(token: str) -> bytes:
 # functions/progress/queries.py), so a request costs a single round trip in all.
 SESSION_CTES = """
     s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version, u.risk_state
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -65,8 +66,8 @@ SESSION_CTES = """
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
     )"""
-PRINCIPAL_COLUMNS = """s.id AS session_id, s.user_id::text AS user_id, s.role, s.status AS account_status, s.profile_version, rl.hits,
-           ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after"""
+PRINCIPAL_COLUMNS = """s.id AS session_id, s.user_id::text AS user_id, s.role, s.status AS account_status, s.profile_version,
+           s.risk_state, rl.hits, ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after"""
 
 AUTHENTICATE = Query("session_authenticate", f"WITH {SESSION_CTES} SELECT {PRINCIPAL_COLUMNS} FROM s LEFT JOIN rl ON true")
 
@@ -92,4 +93,10 @@ def principal_from_row(row: dict[str, Any] | None, settings: Settings) -> Princi
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
-    return Principal(user_id=row["user_id"], role=row["role"], session_id=row["session_id"], profile_version=int(row["profile_version"]))
+    return Principal(
+        user_id=row["user_id"],
+        role=row["role"],
+        session_id=row["session_id"],
+        profile_version=int(row["profile_version"]),
+        risk_state=row["risk_state"],
+    )

@@ -21,6 +21,9 @@ import pytest
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 os.environ["EARNPAY_ENV"] = "test"
+# The tests play Cloud Functions' front end: one trusted proxy hop, so each test's X-Forwarded-For is
+# the caller's address (tests/shared/test_client_ip.py covers the other layouts).
+os.environ["TRUSTED_PROXY_HOPS"] = "1"
 # A fresh local key-encryption key per run (payout details), so tests never touch .data/local-kek.
 os.environ["LOCAL_KEK_BASE64"] = __import__("base64").b64encode(secrets.token_bytes(32)).decode()
 os.environ.pop("K_SERVICE", None)

@@ -38,6 +38,7 @@ from functions.admin.models import (
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
 from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
+from functions.risk.models import Decision, DecisionBody, RiskCase, RiskQueuePage, RiskQueueQuery, Rule, RuleBody, RuleList
 from functions.videos.models import Video, VideoCreate
 from shared import idempotency
 from shared.db import get_db, read_replica
@@ -265,6 +266,69 @@ def set_flag(ctx: Ctx) -> dict[str, Any]:
     body = ctx.body
     with get_db().transaction() as conn:
         return service.set_flag(conn, _actor(ctx), ctx.params["key"], body.enabled, body.rollout_percent, body.description)
+
+
+# --- trust and safety: the review queue (docs/fraud.md) -------------------------------------------------
+@router.route(
+    "GET",
+    "/risk/queue",
+    auth="staff",
+    roles=READERS,
+    query=RiskQueueQuery,
+    response=RiskQueuePage,
+    summary="Accounts in a risk state (default: review), longest waiting first, with their signals and scores",
+)
+def risk_queue(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.risk_queue(conn, ctx.query)
+
+
+@router.route(
+    "GET",
+    "/risk/users/{user_id}",
+    auth="staff",
+    roles=READERS,
+    response=RiskCase,
+    summary="One account's case: signals, linked accounts as a graph, referral tree, earning velocity, state history",
+)
+def risk_case(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.risk_case(conn, _actor(ctx), ctx.params["user_id"])
+
+
+@router.route(
+    "POST",
+    "/risk/users/{user_id}/decision",
+    auth="staff",
+    roles=COMPLIANCE,
+    body=DecisionBody,
+    response=Decision,
+    summary="Clear, watch, review, suspend or ban an account, with a reason (ban: sessions revoked, pending earnings clawed back)",
+)
+def risk_decide(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.risk_decide(conn, _actor(ctx), ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
+
+
+@router.route("GET", "/risk/rules", auth="staff", roles=READERS, response=RuleList, summary="The risk rules: thresholds, windows, weights")
+def risk_rules(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.risk_rules(conn)
+
+
+@router.route(
+    "PUT",
+    "/risk/rules/{name}",
+    auth="staff",
+    roles=ADMIN,
+    body=RuleBody,
+    response=Rule,
+    summary="Change a risk rule's threshold, window and weight",
+)
+def risk_set_rule(ctx: Ctx) -> dict[str, Any]:
+    body = ctx.body
+    with get_db().transaction() as conn:
+        return service.risk_set_rule(conn, _actor(ctx), ctx.params["name"], body.threshold, body.window_minutes, body.weight)
 
 
 # --- the audit log ---------------------------------------------------------------------------------

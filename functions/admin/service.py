@@ -21,6 +21,7 @@ from functions.flags import service as flags
 from functions.kyc import service as kyc
 from functions.ledger import service as ledger
 from functions.payouts import service as payouts
+from functions.risk import staff as risk_staff
 from functions.videos import service as videos
 from functions.videos.models import VideoCreate
 from shared import audit
@@ -389,6 +390,46 @@ def set_flag(conn: Conn, actor: Actor, key: str, enabled: bool, rollout_percent:
     change = flags.set_flag(conn, key, enabled, rollout_percent, description, actor.user_id)
     record(conn, actor, "flag.set", "feature_flag", key, change["before"], change["after"])
     return dict(change["after"])
+
+
+# --- trust and safety (functions/risk, docs/fraud.md) -------------------------------------------------------
+def risk_queue(conn: Conn, query: Any) -> dict[str, Any]:
+    return risk_staff.queue(conn, query.state, query.limit, query.cursor)
+
+
+def risk_case(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
+    """One account's case (audited as a read: who looked at whose links)."""
+    view = risk_staff.case(conn, user_id)
+    record(conn, actor, "risk.case.view", "user", view["user_id"], None, None)
+    return view
+
+
+def risk_decide(conn: Conn, actor: Actor, user_id: str, decision: str, reason: str) -> dict[str, Any]:
+    done = risk_staff.decide(conn, actor.user_id, user_id, decision, reason)
+    record(
+        conn,
+        actor,
+        f"risk.{decision}",
+        "user",
+        done["user_id"],
+        {"risk_state": done["from_state"]},
+        {"risk_state": done["to_state"], **done["effects"]},
+        reason=reason,
+    )
+    return done
+
+
+def risk_rules(conn: Conn) -> dict[str, Any]:
+    return risk_staff.list_rules(conn)
+
+
+def risk_set_rule(conn: Conn, actor: Actor, name: str, threshold: int, window_minutes: int, weight: int) -> dict[str, Any]:
+    change = risk_staff.set_rule(conn, actor.user_id, name, threshold, window_minutes, weight)
+    keep = ("threshold", "window_minutes", "weight")
+    record(
+        conn, actor, "risk.rule.update", "risk_rule", name, {k: change["before"][k] for k in keep}, {k: change["after"][k] for k in keep}
+    )
+    return change["after"]
 
 
 # --- the audit log ---------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ INSERT_USER = Query(
         RETURNING {USER_COLUMNS}""",
 )
 
+USER_BY_CANONICAL_EMAIL = Query(
+    "user_by_canonical_email", "SELECT u.id::text AS id FROM users u WHERE u.canonical_email = ep_canonical_email(:email)"
+)
+
 USER_FOR_LOGIN = Query(
     "user_for_login",
     f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = :email",

@@ -6,6 +6,7 @@ from typing import Any
 
 from functions.auth import service
 from functions.auth.models import LoginBody, LoginResponse, PasswordChangeBody, SessionPrincipal, SignupBody, SignupResponse, UserProfile
+from functions.risk import signals
 from shared.config import get_settings
 from shared.db import get_db
 from shared.http import Ctx, Reply, Router
@@ -15,7 +16,7 @@ router = Router("auth")
 
 
 def _client(ctx: Ctx) -> service.ClientInfo:
-    return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent)
+    return service.ClientInfo(ip=ctx.ip, user_agent=ctx.user_agent, install_id=ctx.request.headers.get(signals.INSTALL_ID_HEADER))
 
 
 @router.route(

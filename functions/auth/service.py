@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.auth import passwords
 from functions.auth import queries as q
+from functions.risk import signals
 from shared import outbox, ratelimit
 from shared.cache import VersionedCache
 from shared.config import Settings
@@ -25,6 +26,7 @@ REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 class ClientInfo:
     ip: str
     user_agent: str
+    install_id: str | None = None  # the X-Install-Id header (docs/fraud.md), hashed before it is stored
 
 
 def new_referral_code() -> str:
@@ -90,7 +92,8 @@ def create_user(
                 key=f"user_signed_up:{user['id']}",
             )
             return user
-        if conn.one(q.USER_FOR_LOGIN, email=email) is not None:
+        if conn.one(q.USER_FOR_LOGIN, email=email) is not None or conn.one(q.USER_BY_CANONICAL_EMAIL, email=email) is not None:
+            # the same mailbox under another spelling (dots, +tags) is the same account (docs/fraud.md)
             raise Conflict("an account with this email already exists", code="email_taken")
     raise RuntimeError("could not allocate a unique referral code")
 
@@ -105,6 +108,9 @@ def signup(db: Database, body: Any, client: ClientInfo, settings: Settings) -> d
     with db.transaction() as conn:
         user = create_user(conn, email=body.email, password=body.password, display_name=body.display_name, referral_code=body.referral_code)
         session = _create_session(conn, user, client, settings)
+        signals.observe(conn, user["id"], "signup", client.ip, client.install_id)
+        if user["referred_by"] is not None:
+            signals.observe(conn, user["id"], "referral", client.ip, client.install_id)
     log.info("user signed up", extra={"event": "user_signed_up", "user_id": user["id"]})
     return {"user": user, "session": session}
 
@@ -148,6 +154,7 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
         session = _create_session(conn, user, client, settings)
+        signals.observe(conn, user["id"], "login", client.ip, client.install_id)
     user.pop("password_hash", None)
     # A bare login earns nothing: the daily and streak bonuses accrue with the first verified watching
     # of the day (functions/earnings/bonuses.on_verified_watch). "bonus" stays in the answer, always null.

@@ -113,6 +113,8 @@ TRY_QUALIFY = Query(
           FROM referrals r JOIN users u ON u.id = r.referred_user_id
          WHERE r.referred_user_id = CAST(:user_id AS uuid) AND r.status = 'pending' AND r.expires_at > now()
            AND (NOT CAST(:require_kyc AS boolean) OR u.kyc_status = 'verified')
+           -- referrer and referred share a device or payout destination: never qualifies (docs/fraud.md)
+           AND NOT ep_risk_linked(r.referrer_id, r.referred_user_id)
            AND (SELECT count(*) >= CAST(:days AS int) AND coalesce(sum(d.credited_micros), 0) >= CAST(:min_micros AS bigint)
                   FROM daily_video_earnings d WHERE d.user_id = r.referred_user_id AND d.credited_micros > 0)
            FOR UPDATE OF r

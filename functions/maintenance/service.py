@@ -53,6 +53,7 @@ TASKS: dict[str, Task] = {
         Task("outbox_sweep", 5, tasks.outbox_sweep, tasks.SweepOptions, "publish outbox rows left behind"),
         Task("restore_drill", 6, tasks.restore_drill, tasks.DrillOptions, "restore a backup into scratch and check it"),
         Task("clearing", 7, tasks.clearing, tasks.ClearingOptions, "move due pending credits to available"),
+        Task("risk_scan", 10, tasks.risk_scan, tasks.RiskScanOptions, "run the trust-and-safety rules over what is new (docs/fraud.md)"),
     )
 }
 

@@ -73,6 +73,10 @@ class ClearingOptions(Options):
     time_budget_s: int = Field(240, ge=1, le=3600, description="start no new batch after this long")
 
 
+class RiskScanOptions(Options):
+    limit: int = Field(5_000, ge=1, le=100_000, description="new observations (and completions) read per run")
+
+
 class DrillOptions(Options):
     force: bool = False
     minutes_ago: int = Field(60, ge=5, le=7 * 24 * 60, description="clone drill: the point in time, this long ago")
@@ -299,6 +303,14 @@ def outbox_sweep(conn: Conn, opts: SweepOptions, settings: Settings) -> dict[str
 
     swept = outbox.sweep(get_db(), limit=opts.limit)
     return dict(swept) if isinstance(swept, dict) else {"swept": swept}
+
+
+# --- trust and safety -------------------------------------------------------------------------------------
+def risk_scan(conn: Conn, opts: RiskScanOptions, settings: Settings) -> dict[str, Any]:
+    """The rules over the accounts with new observations or completions since the last run (functions/risk)."""
+    from functions.risk import service as risk
+
+    return risk.scan(get_db(), conn, limit=opts.limit)
 
 
 # --- restore drill ----------------------------------------------------------------------------------------

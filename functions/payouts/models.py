@@ -232,10 +232,20 @@ class StaffPayoutDetail(StaffPayout):
     events: list[StaffPayoutEvent]
 
 
+class TopSignal(Response):
+    """One of the account's strongest trust-and-safety signals (docs/fraud.md)."""
+
+    rule: str
+    score: int
+    enforced: bool = Field(description="false: the rule is in shadow mode for this account (no effect)")
+
+
 class ReviewPayout(StaffPayout):
     user_email: str
     user_status: str
     user_kyc_status: str
+    risk_state: Literal["ok", "watch", "review", "suspended", "banned"] = Field(description="the account's risk state (docs/fraud.md)")
+    top_signals: list[TopSignal] = Field(description="the account's three strongest signals, strongest first")
 
 
 class ReviewPayoutPage(Page):

@@ -23,8 +23,8 @@ CLEAR_DEFAULT_METHOD = Query(
 
 INSERT_METHOD = Query(
     "payout_methods_insert",
-    f"""INSERT INTO payout_methods (id, user_id, type, label, details, is_default)
-        VALUES (CAST(:id AS uuid), CAST(:user_id AS uuid), :type, :label, CAST(:details AS jsonb), :is_default)
+    f"""INSERT INTO payout_methods (id, user_id, type, label, details, is_default, destination_fingerprint)
+        VALUES (CAST(:id AS uuid), CAST(:user_id AS uuid), :type, :label, CAST(:details AS jsonb), :is_default, :fingerprint)
         RETURNING {_METHOD_COLUMNS}""",
 )
 
@@ -80,7 +80,9 @@ NEWEST_METHOD = Query(
 
 # --- payout requests --------------------------------------------------------------------------------
 # FOR SHARE: an erasure or a block running now finishes first, and a request never slips in beside it.
-USER_ELIGIBILITY = Query("payout_user_eligibility", "SELECT status, kyc_status FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE")
+USER_ELIGIBILITY = Query(
+    "payout_user_eligibility", "SELECT status, kyc_status, risk_state FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE"
+)
 
 _PAYOUT_COLUMNS = """p.id::text AS id, p.user_id::text AS user_id, p.method_id::text AS method_id, p.method_type, p.method_label,
     p.amount_cents, p.currency, p.status, p.requested_at, p.decided_at, p.decided_by::text AS decided_by, p.reject_reason,
@@ -192,8 +194,10 @@ CLAIM_DUE = Query(
 CLAIM_APPROVED = Query(
     "payout_claim_approved",
     f"""WITH picked AS (
-            SELECT id FROM payout_requests
+            SELECT id FROM payout_requests pr
              WHERE status = 'approved'
+               -- an account in review (or suspended, banned) keeps its approved payouts waiting (docs/fraud.md)
+               AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = pr.user_id AND u.risk_state IN ('review', 'suspended', 'banned'))
              ORDER BY requested_at, id
              LIMIT :limit
                FOR UPDATE SKIP LOCKED

@@ -16,6 +16,7 @@ from functions.payouts.models import (
     PayoutMethodList,
     PayoutPage,
 )
+from functions.risk import signals
 from shared.db import get_db
 from shared.http import Ctx, Router
 
@@ -66,7 +67,8 @@ def remove_method(ctx: Ctx) -> dict[str, Any]:
     summary="Request a payout (KYC-verified, active account, password); holds the amount at once",
 )
 def request_payout(ctx: Ctx) -> dict[str, Any]:
-    payout, _created = service.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key)
+    client = (ctx.ip, ctx.request.headers.get(signals.INSTALL_ID_HEADER))
+    payout, _created = service.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key, client=client)
     return payout
 
 

@@ -18,6 +18,8 @@ from functions.auth.service import verify_password
 from functions.ledger import service as ledger
 from functions.payouts import queries as q
 from functions.payouts.models import STATES, MethodCreateBody, PayoutCreateBody
+from functions.risk import queries as risk_q
+from functions.risk import signals
 from shared.config import Settings, get_settings
 from shared.crypto import encrypt_json, mask_account, mask_email
 from shared.db import Conn, Database
@@ -108,6 +110,7 @@ def add_method(db: Database, user_id: str, body: MethodCreateBody, settings: Set
             label=method_label(body),
             details=json.dumps(envelope, separators=(",", ":")),
             is_default=make_default,
+            fingerprint=signals.payout_fingerprint(body.type, body.details()),
         )
     assert row is not None
     return _method_view(row)
@@ -255,6 +258,12 @@ def _check_eligible(conn: Conn, user_id: str) -> None:
     user = conn.one(q.USER_ELIGIBILITY, user_id=user_id)
     if user is None or user["status"] != "active":
         raise Forbidden("your account is not active", code="account_not_active")
+    if user["risk_state"] in ("review", "suspended", "banned"):
+        raise Forbidden(
+            "cashouts are paused while our team reviews this account; you can keep using EarnPay meanwhile",
+            code="account_under_review",
+            details={"risk_state": user["risk_state"]},
+        )
     if user["kyc_status"] != "verified":
         raise Forbidden(
             "verify your identity (KYC) before asking for a payout", code="kyc_required", details={"kyc_status": user["kyc_status"]}
@@ -267,7 +276,12 @@ def _same_request(row: dict[str, Any], body: PayoutCreateBody) -> None:
 
 
 def request_payout(
-    db: Database, user_id: str, body: PayoutCreateBody, idempotency_key: str | None = None, settings: Settings | None = None
+    db: Database,
+    user_id: str,
+    body: PayoutCreateBody,
+    idempotency_key: str | None = None,
+    settings: Settings | None = None,
+    client: tuple[str, str | None] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Creates a payout request and its ledger hold in one transaction; returns (payout, created).
 
@@ -319,6 +333,8 @@ def request_payout(
                 _same_request(existing, body)
                 return public_view(existing), False
             _hold(conn, row)
+            if client is not None:  # (address, install id) of the caller: a trust-and-safety signal
+                signals.observe(conn, user_id, "payout_request", client[0], client[1])
     return public_view(row), True
 
 
@@ -429,4 +445,11 @@ def list_for_review(conn: Conn, status: str = "requested", limit: int = 50, curs
     after_at, after_id = _decode_cursor(REVIEW_LIST, cursor)
     rows = conn.all(q.LIST_FOR_REVIEW, status=status, after_at=after_at, after_id=after_id, limit=limit + 1)
     rows, next_cursor = _page(REVIEW_LIST, rows, limit)
-    return {"items": [staff_view(r) for r in rows], "next_cursor": next_cursor}
+    items = [staff_view(r) for r in rows]
+    # Each payout's account standing in trust and safety (docs/fraud.md), in one more statement.
+    risk = {r["user_id"]: r for r in conn.all(risk_q.PAYOUT_RISK, user_ids=sorted({i["user_id"] for i in items}))} if items else {}
+    for item in items:
+        found = risk.get(item["user_id"])
+        item["risk_state"] = found["risk_state"] if found else "ok"
+        item["top_signals"] = json.loads(found["top_signals"]) if found else []
+    return {"items": items, "next_cursor": next_cursor}

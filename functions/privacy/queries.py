@@ -229,6 +229,34 @@ EXPORT_SECTIONS: dict[str, Query] = {
                    'rollout_percent', rollout_percent, 'updated_at', updated_at) AS r, key AS k
               FROM feature_flags WHERE updated_by = {_U}""",
     ),
+    # Trust and safety (docs/fraud.md): what was observed (addresses and networks; the device hash is
+    # a keyed digest that means nothing outside EarnPay, so only whether one was recorded), the
+    # rules' findings, and the account's risk-state history (as subject, or as the staff who decided).
+    "risk_observations": _section(
+        "risk_observations",
+        f"""SELECT json_build_object('id', id, 'kind', kind, 'ip', host(ip), 'network', prefix::text,
+                   'device_recorded', device_hash IS NOT NULL, 'created_at', created_at) AS r, lpad(id::text, 20, '0') AS k
+              FROM risk_observations WHERE user_id = {_U}""",
+    ),
+    "risk_signals": _section(
+        "risk_signals",
+        f"""SELECT json_build_object('rule', rule, 'value', value, 'score', score, 'enforced', enforced,
+                   'first_seen_at', first_seen_at, 'updated_at', updated_at) AS r, rule AS k
+              FROM risk_signals WHERE user_id = {_U}""",
+    ),
+    "risk_transitions": _section(
+        "risk_transitions",
+        f"""SELECT json_build_object('relation', CASE WHEN user_id = {_U} THEN 'your_account' ELSE 'decided_by_you' END,
+                   'from_state', from_state, 'to_state', to_state, 'actor_kind', actor_kind, 'reason', reason,
+                   'created_at', created_at) AS r, lpad(id::text, 20, '0') AS k
+              FROM risk_transitions WHERE user_id = {_U} OR actor_id = {_U}""",
+    ),
+    "risk_rules": _section(
+        "risk_rules",
+        f"""SELECT json_build_object('relation', 'last_changed_by_you', 'name', name, 'threshold', threshold,
+                   'window_minutes', window_minutes, 'weight', weight, 'updated_at', updated_at) AS r, name AS k
+              FROM risk_rules WHERE updated_by = {_U}""",
+    ),
     "data_exports": _section(
         "data_exports",
         f"""SELECT json_build_object('id', id, 'status', status, 'requested_at', requested_at, 'ready_at', ready_at,
@@ -323,13 +351,21 @@ ERASE_LOGIN_ATTEMPTS = Query(
         WHERE user_id = CAST(:user_id AS uuid) OR email = :email""",
 )
 
+# Trust and safety signals (docs/fraud.md): the addresses and the device hashes go; the kinds and
+# times stay (counts the rules and staff history refer to).
+ERASE_RISK_OBSERVATIONS = Query(
+    "privacy_erase_risk_observations",
+    "UPDATE risk_observations SET ip = NULL, prefix = NULL, device_hash = NULL WHERE user_id = CAST(:user_id AS uuid)",
+)
+
 DELETE_IDEMPOTENCY_KEYS = Query("privacy_delete_idempotency_keys", "DELETE FROM idempotency_keys WHERE user_id = CAST(:user_id AS uuid)")
 
 _ERASED_LABEL = "CASE type WHEN 'paypal' THEN 'PayPal (erased)' ELSE 'Bank account (erased)' END"
 
 ERASE_PAYOUT_METHODS = Query(
     "privacy_erase_payout_methods",
-    f"""UPDATE payout_methods SET details = NULL, erased_at = coalesce(erased_at, now()), is_default = false, label = {_ERASED_LABEL}
+    f"""UPDATE payout_methods SET details = NULL, destination_fingerprint = NULL, erased_at = coalesce(erased_at, now()),
+               is_default = false, label = {_ERASED_LABEL}
          WHERE user_id = CAST(:user_id AS uuid)""",
 )
 

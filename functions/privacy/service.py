@@ -257,6 +257,7 @@ def erase(db: Database, user_id: str, password: str, *, request_id: str | None =
             "idempotency_keys": conn.execute(q.DELETE_IDEMPOTENCY_KEYS, user_id=user_id),
             "payout_methods": conn.execute(q.ERASE_PAYOUT_METHODS, user_id=user_id),
             "payout_requests": conn.execute(q.ERASE_PAYOUT_REQUESTS, user_id=user_id),
+            "risk_observations": conn.execute(q.ERASE_RISK_OBSERVATIONS, user_id=user_id),
         }
         kyc_objects = conn.all(q.ERASE_KYC_DOCUMENTS, user_id=user_id)
         export_objects = [o for o in conn.all(q.ERASE_EXPORTS, user_id=user_id) if o["object_name"]]

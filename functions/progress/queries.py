@@ -21,6 +21,8 @@ HEARTBEAT_AUTHENTICATED = Query(
     f"""WITH {SESSION_CTES}, ok AS (
             SELECT s.user_id FROM s LEFT JOIN rl ON true
              WHERE s.status = 'active' AND coalesce(rl.hits, 0) <= CAST(:max_hits AS int)
+               -- a suspended (or banned) account cannot earn (docs/fraud.md): no heartbeat work at all
+               AND s.risk_state NOT IN ('suspended', 'banned')
             OFFSET 0
         ), hb AS (
             SELECT h.* FROM ok,

@@ -6,6 +6,7 @@ from typing import Any
 
 from functions.progress import service
 from functions.progress.models import HeartbeatBody, HeartbeatResponse, Progress, ProgressListQuery, ProgressPage
+from functions.risk import signals
 from functions.videos.models import parse_video_id
 from shared.config import get_settings
 from shared.db import get_db
@@ -34,7 +35,8 @@ def heartbeat(ctx: Ctx) -> dict[str, Any]:
         with get_db().connection() as conn:  # 401/403/429 before anything about the input
             ctx.principal = authenticate(conn, ctx.token, get_settings())
         raise
-    ctx.principal, result = service.heartbeat_with_session(get_db(), ctx.token, video_id, ctx.body)
+    client = (ctx.ip, ctx.request.headers.get(signals.INSTALL_ID_HEADER))
+    ctx.principal, result = service.heartbeat_with_session(get_db(), ctx.token, video_id, ctx.body, client=client)
     return result
 
 

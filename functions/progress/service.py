@@ -21,11 +21,12 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
+from functions.risk import signals
 from functions.videos.service import required_seconds
 from shared import metrics, outbox
 from shared.config import get_settings
 from shared.db import RETRYABLE, Conn, Database, sqlstate
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
 from shared.sessions import Principal, authenticate, hash_token, principal_from_row
@@ -40,7 +41,15 @@ def _seconds(value: Decimal | None) -> float:
     return float(value) if value is not None else 0.0
 
 
-def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None) -> dict[str, Any]:
+def heartbeat(
+    db: Database,
+    user_id: str,
+    video_id: str,
+    body: HeartbeatBody,
+    *,
+    daily_cap: int | None = None,
+    client: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
     cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
     params = {
@@ -54,11 +63,17 @@ def heartbeat(db: Database, user_id: str, video_id: str, body: HeartbeatBody, *,
     }
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
-        return _finish(conn, user_id, video_id, row, params, body.playing)
+        return _finish(conn, user_id, video_id, row, params, body.playing, client)
 
 
 def heartbeat_with_session(
-    db: Database, token: str, video_id: str, body: HeartbeatBody, *, daily_cap: int | None = None
+    db: Database,
+    token: str,
+    video_id: str,
+    body: HeartbeatBody,
+    *,
+    daily_cap: int | None = None,
+    client: tuple[str, str | None] | None = None,
 ) -> tuple[Principal, dict[str, Any]]:
     """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
     the router's check. Completing a video still takes its own transaction (once per video)."""
@@ -84,11 +99,22 @@ def heartbeat_with_session(
             _call(conn, complete=False, user_id=principal.user_id, **params)
             raise
         principal = principal_from_row(row, settings)
+        if principal.risk_state in ("suspended", "banned"):  # the statement did no heartbeat work (docs/fraud.md)
+            raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
         assert row is not None and row["status"] is not None
-        return principal, _finish(conn, principal.user_id, video_id, row, {"user_id": principal.user_id, **params}, body.playing)
+        user_params = {"user_id": principal.user_id, **params}
+        return principal, _finish(conn, principal.user_id, video_id, row, user_params, body.playing, client)
 
 
-def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params: dict[str, Any], playing: bool) -> dict[str, Any]:
+def _finish(
+    conn: Conn,
+    user_id: str,
+    video_id: str,
+    row: dict[str, Any],
+    params: dict[str, Any],
+    playing: bool,
+    client: tuple[str, str | None] | None = None,
+) -> dict[str, Any]:
     """Answers a heartbeat's first statement; a due completion runs its own retried transaction."""
     _record(row, playing)
     if row["status"] != "completion_due":
@@ -98,6 +124,9 @@ def _finish(conn: Conn, user_id: str, video_id: str, row: dict[str, Any], params
             with conn.transaction():
                 row = _call(conn, complete=True, **params)
                 balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
+                if balance is not None and client is not None:
+                    # the completing heartbeat only (never an ordinary one): a trust-and-safety signal
+                    signals.observe(conn, user_id, "completion", client[0], client[1])
             return _present_heartbeat(video_id, row, balance=balance)
         except DatabaseError as exc:
             if sqlstate(exc) in RETRYABLE and attempt < 5:

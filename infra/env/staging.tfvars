@@ -7,6 +7,9 @@ region     = "europe-west1"
 network_id    = "projects/earnpay-staging/global/networks/earnpay"
 vpc_connector = { ip_cidr_range = "10.8.0.0/28" }
 
+## Proxy hops appending to X-Forwarded-For (docs/deploy.md): functions are reached at their own URLs: only Google's front end appends to X-Forwarded-For.
+trusted_proxy_hops = 1
+
 app_origins = ["https://staging.app.earnpay.example"]
 
 ## Connection budget (worst case): 50 from the functions below + 10 reserve = 60

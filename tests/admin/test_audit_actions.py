@@ -136,7 +136,18 @@ def _partner_reversal(api: Api, client: Client, owner_conn: Any, staff: dict[str
     return f"/admin/partners/{pid}/reversals", {"transaction_id": "t1", "reason": "chargeback"}, {}, "partner.reversal", pid
 
 
-# every POST route of the admin function -> how to perform it
+def _risk_decision(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    return f"/admin/risk/users/{target.id}/decision", {"decision": "review", "reason": "looks scripted"}, {}, "risk.review", target.id
+
+
+def _risk_rule(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    # a one-minute longer window: a real, audited change that no other test notices
+    body = {"threshold": 5, "window_minutes": 43_201, "weight": 20}
+    return "/admin/risk/rules/referral_same_prefix", body, {}, "risk.rule.update", "referral_same_prefix"
+
+
+# every changing (POST, PUT) route of the admin function -> how to perform it
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
     "/adjustments": _adjust,
@@ -150,6 +161,8 @@ CASES: dict[str, Case] = {
     "/partners/{partner_id}": _partner_update,
     "/partners/{partner_id}/secrets": _partner_secret,
     "/partners/{partner_id}/reversals": _partner_reversal,
+    "/risk/users/{user_id}/decision": _risk_decision,
+    "/risk/rules/{name}": _risk_rule,
 }
 
 
@@ -163,7 +176,8 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
     for pattern, case in sorted(CASES.items()):
         path, body, headers, action, target_id = case(api, client, owner_conn, staff)
         rid = "audit-" + uuid.uuid4().hex
-        resp = api.post(path, user=staff["admin"], json=body, headers={**headers, "X-Request-Id": rid})
+        method = next(r.method for r in router.routes if r.pattern == pattern and r.method != "GET")
+        resp = api.call(method, path, user=staff["admin"], json=body, headers={**headers, "X-Request-Id": rid})
         assert resp.status_code in (200, 201), (pattern, resp.get_data(as_text=True))
         entries = owner_conn.all(AUDIT_BY_REQUEST, rid=rid)
         assert [e["action"] for e in entries] == [action], (pattern, entries)
@@ -186,6 +200,11 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
             assert entry["before"] is None and entry["after"]["rollout_percent"] == 25
         if action == "user.role_change":
             assert entry["before"] == {"role": "user"} and entry["after"]["role"] == "support"
+        if action == "risk.review":
+            assert entry["before"] == {"risk_state": "ok"} and entry["after"]["risk_state"] == "review"
+            assert entry["reason"] == "looks scripted"
+        if action == "risk.rule.update":
+            assert entry["before"]["window_minutes"] == 43_200 and entry["after"]["window_minutes"] == 43_201
 
 
 def test_a_refused_action_writes_no_audit_entry_and_staff_cannot_decide_their_own_payout(api: Api, owner_conn: Any, gcs: Gcs) -> None:

@@ -44,6 +44,11 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/partners/{partner_id}/reversals"): FINANCE,
     ("GET", "/partners/{partner_id}/callbacks"): FINANCE,
     ("GET", "/partner-report"): FINANCE,
+    ("GET", "/risk/queue"): READERS,
+    ("GET", "/risk/users/{user_id}"): READERS,
+    ("POST", "/risk/users/{user_id}/decision"): COMPLIANCE,
+    ("GET", "/risk/rules"): READERS,
+    ("PUT", "/risk/rules/{name}"): ADMIN,
 }
 
 
@@ -69,6 +74,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         .replace("{key}", "matrix_test_flag")
         .replace("{entry_id}", "1")
         .replace("{partner_id}", "matrix-partner")
+        .replace("{name}", "matrix_no_such_rule")
     )
     body: dict[str, Any] | None = None
     headers: dict[str, str] = {}
@@ -81,6 +87,10 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         headers["Idempotency-Key"] = uuid.uuid4().hex
     elif pattern.endswith("/reject") or pattern.endswith("/reverse"):
         body = {"reason": "matrix test"}
+    elif pattern == "/risk/users/{user_id}/decision":
+        body = {"decision": "watch", "reason": "matrix test"}
+    elif pattern == "/risk/rules/{name}":
+        body = {"threshold": 3, "window_minutes": 60, "weight": 10}
     elif pattern.endswith("/decision"):
         body = {"decision": "rejected", "reason": "matrix test"}
     elif pattern == "/videos":

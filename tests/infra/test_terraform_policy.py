@@ -36,7 +36,7 @@ TOPOLOGY_LOCALS = {
 }
 ENVS = ("staging", "production")
 
-MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing"}
+MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing", "risk_scan"}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
 HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health", "partner_callbacks"}
 EVENT_FUNCTIONS = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}
@@ -481,6 +481,7 @@ def test_scheduler_covers_every_maintenance_task_and_payout_batches() -> None:
     assert job["time_zone"] == "UTC"
     by_task = {j["body"].get("task"): j["schedule"] for j in jobs.values()}
     assert by_task["outbox_sweep"] == "* * * * *"
+    assert by_task["risk_scan"] == "* * * * *"  # detection latency: at most a minute plus one scan (docs/fraud.md)
     # monthly: one fixed day of the month, every month
     minute, hour, dom, month, dow = by_task["reindex"].split()
     assert minute.isdigit() and hour.isdigit() and dom.isdigit() and month == "*" and dow == "*"

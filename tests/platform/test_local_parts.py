@@ -65,9 +65,18 @@ def test_the_scheduler_fires_each_job_on_its_cron_schedule() -> None:
     assert next_fire(by_name["payout-batches"].schedule, t0) == dt.datetime(2026, 3, 15, 5, 0, tzinfo=UTC)
     assert next_fire(by_name["maintenance-reconcile"].schedule, t0) == dt.datetime(2026, 3, 16, 1, 30, tzinfo=UTC)
     fired = {j.name for j in due_jobs(jobs, t0, t0 + dt.timedelta(seconds=40))}
-    assert fired == {"payout-batches", "maintenance-outbox-sweep", "maintenance-restore-drill", "maintenance-clearing"}
+    assert fired == {
+        "payout-batches",
+        "maintenance-outbox-sweep",
+        "maintenance-restore-drill",
+        "maintenance-clearing",
+        "maintenance-risk-scan",
+    }
     later = dt.datetime(2026, 3, 15, 5, 1, 30, tzinfo=UTC)
-    assert {j.name for j in due_jobs(jobs, later, later + dt.timedelta(seconds=30))} == {"maintenance-outbox-sweep"}
+    assert {j.name for j in due_jobs(jobs, later, later + dt.timedelta(seconds=30))} == {
+        "maintenance-outbox-sweep",
+        "maintenance-risk-scan",
+    }
     # the message is the job's body as Terraform's jsonencode writes it, with Cloud Scheduler's attributes
     assert json.loads(by_name["payout-batches"].data) == {"batch_size": 1000}
     assert by_name["payout-batches"].attributes == {"source": "cloud-scheduler", "job": "payout-batches"}
