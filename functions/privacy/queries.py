@@ -230,24 +230,21 @@ EXPORT_SECTIONS: dict[str, Query] = {
               FROM feature_flags WHERE updated_by = {_U}""",
     ),
     # Trust and safety (docs/fraud.md): what was observed (addresses and networks; the device hash is
-    # a keyed digest that means nothing outside EarnPay, so only whether one was recorded), the
-    # rules' findings, and the account's risk-state history (as subject, or as the staff who decided).
+    # a keyed digest that means nothing outside EarnPay, so only whether one was recorded) and the
+    # account's risk-state history (as subject, or as the staff who decided). Left out for the
+    # subject, under the fraud-prevention exemption: the rules' scores and the staff's reasons about
+    # their account, which would teach a farm where the thresholds are.
     "risk_observations": _section(
         "risk_observations",
         f"""SELECT json_build_object('id', id, 'kind', kind, 'ip', host(ip), 'network', prefix::text,
                    'device_recorded', device_hash IS NOT NULL, 'created_at', created_at) AS r, lpad(id::text, 20, '0') AS k
               FROM risk_observations WHERE user_id = {_U}""",
     ),
-    "risk_signals": _section(
-        "risk_signals",
-        f"""SELECT json_build_object('rule', rule, 'value', value, 'score', score, 'enforced', enforced,
-                   'first_seen_at', first_seen_at, 'updated_at', updated_at) AS r, rule AS k
-              FROM risk_signals WHERE user_id = {_U}""",
-    ),
     "risk_transitions": _section(
         "risk_transitions",
         f"""SELECT json_build_object('relation', CASE WHEN user_id = {_U} THEN 'your_account' ELSE 'decided_by_you' END,
-                   'from_state', from_state, 'to_state', to_state, 'actor_kind', actor_kind, 'reason', reason,
+                   'from_state', from_state, 'to_state', to_state, 'actor_kind', actor_kind,
+                   'reason', CASE WHEN actor_id = {_U} THEN reason END,
                    'created_at', created_at) AS r, lpad(id::text, 20, '0') AS k
               FROM risk_transitions WHERE user_id = {_U} OR actor_id = {_U}""",
     ),
@@ -263,6 +260,11 @@ EXPORT_SECTIONS: dict[str, Query] = {
                    'expires_at', expires_at, 'deleted_at', deleted_at) AS r, requested_at::text || id::text AS k
               FROM data_exports WHERE user_id = {_U}""",
     ),
+}
+
+# Tables that reference the user but are left out of their export on purpose, with the reason.
+WITHHELD_FROM_EXPORT: dict[str, str] = {
+    "risk_signals": "the rules' scores about the account: withheld under the fraud-prevention exemption (docs/fraud.md)",
 }
 
 # A consistent snapshot for the whole bundle.
