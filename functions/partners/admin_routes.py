@@ -85,7 +85,7 @@ def register(router: Router) -> None:
         response=PartnerReward,
         summary="Enter a partner's chargeback: claw back while pending, else a recovery (twice: no-op)",
     )
-    def reverse(ctx: Ctx) -> dict[str, Any]:
+    def partner_reversal(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
             return service.staff_reversal(conn, _actor(ctx), ctx.params["partner_id"], ctx.body.transaction_id, ctx.body.reason)
 
@@ -98,7 +98,7 @@ def register(router: Router) -> None:
         response=CallbackList,
         summary="A partner's recent callbacks, applied or refused, with their reasons",
     )
-    def callbacks(ctx: Ctx) -> dict[str, Any]:
+    def partner_callbacks(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
             return service.callbacks(conn, ctx.params["partner_id"], ctx.query.limit, ctx.query.before_id)
 
@@ -111,6 +111,6 @@ def register(router: Router) -> None:
         response=PartnerReport,
         summary="Finance: per partner, per UTC day: revenue, rewards credited, reversed, paid out, margin",
     )
-    def report(ctx: Ctx) -> dict[str, Any]:
+    def partner_report(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
             return service.report(conn, ctx.query.from_, ctx.query.to, ctx.query.partner_id)
