@@ -18,6 +18,7 @@ from functions.kyc import events as kyc_events
 from functions.kyc.routes import router as kyc_router
 from functions.ledger import events as ledger_events
 from functions.maintenance import events as maintenance_events
+from functions.notifications import events as notifications_events
 from functions.partners.routes import router as partner_callbacks_router
 from functions.payouts import events as payouts_events
 from functions.payouts.routes import router as payouts_router
@@ -115,6 +116,12 @@ def kyc_document_uploaded(event: CloudEvent) -> None:
 def export_user_data(event: CloudEvent) -> None:
     """Writes a user's data export to Cloud Storage."""
     privacy_events.export_user_data(event)
+
+
+@functions_framework.cloud_event
+def send_notifications(event: CloudEvent) -> None:
+    """Emails a user notification at most once."""
+    notifications_events.send_notifications(event)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> None:
         users = []
         for i in range(20):
             email = f"bench-auth-{uuid.uuid4().hex[:10]}@example.com"
-            client.json("POST", "/auth/signup", {"email": email, "password": PASSWORD, "display_name": f"Bench {i}"}, expect=201)
+            client.json("POST", "/auth/signup", {"email": email, "password": PASSWORD, "display_name": f"Bench {i}"}, expect=202)
             users.append(email)
         counter = iter(range(10**9))
 

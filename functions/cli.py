@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         topology=topology,
         event_token=os.environ.get("EARNPAY_EVENT_TOKEN") or secrets.token_urlsafe(32),
         storage_dir=settings.local_storage_dir,
+        mail_dir=settings.local_storage_dir.parent / "mail",
         pubsub=not args.no_pubsub,
         scheduler=not args.no_scheduler,
         run_jobs=list(args.run_job or []),
@@ -138,7 +139,16 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         return 2
     prepare(get_settings())
     user = create_admin(get_db(), args.email, password, args.name)
-    _print({"created": user})
+    enrolment = user.pop("mfa")
+    enrolment.pop("qr_svg", None)
+    # The second factor is on from the start: the secret (or the otpauth URI, for an authenticator app)
+    # and the recovery codes are printed this once and stored nowhere in clear.
+    _print({"created": user, "mfa": enrolment})
+    print(
+        "two-factor is on: add the otpauth_uri (or the secret) to an authenticator app and keep the recovery codes; "
+        "they are shown only now. Sign in with mfa_code.",
+        file=sys.stderr,
+    )
     return 0
 
 

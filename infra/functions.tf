@@ -37,7 +37,7 @@ locals {
       concurrency   = 8
       db_pool_size  = 3
       uses_replica  = false
-      publishes     = ["domain-events"]
+      publishes     = ["domain-events", "notifications"]
       buckets       = {}
       kms           = null
       signs_urls    = false
@@ -156,7 +156,7 @@ locals {
       concurrency   = 8
       db_pool_size  = 2
       uses_replica  = true
-      publishes     = ["earnings-credit-requests", "domain-events"]
+      publishes     = ["earnings-credit-requests", "domain-events", "notifications"]
       buckets       = { "kyc-documents" = "roles/storage.objectViewer" }
       kms           = "encrypt"
       signs_urls    = true
@@ -224,7 +224,7 @@ locals {
       concurrency   = 1
       db_pool_size  = 2
       uses_replica  = false
-      publishes     = ["domain-events"]
+      publishes     = ["domain-events", "notifications"]
       buckets       = {}
       kms           = "decrypt" ## reads payout details to pay them, never writes them
       signs_urls    = false
@@ -242,7 +242,7 @@ locals {
       db_pool_size  = 2
       uses_replica  = false
       ## The outbox sweeper relays any pending outbox row, whatever its topic.
-      publishes  = ["earnings-credit-requests", "payout-batches", "privacy-exports", "domain-events"]
+      publishes  = ["earnings-credit-requests", "payout-batches", "privacy-exports", "domain-events", "notifications"]
       buckets    = {}
       kms        = null
       signs_urls = false
@@ -264,6 +264,23 @@ locals {
       kms           = null
       signs_urls    = false
       secrets       = []
+    }
+    send_notifications = {
+      description   = "Emails user notifications (verification, reset, payouts, KYC, security) at most once each."
+      trigger       = "pubsub"
+      topic         = "notifications"
+      memory        = "256Mi"
+      timeout       = 30
+      min_instances = 0
+      max_instances = 2
+      concurrency   = 1 ## holds the notification's row lock while the SMTP relay answers
+      db_pool_size  = 2 ## the row lock's connection, and one that commits the link's token first
+      uses_replica  = false
+      publishes     = []
+      buckets       = {}
+      kms           = null
+      signs_urls    = false
+      secrets       = ["smtp-password"]
     }
     export_user_data = {
       description   = "Writes a user's data export to the exports bucket."
@@ -328,6 +345,16 @@ locals {
       },
       f.uses_replica ? { DB_REPLICA_CONNECTION_NAME = google_sql_database_instance.replica[local.primary_replica_key].connection_name } : {},
       f.kms != null ? { PAYOUT_DETAILS_KEK = google_kms_crypto_key.keys["payout-details-kek"].id } : {},
+      ## The mailer alone talks SMTP (TLS, login from the smtp-password secret); every link in an
+      ## email is built from PUBLIC_BASE_URL.
+      k == "send_notifications" ? {
+        SMTP_HOST       = var.mail.smtp_host
+        SMTP_PORT       = tostring(var.mail.smtp_port)
+        SMTP_TLS        = var.mail.smtp_tls
+        SMTP_USERNAME   = var.mail.smtp_username
+        MAIL_FROM       = var.mail.from
+        PUBLIC_BASE_URL = var.mail.public_base_url
+      } : {},
     )
   }
 }

@@ -10,6 +10,10 @@ locals {
       env         = "PAYOUT_PROVIDER_API_KEY"
       description = "API credential of the payout provider, used only by process_payouts."
     }
+    "smtp-password" = {
+      env         = "SMTP_PASSWORD"
+      description = "Password of the SMTP relay's login (var.mail.smtp_username), used only by send_notifications."
+    }
     "risk-hash-key" = {
       env         = "RISK_HASH_KEY"
       description = "HMAC key of install-id hashes and payout destination fingerprints (docs/fraud.md): auth and payouts."

@@ -182,6 +182,23 @@ variable "app_origins" {
   }
 }
 
+variable "mail" {
+  description = "Outgoing email: the SMTP relay (TLS always; the password is the smtp-password secret), the sender, and the app's public URL every link in an email is built from."
+  type = object({
+    smtp_host       = string
+    smtp_port       = optional(number, 587)
+    smtp_tls        = optional(string, "starttls")
+    smtp_username   = string
+    from            = string
+    public_base_url = string
+  })
+
+  validation {
+    condition     = contains(["starttls", "tls"], var.mail.smtp_tls) && can(regex("^https://[a-z0-9.-]+(:[0-9]+)?(/[^?#]*)?$", var.mail.public_base_url))
+    error_message = "mail.smtp_tls must be starttls or tls, and mail.public_base_url an https URL."
+  }
+}
+
 variable "trusted_proxy_hops" {
   description = "Proxies in front of the functions that append the caller's address to X-Forwarded-For (docs/deploy.md): 1 for Cloud Functions' own front end, 2 behind an external HTTPS load balancer. The app reads the entry that many places from the right, so entries a client writes itself are ignored."
   type        = number

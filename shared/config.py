@@ -115,6 +115,28 @@ class Settings(BaseSettings):
         "(shared/idempotency.py)",
     )
 
+    # --- accounts: email, tokens, two-factor ----------------------------------------------------
+    public_base_url: str = Field(
+        "http://127.0.0.1:8080",
+        alias="PUBLIC_BASE_URL",
+        description="the app's public address: every link in an email is built from it",
+    )
+    mail_from: str = Field("EarnPay <no-reply@earnpay.local>", alias="MAIL_FROM", description="the From of every email")
+    smtp_host: str = Field("127.0.0.1", alias="SMTP_HOST", description="SMTP server that sends email (locally: the one `serve` starts)")
+    smtp_port: int = Field(8025, alias="SMTP_PORT", ge=1, le=65535, description="its port (587 with STARTTLS, 465 with implicit TLS)")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "none", alias="SMTP_TLS", description="none (local only; refused when deployed) | starttls | tls"
+    )
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME", description="SMTP login (with SMTP_PASSWORD)")
+    smtp_password: SecretStr | None = Field(None, alias="SMTP_PASSWORD", description="SMTP password, from Secret Manager (never logged)")
+    smtp_timeout_s: float = Field(15.0, alias="SMTP_TIMEOUT_S", gt=0, le=120, description="timeout of one SMTP conversation")
+    email_verify_hours: int = Field(48, alias="EMAIL_VERIFY_HOURS", ge=1, le=24 * 14, description="lifetime of an email verification link")
+    password_reset_minutes: int = Field(30, alias="PASSWORD_RESET_MINUTES", ge=5, le=24 * 60, description="lifetime of a reset link")
+    mfa_step_up_minutes: int = Field(
+        5, alias="MFA_STEP_UP_MINUTES", ge=1, le=60, description="how long an entered code counts for money moves"
+    )
+    mfa_max_failures: int = Field(5, alias="MFA_MAX_FAILURES", ge=1, description="wrong second-factor codes before a lock")
+
     # --- trust and safety (docs/fraud.md) --------------------------------------------------------
     risk_hash_key: SecretStr | None = Field(
         None,

@@ -154,6 +154,7 @@ class Route:
     replay_status: int | None = None  # the status a handler answers a repeated request with, if different
     response: type[BaseModel] | None = None  # the success body's model (OpenAPI; checked in tests)
     statuses: tuple[int, ...] = ()  # other statuses the handler answers with (202 with the same model; 304 without a body)
+    step_up: bool = False  # a money move: staff need a second-factor code entered within MFA_STEP_UP_MINUTES
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -189,6 +190,7 @@ class Router:
         replay_status: int | None = None,
         response: type[BaseModel] | None = None,
         statuses: tuple[int, ...] = (),
+        step_up: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Registers a handler for ``method pattern`` (``{name}`` marks a path parameter).
 
@@ -197,9 +199,13 @@ class Router:
         repeated request), from here. ``response`` is the model of every success body (the handler may
         still return a plain dict or JSON text: in the test environment the router checks it against the
         model, so the document cannot drift from what is sent); ``statuses`` lists other statuses the
-        handler answers with (202 while something is being built, 304 for a matching ETag)."""
+        handler answers with (202 while something is being built, 304 for a matching ETag). ``step_up``
+        marks a money move (staff routes only): it needs a second-factor code entered in the last
+        MFA_STEP_UP_MINUTES (POST /auth/mfa/step-up), else 403 ``step_up_required``."""
         if auth not in (None, "user", "staff", "user_inline"):
             raise ValueError(auth)
+        if step_up and auth != "staff":
+            raise ValueError("step_up is for staff routes")
         if auth == "user_inline" and idempotent:
             raise ValueError("a route that authenticates in its own statement cannot be idempotent")
         role_set = frozenset(roles) if roles else (STAFF_ROLES if auth == "staff" else frozenset())
@@ -207,7 +213,22 @@ class Router:
         def register(fn: Handler) -> Handler:
             summary_text = summary or (fn.__doc__ or "").strip()
             self.routes.append(
-                Route(method, pattern, fn, auth, role_set, body, query, idempotent, summary_text, status, replay_status, response, statuses)
+                Route(
+                    method,
+                    pattern,
+                    fn,
+                    auth,
+                    role_set,
+                    body,
+                    query,
+                    idempotent,
+                    summary_text,
+                    status,
+                    replay_status,
+                    response,
+                    statuses,
+                    step_up,
+                )
             )
             return fn
 
@@ -299,6 +320,19 @@ class Router:
                     ctx.principal = authenticate(conn, ctx.token, settings)
                 if route.auth == "staff" and ctx.principal.role not in route.roles:
                     raise Forbidden("your role may not do this", code="role_forbidden", details={"required_roles": sorted(route.roles)})
+                if route.auth == "staff" and not ctx.principal.mfa:
+                    # A staff session without the second factor (a user promoted to staff, not yet enrolled):
+                    # no staff route answers until the holder enrols (POST /auth/mfa/enrol, then /confirm).
+                    raise Forbidden(
+                        "staff accounts need two-factor authentication: enrol (POST /auth/mfa/enrol) or sign in with your code",
+                        code="mfa_required",
+                    )
+                if route.step_up and not ctx.principal.stepped_up:
+                    raise Forbidden(
+                        "this moves money: enter a two-factor code first (POST /auth/mfa/step-up)",
+                        code="step_up_required",
+                        details={"within_minutes": settings.mfa_step_up_minutes},
+                    )
 
         try:
             raw = self._validate(request, route, ctx, method, params)

@@ -2,6 +2,8 @@
 
 ``Platform`` starts, in this order, and stops, in reverse, everything a local run needs:
 
+* a real SMTP server (aiosmtpd, in this process, ``shared.mail.LocalMailServer``) that every email is sent
+  to, each message saved under ``.data/mail/`` so a developer can read it (verification and reset links);
 * the Cloud Storage emulator (gcp-storage-emulator, in this process), its objects on disk under
   ``LOCAL_STORAGE_DIR`` so documents and exports survive a restart;
 * the real Pub/Sub emulator (``gcloud beta emulators pubsub start``, its own process group) with every
@@ -255,6 +257,7 @@ class Platform:
     topology: Topology
     event_token: str
     storage_dir: Path | None
+    mail_dir: Path | None = None  # where the local SMTP server saves what it receives (None: a temporary directory)
     pubsub: bool = True
     scheduler: bool = True
     run_jobs: list[str] = field(default_factory=list)
@@ -267,6 +270,7 @@ class Platform:
     storage: Any = field(default=None, init=False)
     emulator: PubSubEmulator | None = field(default=None, init=False)
     http: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    mail: Any = field(default=None, init=False)
     threads_started: list[threading.Thread] = field(default_factory=list, init=False)
 
     @property
@@ -304,6 +308,22 @@ class Platform:
             return None
         self.emulator = start_pubsub_emulator(self.project)
         return self.emulator.host
+
+    def start_mail(self) -> str:
+        """The local SMTP server (aiosmtpd) that the functions send email through; mail kept on disk."""
+        from shared.mail import LocalMailServer
+
+        directory = self.mail_dir or Path(tempfile.mkdtemp(prefix="earnpay-mail-"))
+        self.mail = LocalMailServer(directory).start()
+        self.env.setdefault("SMTP_HOST", self.mail.host)
+        self.env.setdefault("SMTP_PORT", str(self.mail.port))
+        self.env.setdefault("SMTP_TLS", "none")
+        self.env.setdefault("EARNPAY_LOCAL_MAIL_DIR", str(directory))  # GET /_mail lists it
+        self.env.setdefault("PUBLIC_BASE_URL", os.environ.get("PUBLIC_BASE_URL") or self.base_url)
+        return (
+            f"SMTP server on {self.mail.host}:{self.mail.port}: every email sent is saved in {short_path(directory)} "
+            f"(.eml, and .txt to read) and listed at {self.base_url}/_mail"
+        )
 
     def http_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -360,6 +380,7 @@ class Platform:
     def begin(self) -> None:
         """The parts that need no database: storage, and the Pub/Sub emulator's slow boot (awaited in ``start``)."""
         self.say(f"  storage     {self.start_storage()}")
+        self.say(f"  mail        {self.start_mail()}")
         if self.pubsub:
             self.start_pubsub()
         else:
@@ -426,6 +447,9 @@ class Platform:
             self.emulator = None
         for thread in self.threads_started:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self.mail is not None:
+            self.mail.stop()
+            self.mail = None
         if self.storage is not None:
             from shared import storage
 

@@ -31,6 +31,7 @@ from shared.config import ROOT
 
 # The per-run secret of event deliveries: set by the local platform for its HTTP server process.
 EVENT_TOKEN_ENV = "EARNPAY_EVENT_TOKEN"  # noqa: S105  # names, not secrets
+MAIL_DIR_ENV = "EARNPAY_LOCAL_MAIL_DIR"  # set by `serve`: where its SMTP server saves the mail (GET /_mail)
 EVENT_TOKEN_HEADER = "X-EarnPay-Event-Token"  # noqa: S105
 EVENT_TOKEN_PARAM = "event_token"  # noqa: S105
 
@@ -81,10 +82,32 @@ class Dispatcher:
     deliveries carrying ``event_token`` (header or query parameter). Without a token none does.
     """
 
-    def __init__(self, apps: dict[str, WsgiApp], signatures: dict[str, str] | None = None, event_token: str | None = None) -> None:
+    def __init__(
+        self,
+        apps: dict[str, WsgiApp],
+        signatures: dict[str, str] | None = None,
+        event_token: str | None = None,
+        mail_dir: Path | None = None,
+    ) -> None:
         self.apps = apps
         self.signatures = signatures or {}
         self.event_token = event_token
+        self.mail_dir = mail_dir
+
+    def mailbox(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """``GET /_mail[?to=address]``: the emails the local SMTP server received, newest first (50)."""
+        to = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("to", "").strip().lower()
+        items: list[dict[str, str]] = []
+        files = sorted(self.mail_dir.glob("*.txt"), reverse=True) if self.mail_dir and self.mail_dir.is_dir() else []
+        for path in files:
+            head, _, text = path.read_text(encoding="utf-8", errors="replace").partition("\n\n")
+            headers = dict(line.split(": ", 1) for line in head.splitlines() if ": " in line)
+            if to and to not in headers.get("To", "").lower():
+                continue
+            items.append({"file": path.name, **{k.lower(): v for k, v in headers.items()}, "text": text})
+            if len(items) == 50:
+                break
+        return _json(start_response, "200 OK", {"directory": str(self.mail_dir) if self.mail_dir else None, "items": items})
 
     def _token_ok(self, environ: dict[str, Any]) -> bool:
         """True when the request carries this run's event token; removes it from the query string."""
@@ -115,6 +138,7 @@ class Dispatcher:
                     "readme": "README.md (Try it: sign up, watch a video, get paid)",
                     "architecture": "docs/architecture.md",
                 },
+                "mail": f"{base}/_mail (the emails sent, newest first; ?to=address)",
                 "example": {"route": f"{base}/health/", "try": f"curl -s {base}/videos/ -H 'Authorization: Bearer $TOKEN'"},
             },
         )
@@ -125,6 +149,8 @@ class Dispatcher:
         method = environ.get("REQUEST_METHOD", "GET")
         if name == "" and method in ("GET", "HEAD"):
             return self.index(environ, start_response)
+        if name == "_mail" and not rest and method in ("GET", "HEAD"):
+            return self.mailbox(environ, start_response)
         if name == "openapi.json" and not rest and method in ("GET", "HEAD"):
             body = (ROOT / "docs" / "openapi.json").read_bytes()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
@@ -148,7 +174,8 @@ def make_app(event_token: str | None = None) -> Dispatcher:
     """Every function of main.py; event functions answer only ``event_token`` (default: the
     ``EARNPAY_EVENT_TOKEN`` of this process, else a random one nobody knows)."""
     token = event_token or os.environ.get(EVENT_TOKEN_ENV) or secrets.token_urlsafe(32)
-    return Dispatcher(build_apps(), function_targets(), token)
+    mail_dir = os.environ.get(MAIL_DIR_ENV)
+    return Dispatcher(build_apps(), function_targets(), token, Path(mail_dir) if mail_dir else None)
 
 
 def serve(host: str, port: int, workers: int = 1, threads: int = 8) -> None:

@@ -2,7 +2,8 @@
 
 ``emit(conn, event_type, payload, key=...)`` inserts one row in the caller's transaction (one
 prepared INSERT, ~0.1-0.3 ms), so the event exists exactly when the change committed. Publishing
-to the Pub/Sub topic ``domain-events`` (data: the payload as JSON; attributes: ``event_type``,
+to the Pub/Sub topic the row names (``domain-events`` unless ``emit(..., topic=...)`` says otherwise,
+as user notifications do with ``notifications``) (data: the payload as JSON; attributes: ``event_type``,
 ``key``, ``occurred_at``) happens off the request's hot path:
 
   * a small per-process background thread is told the new row's id; shortly after (the emitting
@@ -45,7 +46,7 @@ SWEEP_PUBLISH_TIMEOUT_S = 10.0
 
 INSERT = Query(
     "outbox_insert",
-    """INSERT INTO outbox (event_type, key, payload) VALUES (:event_type, :key, CAST(:payload AS jsonb))
+    """INSERT INTO outbox (event_type, key, payload, topic) VALUES (:event_type, :key, CAST(:payload AS jsonb), :topic)
        ON CONFLICT (key) DO NOTHING
        RETURNING id""",
 )
@@ -53,7 +54,7 @@ INSERT = Query(
 # The request's claim: only committed, unpublished, unclaimed rows come back.
 CLAIM_BY_ID = Query(
     "outbox_claim_by_id",
-    """SELECT id, event_type, key, payload::text AS payload, created_at
+    """SELECT id, event_type, key, payload::text AS payload, created_at, topic
          FROM outbox
         WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL
         ORDER BY id
@@ -62,7 +63,7 @@ CLAIM_BY_ID = Query(
 
 CLAIM_DUE = Query(
     "outbox_claim_due",
-    """SELECT id, event_type, key, payload::text AS payload, created_at
+    """SELECT id, event_type, key, payload::text AS payload, created_at, topic
          FROM outbox
         WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => :min_age_s)
         ORDER BY created_at, id
@@ -104,9 +105,14 @@ PRUNE = Query(
 )
 
 
-def emit(conn: Conn, event_type: str, payload: dict[str, Any], *, key: str) -> int | None:
-    """Writes one event in the caller's transaction; returns its id, or None when ``key`` was emitted before."""
-    row_id = conn.value(INSERT, event_type=event_type, key=key, payload=json.dumps(payload, separators=(",", ":"), default=str))
+def emit(conn: Conn, event_type: str, payload: dict[str, Any], *, key: str, topic: str = TOPIC) -> int | None:
+    """Writes one event in the caller's transaction; returns its id, or None when ``key`` was emitted before.
+
+    ``topic`` is the Pub/Sub topic the row is published to (domain events by default; user
+    notifications go to ``notifications``): the one publisher and the sweep read it from the row."""
+    row_id = conn.value(
+        INSERT, event_type=event_type, key=key, payload=json.dumps(payload, separators=(",", ":"), default=str), topic=topic
+    )
     if row_id is None:
         return None
     noted = _scope.get()
@@ -161,11 +167,10 @@ def _publish_rows(conn: Conn, rows: Sequence[dict[str, Any]], *, timeout: float)
     if not rows:
         return 0, 0
     client = pubsub.client()
-    topic = pubsub.topic_path(TOPIC)
     futures = []
     for row in rows:
         attributes = {"event_type": row["event_type"], "key": row["key"], "occurred_at": row["created_at"].isoformat()}
-        futures.append(client.publish(topic, row["payload"].encode(), **attributes))
+        futures.append(client.publish(pubsub.topic_path(row.get("topic") or TOPIC), row["payload"].encode(), **attributes))
     ok_ids: list[int] = []
     message_ids: list[str] = []
     failed_ids: list[int] = []

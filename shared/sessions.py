@@ -24,6 +24,8 @@ class Principal:
     session_id: int
     # users.profile_version (migration 0070 bumps it on every change): the profile cache's validator
     profile_version: int = 0
+    mfa: bool = False  # the session's holder proved the second factor (staff: at login or enrolment)
+    stepped_up: bool = False  # ... within the last MFA_STEP_UP_MINUTES (money moves need it)
     risk_state: str = "ok"  # docs/fraud.md: a suspended account may sign in but not earn
 
     @property
@@ -46,7 +48,7 @@ def hash_token(token: str) -> bytes:
 # functions/progress/queries.py), so a request costs a single round trip in all.
 SESSION_CTES = """
     s AS (
-        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version, u.risk_state
+        SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version, u.risk_state, s.mfa_at, s.step_up_at
           FROM sessions s
           JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = :token_hash
@@ -67,7 +69,8 @@ SESSION_CTES = """
         RETURNING hits, window_start
     )"""
 PRINCIPAL_COLUMNS = """s.id AS session_id, s.user_id::text AS user_id, s.role, s.status AS account_status, s.profile_version,
-           s.risk_state, rl.hits, ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after"""
+           s.risk_state, rl.hits, ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after,
+           s.mfa_at IS NOT NULL AS mfa, extract(epoch FROM now() - s.step_up_at)::float8 AS step_up_age_s"""
 
 AUTHENTICATE = Query("session_authenticate", f"WITH {SESSION_CTES} SELECT {PRINCIPAL_COLUMNS} FROM s LEFT JOIN rl ON true")
 
@@ -93,10 +96,13 @@ def principal_from_row(row: dict[str, Any] | None, settings: Settings) -> Princi
         raise Forbidden("this account is not active", code="account_inactive")
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
+    age = row.get("step_up_age_s")
     return Principal(
         user_id=row["user_id"],
         role=row["role"],
         session_id=row["session_id"],
         profile_version=int(row["profile_version"]),
         risk_state=row["risk_state"],
+        mfa=bool(row.get("mfa")),
+        stepped_up=age is not None and float(age) < settings.mfa_step_up_minutes * 60,
     )

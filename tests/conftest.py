@@ -28,7 +28,13 @@ os.environ["TRUSTED_PROXY_HOPS"] = "1"
 os.environ["LOCAL_KEK_BASE64"] = __import__("base64").b64encode(secrets.token_bytes(32)).decode()
 os.environ.pop("K_SERVICE", None)
 
-pytest_plugins = ["tests.fixtures.pubsub", "tests.fixtures.gcs", "tests.fixtures.paypal_standin", "tests.fixtures.replica"]
+pytest_plugins = [
+    "tests.fixtures.pubsub",
+    "tests.fixtures.gcs",
+    "tests.fixtures.paypal_standin",
+    "tests.fixtures.replica",
+    "tests.fixtures.mail",
+]
 
 
 def _server_url() -> tuple[str, bool]:

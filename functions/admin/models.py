@@ -202,6 +202,12 @@ class RoleChanged(Response):
     sessions_revoked: int
 
 
+class MfaReset(Response):
+    user_id: str
+    removed: bool = Field(description="false when the account had no second factor")
+    sessions_revoked: int
+
+
 class Adjustment(Response):
     user_id: str
     entry_id: int

@@ -25,6 +25,7 @@ from functions.admin.models import (
     KycQueueQuery,
     LedgerPage,
     LedgerQuery,
+    MfaReset,
     PayoutReviewQuery,
     RejectBody,
     Reversal,
@@ -111,10 +112,25 @@ def user_ledger(ctx: Ctx) -> dict[str, Any]:
     body=RoleBody,
     response=RoleChanged,
     summary="Change a user's role (revokes their sessions)",
+    step_up=True,
 )
 def set_role(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.set_role(conn, _actor(ctx), ctx.params["user_id"], ctx.body.role)
+
+
+@router.route(
+    "POST",
+    "/users/{user_id}/mfa/reset",
+    auth="staff",
+    roles=ADMIN,
+    response=MfaReset,
+    summary="Reset another staff member's two-factor (audited; revokes their sessions)",
+    step_up=True,
+)
+def reset_mfa(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.reset_mfa(conn, _actor(ctx), ctx.params["user_id"])
 
 
 @router.route(
@@ -128,6 +144,7 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     replay_status=200,
     response=Adjustment,
     summary="Post a manual ledger adjustment (Idempotency-Key header required)",
+    step_up=True,
 )
 def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
@@ -160,6 +177,7 @@ def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
     body=ReversalBody,
     response=Reversal,
     summary="Claw back a pending credit with a reversal entry (twice: no-op; already cleared: 409 not_pending)",
+    step_up=True,
 )
 def reverse_entry(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
@@ -190,7 +208,13 @@ def payout_detail(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.route(
-    "POST", "/payouts/{payout_id}/approve", auth="staff", roles=FINANCE, response=StaffPayout, summary="Approve a requested payout"
+    "POST",
+    "/payouts/{payout_id}/approve",
+    auth="staff",
+    roles=FINANCE,
+    response=StaffPayout,
+    summary="Approve a requested payout",
+    step_up=True,
 )
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
@@ -205,6 +229,7 @@ def approve_payout(ctx: Ctx) -> dict[str, Any]:
     body=RejectBody,
     response=StaffPayout,
     summary="Reject a requested payout",
+    step_up=True,
 )
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:

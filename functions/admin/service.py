@@ -17,9 +17,11 @@ from typing import Any
 
 from functions.admin import queries as q
 from functions.admin.models import AdjustmentBody, AdjustmentLookupQuery, AuditQuery, UserSearchQuery
+from functions.auth import mfa
 from functions.flags import service as flags
 from functions.kyc import service as kyc
 from functions.ledger import service as ledger
+from functions.notifications.service import notify
 from functions.payouts import service as payouts
 from functions.risk import staff as risk_staff
 from functions.videos import service as videos
@@ -212,6 +214,23 @@ def set_role(conn: Conn, actor: Actor, user_id: str, role: str) -> dict[str, Any
     revoked = conn.execute(q.REVOKE_SESSIONS, user_id=uid, reason="role_changed")
     record(conn, actor, "user.role_change", "user", uid, {"role": target["role"]}, {"role": role, "sessions_revoked": revoked})
     return {"user_id": uid, "role": role, "changed": True, "sessions_revoked": revoked}
+
+
+def reset_mfa(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
+    """Removes another staff member's second factor (they enrol again at their next sign-in), revokes
+    their sessions, tells them, and audits it. Nobody resets their own: 403 ``own_mfa_reset``."""
+    uid = _user_id_or_404(user_id)
+    if uid == actor.user_id:
+        raise Forbidden("nobody can reset their own two-factor authentication; ask another admin", code="own_mfa_reset")
+    target = conn.one(q.LOCK_USER, id=uid)
+    if target is None:
+        raise NotFound("no such user", code="user_not_found")
+    removed = mfa.remove(conn, uid)
+    revoked = conn.execute(q.REVOKE_SESSIONS, user_id=uid, reason="mfa_reset")
+    if removed:
+        notify(conn, uid, "mfa_reset")
+    record(conn, actor, "user.mfa_reset", "user", uid, {"mfa": removed}, {"mfa": False, "sessions_revoked": revoked})
+    return {"user_id": uid, "removed": removed, "sessions_revoked": revoked}
 
 
 def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str | None) -> dict[str, Any]:

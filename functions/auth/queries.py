@@ -3,7 +3,7 @@
 from shared.db import Query
 
 USER_COLUMNS = """u.id::text AS id, u.email, u.display_name, u.referral_code, u.referred_by::text AS referred_by,
-    u.kyc_status, u.role, u.status, u.created_at"""
+    u.kyc_status, u.role, u.status, u.email_verified_at IS NOT NULL AS email_verified, u.created_at"""
 
 USER_ID_BY_REFERRAL_CODE = Query("user_id_by_referral_code", "SELECT id::text AS id, status FROM users WHERE referral_code = :code")
 
@@ -79,7 +79,34 @@ REVOKE_SESSION = Query(
 REVOKE_USER_SESSIONS = Query(
     "revoke_user_sessions",
     """UPDATE sessions SET revoked_at = now(), revoked_reason = :reason
-        WHERE user_id = CAST(:user_id AS uuid) AND revoked_at IS NULL AND id IS DISTINCT FROM :keep_id""",
+        WHERE user_id = CAST(:user_id AS uuid) AND revoked_at IS NULL AND id IS DISTINCT FROM CAST(:keep_id AS bigint)""",
+)
+
+MARK_EMAIL_VERIFIED = Query(
+    "mark_email_verified",
+    f"""UPDATE users u SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+         WHERE id = CAST(:id AS uuid) RETURNING {USER_COLUMNS}""",
+)
+
+EMAIL_IN_USE = Query("email_in_use", "SELECT EXISTS (SELECT 1 FROM users WHERE email = :email) AS taken")
+
+CHANGE_EMAIL = Query(
+    "change_email",
+    f"""UPDATE users u SET email = :email, email_verified_at = now(), updated_at = now()
+         WHERE id = CAST(:id AS uuid) AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = :email)
+        RETURNING {USER_COLUMNS}""",
+)
+
+SESSION_MFA_PASSED = Query("session_mfa_passed", "UPDATE sessions SET mfa_at = now(), step_up_at = now() WHERE id = :id")
+
+# A device: the client's network (/24 or /64) and user agent, hashed. Returns whether it is new and
+# whether the user had any device before (the first sign-in of an account is not "a new device").
+REMEMBER_DEVICE = Query(
+    "remember_device",
+    """WITH before AS (SELECT EXISTS (SELECT 1 FROM known_devices WHERE user_id = CAST(:user_id AS uuid)) AS found),
+            ins AS (INSERT INTO known_devices (user_id, device_hash) VALUES (CAST(:user_id AS uuid), :device_hash)
+                    ON CONFLICT DO NOTHING RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM ins) AS new_device, (SELECT found FROM before) AS had_devices""",
 )
 
 SET_ROLE = Query("set_user_role", "UPDATE users SET role = :role, updated_at = now() WHERE id = CAST(:id AS uuid)")

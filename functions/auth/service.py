@@ -1,13 +1,23 @@
-"""Accounts and sessions: sign-up, login (with its protections), logout, password change."""
+"""Accounts and sessions: sign-up, email verification, login (with its protections and the staff second
+factor), logout, password change and reset, email change.
+
+No answer tells whether an address has an account: sign-up, the reset request and the verification
+resend answer the same for both, after the same work (an argon2 hash at sign-up on both paths),
+and tell the address's owner by email instead (issue 11).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from functions.auth import passwords
+from functions.auth import mfa, passwords, tokens
 from functions.auth import queries as q
+from functions.earnings import bonuses
+from functions.notifications.service import notify
 from functions.risk import signals
 from shared import outbox, ratelimit
 from shared.cache import VersionedCache
@@ -33,7 +43,26 @@ def new_referral_code() -> str:
     return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(8))
 
 
-def _create_session(conn: Conn, user: dict[str, Any], client: ClientInfo, settings: Settings) -> dict[str, Any]:
+def device_hash(user_id: str, client: ClientInfo) -> bytes:
+    """A device: the client's network (/24 for IPv4, /64 for IPv6: addresses change within one) and user agent."""
+    try:
+        addr = ipaddress.ip_address(client.ip)
+        net = ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 64}", strict=False)
+    except ValueError:
+        net = client.ip  # type: ignore[assignment]
+    return hashlib.sha256(f"{user_id}|{net}|{client.user_agent}".encode()).digest()
+
+
+def _remember_device(conn: Conn, user: dict[str, Any], client: ClientInfo) -> None:
+    """Notifies a sign-in from a device not seen before (not the account's very first one)."""
+    row = conn.one(q.REMEMBER_DEVICE, user_id=user["id"], device_hash=device_hash(user["id"], client))
+    if row and row["new_device"] and row["had_devices"]:
+        notify(conn, user["id"], "new_device", {"ip": client.ip, "user_agent": client.user_agent[:120]})
+
+
+def _create_session(
+    conn: Conn, user: dict[str, Any], client: ClientInfo, settings: Settings, *, mfa_passed: bool = False
+) -> dict[str, Any]:
     staff = user["role"] in STAFF_ROLES
     token = new_token()
     row = conn.one(
@@ -46,6 +75,9 @@ def _create_session(conn: Conn, user: dict[str, Any], client: ClientInfo, settin
         user_agent=client.user_agent,
     )
     assert row is not None
+    if mfa_passed:
+        conn.execute(q.SESSION_MFA_PASSED, id=row["id"])
+    _remember_device(conn, user, client)
     return {"token": token, "token_type": "Bearer", "expires_at": row["expires_at"]}
 
 
@@ -57,6 +89,7 @@ def create_user(
     display_name: str,
     referral_code: str | None = None,
     role: str = "user",
+    password_hash: str | None = None,
 ) -> dict[str, Any]:
     """Inserts an account (inside the caller's transaction); 409 when the email is taken."""
     if role not in ROLES:
@@ -67,7 +100,7 @@ def create_user(
         if ref is None or ref["status"] != "active":
             raise ValidationFailed("that referral code does not exist", code="unknown_referral_code")
         referred_by = ref["id"]
-    password_hash = passwords.hash_password(password)
+    password_hash = password_hash or passwords.hash_password(password)
     for _ in range(5):
         user = conn.one(
             q.INSERT_USER,
@@ -99,24 +132,151 @@ def create_user(
 
 
 def signup(db: Database, body: Any, client: ClientInfo, settings: Settings) -> dict[str, Any]:
-    """Creates an account and signs it in."""
+    """Creates an account and emails the link that verifies it; the same answer when the address is taken.
+
+    A new account gets the verification email (its link signs it in); an address that already has an
+    account gets a note saying someone tried to sign up with it (at most 3 a day). Both paths hash
+    the password and write one notification, so neither the answer nor its timing tells them apart."""
     with db.connection() as conn:
         ratelimit.hit(
             conn, f"signup-ip:{client.ip}", limit=settings.ip_signup_per_hour, window_s=3600, message="too many sign-ups from this address"
         )
     # Hash outside the transaction: argon2 takes tens of milliseconds and holds no locks.
+    password_hash = passwords.hash_password(body.password)
     with db.transaction() as conn:
-        user = create_user(conn, email=body.email, password=body.password, display_name=body.display_name, referral_code=body.referral_code)
-        session = _create_session(conn, user, client, settings)
-        signals.observe(conn, user["id"], "signup", client.ip, client.install_id)
-        if user["referred_by"] is not None:
-            signals.observe(conn, user["id"], "referral", client.ip, client.install_id)
-    log.info("user signed up", extra={"event": "user_signed_up", "user_id": user["id"]})
+        existing = conn.one(q.USER_FOR_LOGIN, email=body.email)
+        if existing is None:
+            try:
+                user = create_user(
+                    conn,
+                    email=body.email,
+                    password=body.password,
+                    display_name=body.display_name,
+                    referral_code=body.referral_code,
+                    password_hash=password_hash,
+                )
+            except Conflict:  # taken meanwhile (a concurrent sign-up), or the same mailbox spelt another way
+                existing = conn.one(q.USER_FOR_LOGIN, email=body.email)
+                if existing is None:  # one mailbox is one account (docs/fraud.md): its owner is told
+                    owner = conn.one(q.USER_BY_CANONICAL_EMAIL, email=body.email)
+                    existing = conn.one(q.USER_BY_ID, id=owner["id"]) if owner else None
+            else:
+                notify(conn, user["id"], "verify_email")
+                signals.observe(conn, user["id"], "signup", client.ip, client.install_id)
+                if user["referred_by"] is not None:
+                    signals.observe(conn, user["id"], "referral", client.ip, client.install_id)
+                log.info("user signed up", extra={"event": "user_signed_up", "user_id": user["id"]})
+        if existing is not None:
+            if body.referral_code and conn.one(q.USER_ID_BY_REFERRAL_CODE, code=body.referral_code.upper()) is None:
+                raise ValidationFailed("that referral code does not exist", code="unknown_referral_code")
+            if existing["status"] == "active" and _quietly_allowed(conn, f"signup-attempt:{existing['id']}", limit=3, window_s=86400):
+                notify(conn, existing["id"], "signup_attempt")
+    return ACCEPTED_SIGNUP
+
+
+ACCEPTED_SIGNUP = {
+    "status": "accepted",
+    "message": "check your inbox: we sent a link to confirm the address (it signs you in)",
+}
+ACCEPTED_RESET = {
+    "status": "accepted",
+    "message": "if an account uses this address, we sent it a link to choose a new password (valid 30 minutes)",
+}
+
+
+def _quietly_allowed(conn: Conn, bucket: str, *, limit: int, window_s: int) -> bool:
+    """A throttle whose refusal must not show (it would tell that the account exists): False past ``limit``."""
+    try:
+        ratelimit.hit(conn, bucket, limit=limit, window_s=window_s)
+    except RateLimited:
+        return False
+    return True
+
+
+def verify_email(db: Database, token: str, client: ClientInfo, settings: Settings) -> dict[str, Any]:
+    """Spends a sign-up verification token: marks the address verified and signs the account in."""
+    with db.transaction() as conn:
+        spent = tokens.consume(conn, token, "verify_email")
+        user = conn.one(q.MARK_EMAIL_VERIFIED, id=spent["user_id"])
+        assert user is not None
+        bonuses.try_qualify(conn, user["id"])  # a verified address may be what the user's referral waited for
+        # the link signs in (staff sign in with their second factor)
+        session = _create_session(conn, user, client, settings) if user["role"] not in STAFF_ROLES else None
     return {"user": user, "session": session}
 
 
-def login(db: Database, email: str, password: str, client: ClientInfo, settings: Settings) -> dict[str, Any]:
-    """Checks the password under the per-IP throttle and the soft lock; returns a new session."""
+def resend_verification(db: Database, user_id: str, settings: Settings) -> dict[str, Any]:
+    """Sends the verification link again: once a minute, five times a day."""
+    with db.transaction() as conn:
+        user = conn.one(q.USER_BY_ID, id=user_id)
+        if user is None:
+            raise NotFound("no such user")
+        if user["email_verified"]:
+            raise Conflict("this address is already verified", code="email_already_verified")
+        ratelimit.hit(conn, f"verify-resend-min:{user_id}", limit=1, window_s=60, message="wait a minute before asking again")
+        ratelimit.hit(conn, f"verify-resend-day:{user_id}", limit=5, window_s=86400, message="too many verification emails today")
+        notify(conn, user_id, "verify_email")
+    return {"status": "accepted", "message": "we sent a new link to your address"}
+
+
+def request_email_change(db: Database, user_id: str, new_email: str, password: str, settings: Settings) -> dict[str, Any]:
+    """Sends a confirmation link to ``new_email``; the address changes only when it is used."""
+    with db.connection() as conn:
+        verify_password(conn, user_id, password)
+    with db.transaction() as conn:
+        user = conn.one(q.USER_BY_ID, id=user_id)
+        assert user is not None
+        if user["email"] == new_email:
+            raise ValidationFailed("that is already your address", code="email_unchanged")
+        ratelimit.hit(conn, f"email-change:{user_id}", limit=5, window_s=3600, message="too many email changes; try again later")
+        # A taken address gets nothing (and the answer is the same): confirming would fail anyway.
+        if not conn.value(q.EMAIL_IN_USE, email=new_email):
+            notify(conn, user_id, "change_email", {"new_email": new_email}, email_to=new_email)
+    return {"status": "accepted", "message": "we sent a link to the new address; your address changes when it is used"}
+
+
+def confirm_email_change(db: Database, token: str) -> dict[str, Any]:
+    """Spends an email-change token: the new address takes effect, and the old one is told."""
+    with db.transaction() as conn:
+        spent = tokens.consume(conn, token, "change_email")
+        user = conn.one(q.CHANGE_EMAIL, id=spent["user_id"], email=spent["new_email"])
+        if user is None:
+            raise Conflict("another account uses this address now", code="email_taken")
+        bonuses.try_qualify(conn, user["id"])
+        notify(conn, user["id"], "email_changed", {"new_email": spent["new_email"]}, email_to=spent["email"])
+    return {"user": user, "session": None}
+
+
+def forgot_password(db: Database, email: str, client: ClientInfo, settings: Settings) -> dict[str, Any]:
+    """Emails a reset link when the address has an account; the same answer (and work) either way.
+
+    Throttled per client address and per typed address (429, which tells nothing about the account),
+    and per account (silently: at most 3 links an hour)."""
+    with db.transaction() as conn:
+        ratelimit.hit(conn, f"reset-ip:{client.ip}", limit=20, window_s=3600, message="too many reset requests from this address")
+        ratelimit.hit(conn, f"reset-email:{email}", limit=5, window_s=3600, message="too many reset requests for this email address")
+        user = conn.one(q.USER_FOR_LOGIN, email=email)
+        if user is not None and user["status"] == "active" and _quietly_allowed(conn, f"reset-user:{user['id']}", limit=3, window_s=3600):
+            notify(conn, user["id"], "reset_password")
+    return ACCEPTED_RESET
+
+
+def reset_password(db: Database, token: str, new_password: str) -> None:
+    """Spends a reset token: the new password, every session revoked, a notification sent."""
+    new_hash = passwords.hash_password(new_password)
+    with db.transaction() as conn:
+        spent = tokens.consume(conn, token, "reset_password")
+        conn.execute(q.UPDATE_PASSWORD_HASH, id=spent["user_id"], password_hash=new_hash, changed=True)
+        conn.execute(q.REVOKE_USER_SESSIONS, user_id=spent["user_id"], reason="password_reset", keep_id=None)
+        conn.execute(q.MARK_EMAIL_VERIFIED, id=spent["user_id"])  # the link proved the address too
+        bonuses.try_qualify(conn, spent["user_id"])
+        notify(conn, spent["user_id"], "password_changed")
+    log.info("password reset", extra={"event": "password_reset", "user_id": spent["user_id"]})
+
+
+def login(db: Database, email: str, password: str, client: ClientInfo, settings: Settings, mfa_code: str | None = None) -> dict[str, Any]:
+    """Checks the password under the per-IP throttle and the soft lock, then (staff with two-factor on)
+    the code; returns a new session."""
     email = email.strip().lower()
     with db.connection() as conn:
         ratelimit.hit(
@@ -148,17 +308,32 @@ def login(db: Database, email: str, password: str, client: ClientInfo, settings:
         raise Unauthorized("the email or password is wrong", code="invalid_credentials")
     if user["status"] != "active":
         raise Forbidden("this account is not active", code="account_inactive")
+    mfa_state = "not_required"
+    if user["role"] in STAFF_ROLES:
+        with db.connection() as conn:
+            has_mfa = mfa.enrolled(conn, user["id"])
+        mfa_state = "enrolment_required"
+        if has_mfa:
+            if not mfa_code:
+                raise Unauthorized("enter the code from your authenticator app (mfa_code)", code="mfa_code_required")
+            try:
+                mfa.check(db, user["id"], mfa_code, settings)
+            except mfa.MfaFailed:
+                with db.connection() as conn:  # a wrong code counts toward the login lock too
+                    conn.execute(q.RECORD_LOGIN_ATTEMPT, email=email[:320], user_id=user["id"], ip=client.ip, succeeded=False)
+                raise
+            mfa_state = "verified"
     new_hash = passwords.hash_password(password) if passwords.needs_rehash(user["password_hash"]) else None
     with db.transaction() as conn:
         conn.execute(q.RECORD_LOGIN_ATTEMPT, email=email, user_id=user["id"], ip=client.ip, succeeded=True)
         if new_hash:
             conn.execute(q.UPDATE_PASSWORD_HASH, id=user["id"], password_hash=new_hash, changed=False)
-        session = _create_session(conn, user, client, settings)
+        session = _create_session(conn, user, client, settings, mfa_passed=mfa_state == "verified")
         signals.observe(conn, user["id"], "login", client.ip, client.install_id)
     user.pop("password_hash", None)
     # A bare login earns nothing: the daily and streak bonuses accrue with the first verified watching
     # of the day (functions/earnings/bonuses.on_verified_watch). "bonus" stays in the answer, always null.
-    return {"user": user, "session": session, "bonus": None}
+    return {"user": user, "session": session, "bonus": None, "mfa": mfa_state}
 
 
 def logout(db: Database, session_id: int) -> None:
@@ -205,11 +380,15 @@ def change_password(db: Database, user_id: str, session_id: int, current: str, n
     with db.transaction() as conn:
         conn.execute(q.UPDATE_PASSWORD_HASH, id=user_id, password_hash=new_hash, changed=True)
         conn.execute(q.REVOKE_USER_SESSIONS, user_id=user_id, reason="password_changed", keep_id=session_id)
+        notify(conn, user_id, "password_changed")
 
 
 def create_admin(db: Database, email: str, password: str, display_name: str) -> dict[str, Any]:
-    """Creates the first staff account (role admin) from the command line."""
+    """Creates the first staff account (role admin) from the command line, its email verified and its
+    second factor enrolled: the answer carries the TOTP secret and the recovery codes, shown once."""
     from functions.auth.models import normalise_email
 
     with db.transaction() as conn:
-        return create_user(conn, email=normalise_email(email), password=password, display_name=display_name, role="admin")
+        user = create_user(conn, email=normalise_email(email), password=password, display_name=display_name, role="admin")
+        user = conn.one(q.MARK_EMAIL_VERIFIED, id=user["id"]) or user
+        return {**user, "mfa": mfa.enrol_now(conn, user["id"])}

@@ -102,7 +102,7 @@ REFERRAL_ON_COMPLETION = Query(
 
 # Does the referral of :user_id qualify now? The referred account's own activity (video rewards of
 # at least :min_micros on at least :days distinct UTC days, from daily_video_earnings: one row per
-# day, no ledger scan) and verified KYC, within the window; then a slot under the referrer's daily
+# day, no ledger scan), a verified email address (issue 11) and verified KYC, within the window; then a slot under the referrer's daily
 # limit (the upsert only increments below it, so concurrent qualifications cannot exceed it).
 # Returns the referrer when this call qualified it, no row otherwise.
 TRY_QUALIFY = Query(
@@ -112,6 +112,7 @@ TRY_QUALIFY = Query(
         SELECT r.referred_user_id, r.referrer_id
           FROM referrals r JOIN users u ON u.id = r.referred_user_id
          WHERE r.referred_user_id = CAST(:user_id AS uuid) AND r.status = 'pending' AND r.expires_at > now()
+           AND u.email_verified_at IS NOT NULL
            AND (NOT CAST(:require_kyc AS boolean) OR u.kyc_status = 'verified')
            -- referrer and referred share a device or payout destination: never qualifies (docs/fraud.md)
            AND NOT ep_risk_linked(r.referrer_id, r.referred_user_id)
@@ -214,7 +215,8 @@ def awaiting_key(referred_user_id: str) -> str:
 def try_qualify(conn: Conn, referred_user_id: str, *, today: dt.date | None = None) -> bool:
     """Qualifies the referral of ``referred_user_id`` if its conditions hold now and the referrer has a
     slot left today; its pending rewards then clear after ``CLEARING_REFERRAL_HOURS``. Call in the
-    transaction of the event that may have changed the conditions (a completion, a KYC decision)."""
+    transaction of the event that may have changed the conditions (a completion, a KYC decision, the
+    email address verified)."""
     s = get_settings()
     row = conn.one(
         TRY_QUALIFY,

@@ -17,6 +17,7 @@ from typing import Any
 from functions.earnings import bonuses
 from functions.kyc import queries as q
 from functions.kyc.models import DocumentUploadBody, StorageObject
+from functions.notifications.service import notify
 from shared import pagination, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
@@ -429,6 +430,7 @@ def decide(conn: Conn, user_id: str, decision: str, reason: str, reviewer_id: st
         if decision == "verified" and not documents:
             raise Conflict("there is no uploaded document to verify against", code="kyc_no_documents")
         c.execute(q.SET_DECISION, user_id=user_id, decision=decision)
+        notify(c, user_id, "kyc_decided", {"decision": decision, "reason": text if decision == "rejected" else None})
         if decision == "verified":  # verified KYC may be what the user's referral was waiting for
             bonuses.try_qualify(c, user_id)
         log.info(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from functions.ledger import service as ledger
+from functions.notifications.service import notify
 from functions.payouts import queries as q
 from functions.payouts.providers import (
     PayoutInstruction,
@@ -209,6 +210,10 @@ def execute(provider: PayoutProvider, items: list[Claimed], settings: Settings |
 
 
 # --- 3. record ---------------------------------------------------------------------------------------
+def _money_cents(cents: int) -> dict[str, Any]:
+    return ledger.money(int(cents) * ledger.MICROS_PER_CENT)
+
+
 def record(db: Database, outcomes: list[Outcome], *, provider_name: str, settings: Settings | None = None) -> list[str]:
     """Records a batch's outcomes in one short transaction; returns the ids this call marked failed."""
     settings = settings or get_settings()
@@ -229,7 +234,9 @@ def record(db: Database, outcomes: list[Outcome], *, provider_name: str, setting
     def write(conn: Any) -> list[str]:
         newly_failed: list[str] = []
         if paid:
-            conn.one(q.RECORD_PAID, rows=json.dumps(paid), micros_per_cent=ledger.MICROS_PER_CENT)
+            done = conn.one(q.RECORD_PAID, rows=json.dumps(paid), micros_per_cent=ledger.MICROS_PER_CENT)
+            for p in json.loads(done["done_rows"]) if done else []:
+                notify(conn, str(p["user_id"]), "payout_paid", {"payout_id": str(p["id"]), "amount": _money_cents(p["amount_cents"])})
         for o in failed:
             row = conn.one(
                 q.RECORD_FAILED,
@@ -242,6 +249,12 @@ def record(db: Database, outcomes: list[Outcome], *, provider_name: str, setting
             if row is not None:  # this call made the change: release exactly once
                 release(conn, row, "failed")
                 newly_failed.append(row["id"])
+                notify(
+                    conn,
+                    row["user_id"],
+                    "payout_failed",
+                    {"payout_id": row["id"], "amount": _money_cents(row["amount_cents"]), "reason": "the payment provider refused it"},
+                )
         if not_final:
             conn.execute(q.RECORD_NOT_FINAL, rows=json.dumps(not_final))
         return newly_failed

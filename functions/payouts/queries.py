@@ -81,7 +81,9 @@ NEWEST_METHOD = Query(
 # --- payout requests --------------------------------------------------------------------------------
 # FOR SHARE: an erasure or a block running now finishes first, and a request never slips in beside it.
 USER_ELIGIBILITY = Query(
-    "payout_user_eligibility", "SELECT status, kyc_status, risk_state FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE"
+    "payout_user_eligibility",
+    """SELECT status, kyc_status, risk_state, email_verified_at IS NOT NULL AS email_verified
+         FROM users WHERE id = CAST(:user_id AS uuid) FOR SHARE""",
 )
 
 _PAYOUT_COLUMNS = """p.id::text AS id, p.user_id::text AS user_id, p.method_id::text AS method_id, p.method_type, p.method_label,
@@ -231,7 +233,10 @@ RECORD_PAID = Query(
            SELECT ledger_settle_payout(user_id, id, CAST(amount_cents * :micros_per_cent AS bigint)) AS entry_id
              FROM (SELECT * FROM done ORDER BY user_id, id) ordered
        )
-       SELECT (SELECT count(*) FROM done) AS paid, (SELECT count(*) FROM settled) AS settled""",
+       SELECT (SELECT count(*) FROM done) AS paid, (SELECT count(*) FROM settled) AS settled,
+              -- the payouts this call marked paid: each one's user is notified in this transaction
+              (SELECT coalesce(json_agg(json_build_object('id', id, 'user_id', user_id, 'amount_cents', amount_cents)), '[]')::text
+                 FROM done) AS done_rows""",
 )
 
 RECORD_FAILED = Query(

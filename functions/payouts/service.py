@@ -258,6 +258,8 @@ def _check_eligible(conn: Conn, user_id: str) -> None:
     user = conn.one(q.USER_ELIGIBILITY, user_id=user_id)
     if user is None or user["status"] != "active":
         raise Forbidden("your account is not active", code="account_not_active")
+    if not user["email_verified"]:
+        raise Forbidden("confirm your email address (the link we sent you) before asking for a payout", code="email_unverified")
     if user["risk_state"] in ("review", "suspended", "banned"):
         raise Forbidden(
             "cashouts are paused while our team reviews this account; you can keep using EarnPay meanwhile",

@@ -260,6 +260,35 @@ EXPORT_SECTIONS: dict[str, Query] = {
                    'expires_at', expires_at, 'deleted_at', deleted_at) AS r, requested_at::text || id::text AS k
               FROM data_exports WHERE user_id = {_U}""",
     ),
+    # Issue 11: what we told you, your email links (never the tokens), your devices, your second factor
+    # (never the secret or the recovery codes, only that they exist and when they were used).
+    "notifications": _section(
+        "notifications",
+        f"""SELECT json_build_object('id', id, 'kind', kind, 'data', data, 'email_to', email_to, 'created_at', created_at,
+                   'email_sent_at', email_sent_at) AS r, lpad(id::text, 20, '0') AS k
+              FROM notifications WHERE user_id = {_U}""",
+    ),
+    "account_tokens": _section(
+        "account_tokens",
+        f"""SELECT json_build_object('id', id, 'purpose', purpose, 'new_email', new_email, 'created_at', created_at,
+                   'expires_at', expires_at, 'used_at', used_at) AS r, lpad(id::text, 20, '0') AS k
+              FROM account_tokens WHERE user_id = {_U}""",
+    ),
+    "known_devices": _section(
+        "known_devices",
+        f"""SELECT json_build_object('first_seen', first_seen) AS r, first_seen::text || encode(device_hash, 'hex') AS k
+              FROM known_devices WHERE user_id = {_U}""",
+    ),
+    "user_mfa": _section(
+        "user_mfa",
+        f"""SELECT json_build_object('created_at', created_at, 'confirmed_at', confirmed_at) AS r, '0' AS k
+              FROM user_mfa WHERE user_id = {_U}""",
+    ),
+    "mfa_recovery_codes": _section(
+        "mfa_recovery_codes",
+        f"""SELECT json_build_object('id', id, 'created_at', created_at, 'used_at', used_at) AS r, lpad(id::text, 20, '0') AS k
+              FROM mfa_recovery_codes WHERE user_id = {_U}""",
+    ),
 }
 
 # Tables that reference the user but are left out of their export on purpose, with the reason.
@@ -359,6 +388,13 @@ ERASE_RISK_OBSERVATIONS = Query(
     "privacy_erase_risk_observations",
     "UPDATE risk_observations SET ip = NULL, prefix = NULL, device_hash = NULL WHERE user_id = CAST(:user_id AS uuid)",
 )
+# Issue 11: notifications (addresses, IPs, user agents), email tokens (a new address), known devices
+# and the second factor go entirely; nothing in them is needed once the account is gone.
+DELETE_NOTIFICATIONS = Query("privacy_delete_notifications", "DELETE FROM notifications WHERE user_id = CAST(:user_id AS uuid)")
+DELETE_ACCOUNT_TOKENS = Query("privacy_delete_account_tokens", "DELETE FROM account_tokens WHERE user_id = CAST(:user_id AS uuid)")
+DELETE_KNOWN_DEVICES = Query("privacy_delete_known_devices", "DELETE FROM known_devices WHERE user_id = CAST(:user_id AS uuid)")
+DELETE_RECOVERY_CODES = Query("privacy_delete_recovery_codes", "DELETE FROM mfa_recovery_codes WHERE user_id = CAST(:user_id AS uuid)")
+DELETE_MFA = Query("privacy_delete_mfa", "DELETE FROM user_mfa WHERE user_id = CAST(:user_id AS uuid)")
 
 DELETE_IDEMPOTENCY_KEYS = Query("privacy_delete_idempotency_keys", "DELETE FROM idempotency_keys WHERE user_id = CAST(:user_id AS uuid)")
 

@@ -257,6 +257,10 @@ def erase(db: Database, user_id: str, password: str, *, request_id: str | None =
             "idempotency_keys": conn.execute(q.DELETE_IDEMPOTENCY_KEYS, user_id=user_id),
             "payout_methods": conn.execute(q.ERASE_PAYOUT_METHODS, user_id=user_id),
             "payout_requests": conn.execute(q.ERASE_PAYOUT_REQUESTS, user_id=user_id),
+            "notifications": conn.execute(q.DELETE_NOTIFICATIONS, user_id=user_id),
+            "account_tokens": conn.execute(q.DELETE_ACCOUNT_TOKENS, user_id=user_id),
+            "known_devices": conn.execute(q.DELETE_KNOWN_DEVICES, user_id=user_id),
+            "mfa": conn.execute(q.DELETE_RECOVERY_CODES, user_id=user_id) + conn.execute(q.DELETE_MFA, user_id=user_id),
             "risk_observations": conn.execute(q.ERASE_RISK_OBSERVATIONS, user_id=user_id),
         }
         kyc_objects = conn.all(q.ERASE_KYC_DOCUMENTS, user_id=user_id)

@@ -20,6 +20,7 @@ from typing import Any
 from functions.flags import service as flags
 from functions.ledger import service as ledger
 from functions.ledger.service import NotPending
+from functions.notifications.service import notify
 from functions.risk import queries as q
 from shared.db import Conn, Database
 from shared.errors import ValidationFailed
@@ -138,6 +139,11 @@ def transition(
                 reversed_micros += int(rev["reversed_amount"])
         effects["entries_clawed_back"] = clawed
         effects["clawed_back"] = ledger.money(reversed_micros)
+    # The user is told when what they can do changes (issue 11). "watch" is silent monitoring: to the
+    # user it is "ok", and the rules that moved the account are never part of the message.
+    shown_before, shown_after = (s if s not in ("ok", "watch") else "ok" for s in (from_state, to_state))
+    if shown_before != shown_after:
+        notify(conn, user_id, "account_review", {"state": shown_after})
     log.info(
         "risk state %s -> %s",
         from_state,

@@ -12,7 +12,7 @@ trusted_proxy_hops = 1
 
 app_origins = ["https://staging.app.earnpay.example"]
 
-## Connection budget (worst case): 50 from the functions below + 10 reserve = 60
+## Connection budget (worst case): 52 from the functions below + 10 reserve = 62
 ## <= 80 % of 100 = 80.
 database = {
   tier                           = "db-custom-1-3840"
@@ -41,7 +41,16 @@ function_scaling = {
   process_payouts       = { max_instances = 1 }
   run_maintenance       = { max_instances = 1 }
   kyc_document_uploaded = { max_instances = 2 }
+  send_notifications    = { max_instances = 1 }
   export_user_data      = { max_instances = 2 }
 }
 
 notification_channels = []
+
+## Outgoing email through the SMTP relay (password: the smtp-password secret, docs/deploy.md).
+mail = {
+  smtp_host       = "smtp.sendgrid.net"
+  smtp_username   = "apikey"
+  from            = "EarnPay <no-reply@staging.earnpay.example>"
+  public_base_url = "https://app.staging.earnpay.example"
+}

@@ -53,6 +53,11 @@ def _role(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> 
     return f"/admin/users/{target.id}/role", {"role": "support"}, {}, "user.role_change", target.id
 
 
+def _mfa_reset(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.staff(owner_conn, "support")
+    return f"/admin/users/{target.id}/mfa/reset", None, {}, "user.mfa_reset", target.id
+
+
 def _adjust(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
     target = api.signup()
     body = {"user_id": target.id, "amount_micros": 777, "reason": "audited credit"}
@@ -150,6 +155,7 @@ def _risk_rule(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]
 # every changing (POST, PUT) route of the admin function -> how to perform it
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
+    "/users/{user_id}/mfa/reset": _mfa_reset,
     "/adjustments": _adjust,
     "/payouts/{payout_id}/approve": _approve,
     "/payouts/{payout_id}/reject": _reject,
@@ -198,6 +204,8 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
             assert entry["before"] == {"kyc_status": "in_review"} and entry["after"]["kyc_status"] == "rejected"
         if action == "flag.set":
             assert entry["before"] is None and entry["after"]["rollout_percent"] == 25
+        if action == "user.mfa_reset":
+            assert entry["before"] == {"mfa": True} and entry["after"]["mfa"] is False
         if action == "user.role_change":
             assert entry["before"] == {"role": "user"} and entry["after"]["role"] == "support"
         if action == "risk.review":

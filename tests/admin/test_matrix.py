@@ -23,6 +23,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/users/{user_id}"): READERS,
     ("GET", "/users/{user_id}/ledger"): READERS,
     ("POST", "/users/{user_id}/role"): ADMIN,
+    ("POST", "/users/{user_id}/mfa/reset"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
     ("POST", "/users/{user_id}/entries/{entry_id}/reverse"): FINANCE,
     ("GET", "/adjustments"): READERS,

@@ -58,9 +58,12 @@ def test_only_a_hash_of_the_token_is_stored(api: Api, owner_conn: Any) -> None:
 def test_duplicate_email_is_case_insensitive(api: Api) -> None:
     email = unique_email()
     api.signup(email=email)
+    fresh = api.post("/auth/signup", json={"email": unique_email(), "password": PASSWORD, "display_name": "New"})
     resp = api.post("/auth/signup", json={"email": email.upper(), "password": PASSWORD, "display_name": "Dup"})
-    assert resp.status_code == 409
-    assert error_code(resp) == "email_taken"
+    # The same answer as for a new address (no enumeration); the owner is told by email instead.
+    assert resp.status_code == fresh.status_code == 202
+    assert resp.get_json() == fresh.get_json()
+    assert api.login(email).status_code == 200  # the first account is untouched
 
 
 def test_referral_code_links_the_referrer_and_unknown_code_is_refused(api: Api, owner_conn: Any) -> None:
@@ -127,7 +130,7 @@ def test_per_ip_signup_throttle(api: Api, settings_env: Any, owner_conn: Any) ->
     ip = random_ip()
     body = lambda: {"email": unique_email(), "password": PASSWORD, "display_name": "T"}  # noqa: E731
     statuses = [api.client.post("/auth/signup", json=body(), headers={"X-Forwarded-For": ip}).status_code for _ in range(3)]
-    assert statuses == [201, 201, 429]
+    assert statuses == [202, 202, 429]
 
 
 def test_per_user_rate_limit_answers_429_with_retry_after(api: Api, settings_env: Any) -> None:

@@ -100,6 +100,25 @@ def test_a_kyc_decision_can_be_what_qualifies_the_referral(api: Api, client: Cli
     assert all(p["awaiting"] is None for p in owner_conn.all(PENDING, u=referrer.id))
 
 
+def test_a_referral_from_an_unverified_address_waits_for_the_verification(api: Api, owner_conn: Conn) -> None:
+    """Issue 11: an account whose email is not verified can watch and earn, but its referral does not
+    qualify; using the emailed link is what qualifies it."""
+    from tests.helpers import PASSWORD, random_ip, unique_email, verification_token
+
+    referrer = api.signup()
+    email = unique_email("unverified-referred")
+    body = {"email": email, "password": PASSWORD, "display_name": "Friend", "referral_code": referrer.referral_code}
+    assert api.client.post("/auth/signup", json=body, headers={"X-Forwarded-For": random_ip()}).status_code == 202
+    referred_id = str(owner_conn.value(Query("t_ref_user_id", "SELECT id::text FROM users WHERE email = :e", prepared=False), e=email))
+    active_days(owner_conn, referred_id, 3)
+    owner_conn.execute(SET_KYC, u=referred_id, kyc="verified")
+    watch_and_complete(referred_id)
+    assert owner_conn.one(REFERRAL, u=referred_id)["status"] == "pending"  # every condition but the address
+    assert api.post("/auth/email/verify", json={"token": verification_token(email)}).status_code == 200
+    assert owner_conn.one(REFERRAL, u=referred_id)["status"] == "qualified"
+    assert all(p["awaiting"] is None for p in owner_conn.all(PENDING, u=referrer.id))
+
+
 def test_a_referral_that_never_qualifies_expires_and_its_rewards_are_reversed(api: Api, owner_conn: Conn) -> None:
     referrer, referred = referred_pair(api)
     watch_and_complete(referred.id)

@@ -39,7 +39,14 @@ ENVS = ("staging", "production")
 MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing", "risk_scan"}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
 HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health", "partner_callbacks"}
-EVENT_FUNCTIONS = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}
+EVENT_FUNCTIONS = {
+    "credit_earnings",
+    "process_payouts",
+    "run_maintenance",
+    "kyc_document_uploaded",
+    "export_user_data",
+    "send_notifications",
+}
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 
 
@@ -302,6 +309,7 @@ def test_function_map_matches_the_public_surface() -> None:
         "payout-batches": "process_payouts",
         "maintenance-tasks": "run_maintenance",
         "privacy-exports": "export_user_data",
+        "notifications": "send_notifications",
     }
     for name, f in functions.items():
         assert (f["trigger"] == "pubsub") == (f["topic"] not in (None, "null")), f"{name}: topic and trigger disagree"
@@ -429,7 +437,7 @@ def test_the_alerts_the_product_names_exist() -> None:
     # query time over 500 ms: a warning, from the app's slow_query events and PostgreSQL's own log
     slow = policies["slow_queries"]
     assert slow["severity"] == "WARNING"
-    assert 'jsonPayload.event=\"slow_query\"' in metrics["earnpay/slow_query"]["filter"]
+    assert 'jsonPayload.event="slow_query"' in metrics["earnpay/slow_query"]["filter"]
     assert any("db_slow_statement" in c["filter"] for c in _conditions(slow))
     # connections over 80 % of max_connections: critical
     conns = policies["db_connections"]
@@ -446,14 +454,17 @@ def test_the_alerts_the_product_names_exist() -> None:
     dead_letters = _resource("google_pubsub_topic", "dead_letter")["for_each"]
     assert dead_letters == "${local.push_subscriptions}"
     pushed = {f"{topic}-push" for topic, cfg in _local("topics").items() if cfg["consumer"] not in (None, "null")}
-    wanted = {"credit": ("earnpay/credit_failed", "earnings-credit-requests-push"), "payout": ("earnpay/payout_failed", "payout-batches-push")}
+    wanted = {
+        "credit": ("earnpay/credit_failed", "earnings-credit-requests-push"),
+        "payout": ("earnpay/payout_failed", "payout-batches-push"),
+    }
     for key, (metric, dead_letter) in wanted.items():
         assert events[key]["severity"] == "CRITICAL" and events[key]["metric"] == metric and events[key]["dead_letter"] == dead_letter
     for key, alert in events.items():
         assert alert["metric"] in metrics, f"{key}: unknown log metric {alert['metric']}"
         assert alert["dead_letter"] in (None, "null") or alert["dead_letter"] in pushed, f"{key}: no such push subscription"
-    assert 'jsonPayload.event=(\"credit_failed\"' in metrics["earnpay/credit_failed"]["filter"]
-    assert '\"payout_failed\"' in metrics["earnpay/payout_failed"]["filter"]
+    assert 'jsonPayload.event=("credit_failed"' in metrics["earnpay/credit_failed"]["filter"]
+    assert '"payout_failed"' in metrics["earnpay/payout_failed"]["filter"]
     # every policy links to a runbook heading that exists
     anchors = _runbook_anchors()
     for alert in events.values():

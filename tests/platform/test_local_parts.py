@@ -18,6 +18,7 @@ import pytest
 from werkzeug.test import Client
 
 from shared import topology
+from shared.config import get_settings
 from shared.localplatform import Scheduler, due_jobs, next_fire
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,14 @@ def _envelope() -> dict[str, Any]:
 def test_event_functions_refuse_deliveries_without_the_run_token(apps: Any) -> None:
     bare = Client(apps.dispatcher)  # a caller who is not the local Pub/Sub or Eventarc stand-in
     token = apps.dispatcher.event_token
-    for name in ("credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"):
+    for name in (
+        "credit_earnings",
+        "process_payouts",
+        "run_maintenance",
+        "kyc_document_uploaded",
+        "export_user_data",
+        "send_notifications",
+    ):
         refused = bare.post(f"/{name}", json=_envelope())
         assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "event_source_refused", name
     assert bare.post("/credit_earnings?event_token=wrong", json=_envelope()).status_code == 403
@@ -50,7 +58,7 @@ def test_the_index_names_the_functions_the_docs_and_an_example(apps: Any) -> Non
     assert answer.status_code == 200
     body = answer.get_json()
     assert set(body["functions"]["http"]) >= {"auth", "videos", "earnings", "payouts", "health"}
-    events = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data"}
+    events = {"credit_earnings", "process_payouts", "run_maintenance", "kyc_document_uploaded", "export_user_data", "send_notifications"}
     assert set(body["functions"]["events"]) == events
     assert body["example"]["route"].endswith("/health/")
     openapi = Client(apps.dispatcher).get("/openapi.json")
@@ -142,3 +150,26 @@ def test_make_reset_drops_local_data_and_keeps_the_virtualenv(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".venv" / "bin").is_dir(), "make reset must keep .venv"
     assert sorted(p.name for p in (tmp_path / ".data").iterdir()) == ["bench-pg"]
+
+
+def test_the_local_mailbox_lists_what_the_smtp_server_received(tmp_path: Any) -> None:
+    """GET /_mail shows a developer the emails of the local SMTP server (the verification links)."""
+    from shared.localserver import Dispatcher
+    from shared.mail import LocalMailServer, Mail, SmtpSender
+
+    server = LocalMailServer(tmp_path).start()
+    try:
+        settings = get_settings().model_copy(update={"smtp_host": server.host, "smtp_port": server.port, "smtp_tls": "none"})
+        link = "http://127.0.0.1:8080/app/verify-email?token=abc_DEF-123"
+        SmtpSender(settings).send(Mail("ada@example.com", "Confirm your email address", f"Confirm: {link}\n", "<p>x</p>", "<m-1@x>"))
+        SmtpSender(settings).send(Mail("bob@example.com", "Something else", "Hello Bob\n", "<p>y</p>", "<m-2@x>"))
+        assert server.wait_for("bob@example.com")
+    finally:
+        server.stop()
+    client = Client(Dispatcher({}, {}, None, mail_dir=tmp_path))
+    listed = client.get("/_mail").get_json()["items"]
+    assert [m["to"] for m in listed] == ["bob@example.com", "ada@example.com"]
+    (ada,) = client.get("/_mail?to=ADA@example.com").get_json()["items"]
+    assert ada["subject"] == "Confirm your email address" and link in ada["text"]
+    assert len(list(tmp_path.glob("*.eml"))) == 2
+    assert Client(Dispatcher({}, {}, None)).get("/_mail").get_json() == {"directory": None, "items": []}

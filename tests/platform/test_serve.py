@@ -215,13 +215,29 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
         assert http("POST", server.url + "/credit_earnings?event_token=guess", envelope)[0] == 403
         assert http("POST", server.url + "/credit_earnings", envelope, {"X-EarnPay-Event-Token": "guess"})[0] == 403
 
+        # sign-up: the verification email goes outbox -> Pub/Sub -> send_notifications -> the local SMTP
+        # server, which saves it under .data/mail/ where a developer reads the link
+        email = f"p-{uuid.uuid4().hex[:8]}@example.com"
+        body = {"email": email, "password": "correct horse battery", "display_name": "P"}
+        status, accepted = http("POST", server.url + "/auth/signup", body)
+        assert status == 202, accepted
+        mail_dir = server.data / "mail"
+
+        def verification_link() -> str | None:
+            for path in sorted(mail_dir.glob("*.txt")) if mail_dir.exists() else []:
+                text = path.read_text(errors="replace")
+                found = re.search(r"/app/verify-email\?token=([A-Za-z0-9_\-]+)", text)
+                if email in text and found:
+                    return found.group(1)
+            return None
+
+        wait_for("the verification email", lambda: verification_link() is not None)
+        status, box = http("GET", server.url + "/_mail?" + urllib.parse.urlencode({"to": email}))  # a developer's view
+        assert status == 200 and box["items"][0]["subject"] == "Confirm your email address", box
+        status, signup = http("POST", server.url + "/auth/email/verify", {"token": verification_link()})
+        assert status == 200 and signup["user"]["email_verified"] is True, signup
+
         # a publisher on the emulator: the same credit request published twice is credited once
-        status, signup = http(
-            "POST",
-            server.url + "/auth/signup",
-            {"email": f"p-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery", "display_name": "P"},
-        )
-        assert status in (200, 201), signup
         user_id = signup["user"]["id"]
         request = {"request_id": f"r-{uuid.uuid4().hex}", "user_id": user_id, "amount_micros": 4321}
         request.update({"type": "adjustment", "source": "partner"})

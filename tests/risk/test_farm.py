@@ -18,7 +18,7 @@ from functions.payouts.providers import SandboxProvider
 from functions.risk import service as risk
 from shared.db import Conn, Query, get_db
 from tests.earnings.test_referrals import REFERRAL, SET_KYC, active_days
-from tests.helpers import PASSWORD, Api, User, error_code
+from tests.helpers import PASSWORD, Api, User, error_code, verification_token
 from tests.ledger.test_clearing import balance, verify
 from tests.payouts.test_batches import with_retry
 from tests.payouts.test_requests import fund
@@ -75,7 +75,10 @@ class Client:
         if referral_code:
             body["referral_code"] = referral_code
         resp = self.api.client.post("/auth/signup", json=body, headers=self.headers())
-        assert resp.status_code == 201, resp.get_data(as_text=True)
+        assert resp.status_code == 202, resp.get_data(as_text=True)
+        # the emailed link (its token issued as send_notifications issues it) confirms and signs in
+        resp = self.api.client.post("/auth/email/verify", json={"token": verification_token(body["email"])}, headers=self.headers())
+        assert resp.status_code == 200, resp.get_data(as_text=True)
         data = resp.get_json()
         return User(data["user"]["id"], data["user"]["email"], data["session"]["token"], data["user"]["referral_code"], self.ip)
 

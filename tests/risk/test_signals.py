@@ -14,11 +14,12 @@ from functions.risk import signals
 from functions.risk.canonical import canonical_email
 from shared.db import Conn, Query
 from shared.migrate import migrate
-from tests.helpers import PASSWORD, Api, error_code, random_ip
+from tests.helpers import PASSWORD, Api, random_ip, verification_token
 from tests.progress.test_heartbeats import AGE, make_video
 from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "shared" / "migrations"
+USER_ID = Query("t_sig_user_id", "SELECT id::text FROM users WHERE email = :e", prepared=False)
 OBSERVATIONS = Query(
     "t_risk_obs",
     "SELECT kind, host(ip) AS ip, prefix::text AS prefix, device_hash FROM risk_observations WHERE user_id = CAST(:u AS uuid) ORDER BY id",
@@ -47,12 +48,16 @@ def test_canonical_email_in_python_and_in_the_database_agree(owner_conn: Conn, e
 
 def test_one_mailbox_is_one_account(api: Api) -> None:
     base = f"jo.smith{uuid.uuid4().hex[:6]}"
-    api.signup(email=f"{base}@gmail.com")
+    owner = api.signup(email=f"{base}@gmail.com")
     for variant in (f"{base.replace('.', '')}@gmail.com", f"{base}+2@gmail.com", f"{base.upper()}@googlemail.com"):
         resp = api.client.post(
             "/auth/signup", json={"email": variant, "password": PASSWORD, "display_name": "Again"}, headers={"X-Forwarded-For": random_ip()}
         )
-        assert resp.status_code == 409 and error_code(resp) == "email_taken", variant
+        # the answer of any sign-up (no enumeration, issue 11); no second account, and the owner is told
+        assert resp.status_code == 202 and resp.get_json()["status"] == "accepted", variant
+        assert api.login(variant).status_code == 401
+    kinds = [i["kind"] for i in api.get("/auth/notifications", user=owner).get_json()["items"]]
+    assert kinds.count("signup_attempt") == 3
 
 
 def test_signup_login_and_payout_record_address_prefix_and_a_keyed_device_hash(api: Api, owner_conn: Conn) -> None:
@@ -63,8 +68,8 @@ def test_signup_login_and_payout_record_address_prefix_and_a_keyed_device_hash(a
         json={"email": email, "password": PASSWORD, "display_name": "Obs"},
         headers={"X-Forwarded-For": "203.0.113.77", "X-Install-Id": install},
     )
-    assert resp.status_code == 201
-    uid = resp.get_json()["user"]["id"]
+    assert resp.status_code == 202
+    uid = owner_conn.value(USER_ID, e=email)
     login = api.client.post(
         "/auth/login",
         json={"email": email, "password": PASSWORD},
@@ -103,12 +108,14 @@ def test_payout_destinations_get_one_keyed_fingerprint_per_destination(api: Api,
 
 
 def test_erasure_removes_the_addresses_and_hashes(api: Api, owner_conn: Conn) -> None:
+    email = f"gone-{uuid.uuid4().hex[:8]}@example.com"
     resp = api.client.post(
         "/auth/signup",
-        json={"email": f"gone-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD, "display_name": "Gone"},
+        json={"email": email, "password": PASSWORD, "display_name": "Gone"},
         headers={"X-Forwarded-For": "198.51.100.4", "X-Install-Id": "install-to-be-erased"},
     )
-    data = resp.get_json()
+    assert resp.status_code == 202
+    data = api.post("/auth/email/verify", json={"token": verification_token(email)}).get_json()
     uid, token = data["user"]["id"], data["session"]["token"]
     headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "198.51.100.4"}
     added = api.client.post("/payouts/methods", json={"type": "paypal", "email": "gone@example.com", "password": PASSWORD}, headers=headers)

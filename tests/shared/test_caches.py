@@ -23,7 +23,7 @@ import pytest
 
 from shared.config import ROOT
 from shared.db import Conn, Query
-from tests.helpers import PASSWORD, random_ip, unique_email
+from tests.helpers import PASSWORD, random_ip, unique_email, verification_token
 
 SERVER = (
     "import sys; from werkzeug.serving import make_server; from shared.localserver import make_app; "
@@ -105,8 +105,12 @@ def two_servers(database: str) -> Iterator[tuple[int, int]]:
 
 
 def _signup(port: int) -> tuple[str, str]:
-    status, data = _call(port, "POST", "/auth/signup", {"email": unique_email("cache"), "password": PASSWORD, "display_name": "Before"})
-    assert status == 201, data
+    """Signs up and confirms the address with the emailed link's token (which signs in)."""
+    email = unique_email("cache")
+    status, data = _call(port, "POST", "/auth/signup", {"email": email, "password": PASSWORD, "display_name": "Before"})
+    assert status == 202, data
+    status, data = _call(port, "POST", "/auth/email/verify", {"token": verification_token(email)})
+    assert status == 200, data
     return data["user"]["id"], data["session"]["token"]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pyotp
 import pytest
 from werkzeug.serving import make_server
 
@@ -24,7 +25,7 @@ from functions.auth.queries import SET_ROLE
 from functions.videos import service as videos
 from shared.config import ROOT
 from shared.db import Conn, Query, get_db
-from tests.helpers import PASSWORD, random_ip, unique_email
+from tests.helpers import PASSWORD, random_ip, unique_email, verification_token
 
 DOC = ROOT / "docs" / "openapi.json"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
@@ -91,10 +92,13 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     signup = _api(generated, "auth", "signup").sync_detailed(
         client=anonymous, body=m.SignupBody(email=email, password=PASSWORD, display_name="Generated Client")
     )
-    assert signup.status_code == 201 and isinstance(signup.parsed, m.SignupResponse), signup.content
-    assert signup.parsed.user.email == email and signup.parsed.session.token_type == "Bearer"
+    assert signup.status_code == 202 and isinstance(signup.parsed, m.Accepted), signup.content
+    # the emailed link's token (issued as send_notifications issues it) confirms the address and signs in
+    verified = _api(generated, "auth", "verify_email").sync(client=anonymous, body=m.TokenBody(token=verification_token(email)))
+    assert isinstance(verified, m.VerifiedResponse) and verified.user.email == email and verified.user.email_verified
+    assert isinstance(verified.session, m.SessionToken) and verified.session.token_type == "Bearer"
     login = _api(generated, "auth", "login").sync(client=anonymous, body=m.LoginBody(email=email, password=PASSWORD))
-    assert isinstance(login, m.LoginResponse) and login.user.id == signup.parsed.user.id
+    assert isinstance(login, m.LoginResponse) and login.user.id == verified.user.id
     assert login.bonus is None  # a bare login earns nothing: bonuses come with verified watching
     user_id = login.user.id
     me = generated.AuthenticatedClient(base_url=base_url, token=login.session.token, headers=ip, raise_on_unexpected_status=True)
@@ -141,12 +145,19 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
 
     # --- an admin credits the user (idempotent: 201, then the replay) -------------------------------
     admin_email = unique_email("client-admin")
-    admin_signup = _api(generated, "auth", "signup").sync(
+    _api(generated, "auth", "signup").sync(
         client=anonymous, body=m.SignupBody(email=admin_email, password=PASSWORD, display_name="Client Admin")
     )
-    owner_conn.execute(SET_ROLE, id=admin_signup.user.id, role="admin")
+    admin_user = _api(generated, "auth", "verify_email").sync(client=anonymous, body=m.TokenBody(token=verification_token(admin_email)))
+    owner_conn.execute(SET_ROLE, id=admin_user.user.id, role="admin")
     admin_login = _api(generated, "auth", "login").sync(client=anonymous, body=m.LoginBody(email=admin_email, password=PASSWORD))
+    assert admin_login.mfa == "enrolment_required"
     admin = generated.AuthenticatedClient(base_url=base_url, token=admin_login.session.token, headers=ip, raise_on_unexpected_status=True)
+    # staff enrol a second factor before any staff route answers; enrolling counts as a fresh code
+    enrolment = _api(generated, "auth", "mfa_enrol").sync(client=admin)
+    assert isinstance(enrolment, m.MfaEnrolment) and enrolment.otpauth_uri.startswith("otpauth://totp/")
+    codes = _api(generated, "auth", "mfa_confirm").sync(client=admin, body=m.MfaCodeBody(code=pyotp.TOTP(enrolment.secret).now()))
+    assert isinstance(codes, m.RecoveryCodes) and len(codes.recovery_codes) == 10
     adjust = _api(generated, "admin", "adjust")
     key = uuid.uuid4().hex
     body = m.AdjustmentBody(user_id=user_id, amount_micros=50_000_000, reason="generated client test")

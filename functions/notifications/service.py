@@ -1,0 +1,98 @@
+"""User notifications: recorded with the change that causes them, emailed by ``send_notifications``.
+
+``notify(conn, user_id, kind, data)`` runs inside the causing transaction: it inserts the
+notification (listed by GET /auth/notifications) and writes an outbox row to the ``notifications``
+topic, so the email exists exactly when the change committed. ``deliver`` is the consumer: it locks
+the notification row, sends nothing when ``email_sent_at`` is already set (a redelivery, or two at
+once: the second waits on the lock), issues the link's token for the kinds that carry one (committed
+at once, on a second connection), sends through the SMTP adapter and marks the row sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from functions.auth import tokens
+from functions.notifications import queries as q
+from functions.notifications.templates import KINDS, TOKEN_PURPOSE, render
+from shared import outbox
+from shared.config import Settings
+from shared.db import Conn, Database
+from shared.logs import get_logger
+from shared.mail import Mail, SmtpSender
+
+log = get_logger(__name__)
+TOPIC = "notifications"
+
+
+def notify(
+    conn: Conn, user_id: str, kind: str, data: dict[str, Any] | None = None, *, email_to: str | None = None, email: bool = True
+) -> int:
+    """Records a notification in the caller's transaction and queues its email (to ``email_to``, default
+    the account's address); returns its id."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    to = (email_to or conn.value(q.EMAIL_OF, user_id=user_id)) if email else None
+    notification_id = int(conn.value(q.INSERT, user_id=user_id, kind=kind, data=json.dumps(data or {}, default=str), email_to=to))
+    if to:
+        outbox.emit(conn, "notification", {"notification_id": notification_id}, key=f"notification:{notification_id}", topic=TOPIC)
+    return notification_id
+
+
+def list_for_user(db: Database, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
+    with db.connection() as conn:
+        rows = conn.all(q.LIST_FOR_USER, user_id=user_id, limit=limit + 1, before=before)
+    items = [
+        {
+            "id": r["id"],
+            "kind": r["kind"],
+            "data": _data(json.loads(r["data"])),
+            "created_at": r["created_at"],
+            "emailed_at": r["email_sent_at"],
+        }
+        for r in rows[:limit]
+    ]
+    return {"items": items, "next_before": items[-1]["id"] if len(rows) > limit else None}
+
+
+DATA_FIELDS = ("payout_id", "amount", "reason", "decision", "new_email", "ip", "user_agent", "state")
+
+
+def _data(stored: dict[str, Any]) -> dict[str, Any]:
+    """A notification's data as the API shows it: every field, null where the kind has none."""
+    return {name: stored.get(name) for name in DATA_FIELDS}
+
+
+def token_minutes(purpose: str, settings: Settings) -> int:
+    return settings.password_reset_minutes if purpose == "reset_password" else settings.email_verify_hours * 60
+
+
+def deliver(db: Database, notification_id: int, settings: Settings, sender: SmtpSender | None = None) -> str:
+    """Sends one notification's email at most once; returns "sent", "duplicate" or "skipped"."""
+    with db.transaction() as conn:
+        row = conn.one(q.CLAIM, id=notification_id)
+        if row is None or not row["email_to"] or row["status"] == "erased":
+            return "skipped"
+        if row["email_sent_at"] is not None:
+            return "duplicate"
+        data = json.loads(row["data"])
+        purpose = TOKEN_PURPOSE.get(row["kind"])
+        if purpose is not None:
+            # Committed on its own before the send: the link works the moment the email arrives (a fast
+            # reader, or a test, must not beat this transaction's commit). A token of a send that fails
+            # was never shown to anyone and just expires; the redelivery issues another.
+            new_email = data.get("new_email") if purpose == "change_email" else None
+            with db.transaction() as token_conn:
+                data["token"], _ = tokens.issue(
+                    token_conn, row["user_id"], purpose, minutes=token_minutes(purpose, settings), new_email=new_email
+                )
+        rendered = render(row["kind"], data, base_url=settings.public_base_url, display_name=row["display_name"])
+        domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "earnpay.local"
+        mail = Mail(row["email_to"], rendered.subject, rendered.text, rendered.html, f"<notification-{notification_id}@{domain}>")
+        # Sent while the row is locked: a failure rolls back and Pub/Sub redelivers; once the server
+        # accepted the message, the commit records it and no redelivery sends it again.
+        (sender or SmtpSender(settings)).send(mail)
+        conn.execute(q.MARK_SENT, id=notification_id)
+    log.info("notification emailed", extra={"event": "notification_sent", "notification_id": notification_id, "kind": row["kind"]})
+    return "sent"
