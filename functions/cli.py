@@ -96,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 platform.env.update({"DATABASE_URL": app_url(settings), "MIGRATE_DATABASE_URL": admin_url(settings)})
             platform.start(stand_ins={"local-eventarc": _local_eventarc})
             print(f"  functions   {platform.base_url}/<function>/...  (GET {platform.base_url}/ lists them)", flush=True)
+            print(f"  console     {platform.base_url}/console/  (the staff console; `make console` rebuilds it)", flush=True)
             print(f"EarnPay ready on {platform.base_url}", flush=True)
             return platform.wait()
         except Shutdown as signal_name:

@@ -345,6 +345,8 @@ locals {
       },
       f.uses_replica ? { DB_REPLICA_CONNECTION_NAME = google_sql_database_instance.replica[local.primary_replica_key].connection_name } : {},
       f.kms != null ? { PAYOUT_DETAILS_KEK = google_kms_crypto_key.keys["payout-details-kek"].id } : {},
+      ## the staff console (console.tf) calls these two from its own origin
+      contains(["admin", "auth"], k) ? { CONSOLE_ORIGINS = local.console_origin } : {},
       ## The mailer alone talks SMTP (TLS, login from the smtp-password secret); every link in an
       ## email is built from PUBLIC_BASE_URL.
       k == "send_notifications" ? {

@@ -70,3 +70,18 @@ output "worker_pool" {
   description = "Private Cloud Build pool (peered with the VPC) for the pipeline."
   value       = google_cloudbuild_worker_pool.this.id
 }
+
+output "console_url" {
+  description = "The staff console (Cloud CDN in front of the console bucket); point console_domain's DNS A record at console_ip."
+  value       = local.console_origin
+}
+
+output "console_ip" {
+  description = "Global address of the console's HTTPS load balancer."
+  value       = google_compute_global_address.console.address
+}
+
+output "console_bucket" {
+  description = "Bucket the pipeline uploads the console build to."
+  value       = google_storage_bucket.this["console"].name
+}

@@ -29,6 +29,17 @@ locals {
       storage_class       = "STANDARD"
       soft_delete_seconds = 0 ## no soft-delete copy of expired personal data
     }
+    "console" = {
+      ## The staff console's built files (infra/console.tf serves them through Cloud CDN); old
+      ## versions stay 30 days so a bad release can be rolled back by restoring them.
+      versioning          = true
+      retention_days      = null
+      delete_after_days   = null
+      noncurrent_days     = 30
+      cors                = false
+      storage_class       = "STANDARD"
+      soft_delete_seconds = 604800
+    }
     "function-sources" = {
       versioning          = true
       retention_days      = null

@@ -182,6 +182,16 @@ variable "app_origins" {
   }
 }
 
+variable "console_domain" {
+  description = "Domain of the staff console (served by Cloud CDN, infra/console.tf); its https origin is the only one the admin and auth functions answer CORS for."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.console_domain))
+    error_message = "console_domain must be a DNS name such as console.earnpay.example (no scheme, no path)."
+  }
+}
+
 variable "mail" {
   description = "Outgoing email: the SMTP relay (TLS always; the password is the smtp-password secret), the sender, and the app's public URL every link in an email is built from."
   type = object({

@@ -322,6 +322,20 @@ class Settings(BaseSettings):
         None, alias="PG_BIN_DIR", description="PostgreSQL 16 client programs for the restore drill; unset: pgserver's, then PATH"
     )
 
+    # --- the staff console ----------------------------------------------------------------------
+    console_origins: str = Field(
+        "",
+        alias="CONSOLE_ORIGINS",
+        max_length=2000,
+        pattern=r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?(,https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)*$",
+        description="origins of the staff console allowed to call the admin and auth functions (CORS), comma-separated; "
+        "empty: none (locally the console is served from the API's own origin)",
+    )
+
+    @property
+    def console_origin_set(self) -> frozenset[str]:
+        return frozenset(o for o in self.console_origins.split(",") if o)
+
     @field_validator("payout_provider", mode="before")
     @classmethod
     def _provider_name(cls, value: object) -> object:

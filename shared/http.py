@@ -167,11 +167,13 @@ class Router:
     # every router made in this process, by function name (the OpenAPI document is built from it)
     registry: ClassVar[dict[str, Router]] = {}
 
-    def __init__(self, function: str, *, publish_events: bool = True) -> None:
+    def __init__(self, function: str, *, publish_events: bool = True, console_cors: bool = False) -> None:
         """``publish_events=False`` leaves this function's outbox events to the sweep (``shared.outbox``):
-        for hot paths whose latency budget is smaller than a Pub/Sub publish."""
+        for hot paths whose latency budget is smaller than a Pub/Sub publish. ``console_cors=True``
+        answers browsers on the staff console's origins (``CONSOLE_ORIGINS``) with CORS headers."""
         self.function = function
         self.publish_events = publish_events
+        self.console_cors = console_cors
         self.routes: list[Route] = []
         Router.registry[function] = self
 
@@ -257,6 +259,8 @@ class Router:
             status = resp.status_code
             resp.headers["X-Request-Id"] = rid
             resp.headers.setdefault("Cache-Control", "no-store")
+            if self.console_cors:
+                console_cors_headers(request, resp)
             return resp
         finally:
             elapsed = (time.perf_counter() - started) * 1000
@@ -381,6 +385,26 @@ class Router:
         if route.response is not None and 200 <= resp.status_code < 300 and resp.status_code != 204 and get_settings().env == "test":
             check_response(route, resp)
         return resp
+
+
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
+CORS_EXPOSED_HEADERS = "X-Request-Id, Idempotent-Replayed, Retry-After"
+
+
+def console_cors_headers(request: flask.Request, resp: flask.Response) -> None:
+    """CORS for the staff console: only an origin listed in ``CONSOLE_ORIGINS`` is answered (exactly
+    that origin, never ``*``, no credentials: the token travels in the Authorization header)."""
+    resp.headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin", "")
+    if not origin or origin not in get_settings().console_origin_set:
+        return
+    resp.headers["Access-Control-Allow-Origin"] = origin
+    resp.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    if request.method == "OPTIONS" and resp.status_code == 204:
+        allowed = resp.headers.get("Allow", "")
+        resp.headers["Access-Control-Allow-Methods"] = allowed
+        resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+        resp.headers["Access-Control-Max-Age"] = "600"
 
 
 def check_response(route: Route, resp: flask.Response) -> None:

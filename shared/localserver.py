@@ -64,6 +64,79 @@ def build_apps(source: Path = ROOT / "main.py") -> dict[str, WsgiApp]:
     return apps
 
 
+# The staff console (console/, built by Vite into console/dist) is served at /console/ like the CDN
+# serves it in production (infra/console.tf): hashed assets cached for a year, index.html and
+# config.json revalidated on every load, and the same strict Content-Security-Policy.
+CONSOLE_DIST = ROOT / "console" / "dist"
+CONSOLE_PREFIX = "console"
+_CONSOLE_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+
+
+def console_csp(connect: Iterable[str] = (), storage: Iterable[str] = ()) -> str:
+    """The console's Content-Security-Policy: scripts and styles from its own origin only (no inline
+    script, no eval), API calls to ``connect``, document previews (images, PDFs) from ``storage``."""
+    extra_connect = " ".join(connect)
+    store = " ".join(storage)
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: {store}".strip(),
+            f"frame-src {store}".strip() if store else "frame-src 'none'",
+            f"connect-src 'self' {extra_connect}".strip(),
+            "font-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _console_headers(content_type: str, cache: str) -> list[tuple[str, str]]:
+    from shared.storage import emulator_host
+
+    storage = [h for h in (emulator_host(),) if h]
+    return [
+        ("Content-Type", content_type),
+        ("Cache-Control", cache),
+        ("Content-Security-Policy", console_csp(storage=storage)),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+
+
+def serve_console(environ: dict[str, Any], start_response: Callable[..., Any], rest: str, dist: Path = CONSOLE_DIST) -> list[bytes]:
+    """``GET /console/<rest>``: the built console (hashed assets immutable, index.html no-cache)."""
+    if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+        return _error(start_response, "405 Method Not Allowed", "method_not_allowed", "the console is static: GET only")
+    if rest == "config.json":
+        # where the console finds the API: locally the functions of this very server
+        body = json.dumps({"api": {"auth": "/auth", "admin": "/admin"}}).encode()
+        start_response("200 OK", [*_console_headers("application/json", "no-cache"), ("Content-Length", str(len(body)))])
+        return [body]
+    index = dist / "index.html"
+    if not index.is_file():
+        return _error(start_response, "503 Service Unavailable", "console_not_built", "the console is not built: run `make console`")
+    target = (dist / (rest or "index.html")).resolve()
+    if not target.is_relative_to(dist.resolve()) or not target.is_file():
+        return _error(start_response, "404 Not Found", "not_found", f"no console file {rest!r}")
+    hashed = target.parent.name == "assets"
+    cache = "public, max-age=31536000, immutable" if hashed else "no-cache"
+    body = target.read_bytes()
+    content_type = _CONSOLE_TYPES.get(target.suffix, "application/octet-stream")
+    start_response("200 OK", [*_console_headers(content_type, cache), ("Content-Length", str(len(body)))])
+    return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
 def _json(start_response: Callable[..., Any], status: str, obj: Any) -> list[bytes]:
     body = json.dumps(obj, indent=1).encode() + b"\n"
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("X-Request-Id", uuid.uuid4().hex)]
@@ -133,6 +206,7 @@ class Dispatcher:
                     "http": {name: f"{base}/{name}/" for name in http},
                     "events": {name: "Pub/Sub push or Eventarc deliveries of the local platform only" for name in events},
                 },
+                "console": f"{base}/console/",
                 "docs": {
                     "openapi": f"{base}/openapi.json",
                     "readme": "README.md (Try it: sign up, watch a video, get paid)",
@@ -155,6 +229,11 @@ class Dispatcher:
             body = (ROOT / "docs" / "openapi.json").read_bytes()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if name == CONSOLE_PREFIX and name not in self.apps:
+            if path == "/" + CONSOLE_PREFIX:  # relative asset URLs need the trailing slash
+                start_response("308 Permanent Redirect", [("Location", "/console/"), ("Content-Length", "0")])
+                return [b""]
+            return serve_console(environ, start_response, rest)
         app = self.apps.get(name)
         if app is None:
             return _error(start_response, "404 Not Found", "function_not_found", f"no function named {name!r}", functions=sorted(self.apps))

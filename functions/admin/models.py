@@ -40,7 +40,9 @@ class UserSearchQuery(PageQuery):
 
 
 class LedgerQuery(PageQuery):
-    """A user's ledger entries, newest first."""
+    """A user's ledger entries, newest first; ``type`` keeps one entry type."""
+
+    type: Annotated[str | None, Field(pattern=r"^[a-z][a-z_]{0,39}$")] = None
 
 
 class RoleBody(Body):
@@ -67,6 +69,12 @@ class ReversalBody(Body):
 
 
 class RejectBody(Body):
+    reason: Reason
+
+
+class WithheldGrantBody(Body):
+    """Why a reward the daily cap withheld is granted after all (kept in the audit log)."""
+
     reason: Reason
 
 
@@ -263,6 +271,73 @@ class AuditEntry(Response):
 
 class AuditPage(Page):
     items: list[AuditEntry]
+
+
+class UserSession(Response):
+    """One of a user's sessions (no token, address or device: when, and whether it still works)."""
+
+    id: int
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoked_reason: str | None
+    live: bool
+
+
+class UserPayoutMethod(Response):
+    """A payout method as staff see it: the masked label only, never the destination."""
+
+    id: str
+    type: str
+    label: str = Field(description="masked when the method was added (e.g. pp***@example.com, ****1234)")
+    is_default: bool
+    created_at: dt.datetime
+    erased_at: dt.datetime | None
+
+
+class ReferredUser(UserSummary):
+    referred_count: int = Field(description="how many people this referred user referred in turn")
+
+
+class UserReferralTree(Response):
+    referred_by: UserSummary | None
+    referred: list[ReferredUser] = Field(description="the newest 50 people this user referred")
+    referred_total: int
+
+
+class WithheldReward(Response):
+    """A reward the daily cap withheld, and whether staff granted it."""
+
+    id: int
+    video_id: str
+    video_title: str
+    day: dt.date
+    reward: Money
+    withheld: Money
+    status: Literal["withheld", "granted", "dismissed"]
+    resolved_at: dt.datetime | None
+    resolution_entry_id: int | None
+    created_at: dt.datetime
+
+
+class UserAccount(Response):
+    """Everything else the console's user page shows beside the detail and the ledger."""
+
+    user_id: str
+    sessions: list[UserSession] = Field(description="the newest 20 sessions")
+    payout_methods: list[UserPayoutMethod]
+    referrals: UserReferralTree
+    withheld_rewards: list[WithheldReward] = Field(description="the newest 50")
+
+
+class WithheldGrant(Response):
+    withheld_id: int
+    user_id: str
+    status: Literal["granted"]
+    amount: Money
+    entry_id: int
+    balance_after: Money
 
 
 class AdjustmentLookupQuery(QueryParams):

@@ -52,6 +52,7 @@ LEDGER_PAGE = Query(
     """SELECT id, seq, type, amount, balance_after, source, reference, metadata, created_at
          FROM earnings
         WHERE user_id = CAST(:user_id AS uuid) AND (CAST(:before_seq AS bigint) IS NULL OR seq < CAST(:before_seq AS bigint))
+          AND (CAST(:type AS text) IS NULL OR type = CAST(:type AS text))
         ORDER BY seq DESC
         LIMIT :limit""",
 )
@@ -69,6 +70,65 @@ RECENT_PAYOUTS = Query(
          FROM payout_requests WHERE user_id = CAST(:user_id AS uuid)
         ORDER BY requested_at DESC, id DESC
         LIMIT :limit""",
+)
+
+# --- one user's account (the console's user page) ---------------------------------------------------
+USER_SESSIONS = Query(
+    "admin_user_sessions",
+    """SELECT id, created_at, last_seen_at, expires_at, revoked_at, revoked_reason,
+              (revoked_at IS NULL AND expires_at > now() AND last_seen_at + idle_timeout > now()) AS live
+         FROM sessions WHERE user_id = CAST(:user_id AS uuid)
+        ORDER BY created_at DESC, id DESC
+        LIMIT :limit""",
+)
+
+# Labels are masked when a method is added (``pp***@example.com``, ``****1234``); details never leave.
+USER_PAYOUT_METHODS = Query(
+    "admin_user_payout_methods",
+    """SELECT id::text AS id, type, label, is_default, created_at, erased_at
+         FROM payout_methods WHERE user_id = CAST(:user_id AS uuid)
+        ORDER BY created_at DESC, id""",
+)
+
+USER_REFERRER = Query(
+    "admin_user_referrer",
+    f"""SELECT {_USER_LIST_COLUMNS} FROM users u
+         WHERE u.id = (SELECT referred_by FROM users WHERE id = CAST(:user_id AS uuid))""",
+)
+
+# The people this user referred, and how many each of them referred in turn (the tree's second level).
+USER_REFERRED = Query(
+    "admin_user_referred",
+    f"""SELECT {_USER_LIST_COLUMNS},
+              (SELECT count(*) FROM users r2 WHERE r2.referred_by = u.id) AS referred_count
+         FROM users u WHERE u.referred_by = CAST(:user_id AS uuid)
+        ORDER BY u.created_at DESC, u.id DESC
+        LIMIT :limit""",
+)
+
+USER_REFERRED_COUNT = Query("admin_user_referred_count", "SELECT count(*) AS n FROM users WHERE referred_by = CAST(:user_id AS uuid)")
+
+USER_WITHHELD = Query(
+    "admin_user_withheld",
+    """SELECT w.id, w.video_id::text AS video_id, v.title AS video_title, w.day, w.reward_micros, w.withheld_micros,
+              w.status, w.resolved_at, w.resolution_entry_id, w.created_at
+         FROM withheld_rewards w JOIN videos v ON v.id = w.video_id
+        WHERE w.user_id = CAST(:user_id AS uuid)
+        ORDER BY w.created_at DESC, w.id DESC
+        LIMIT :limit""",
+)
+
+LOCK_WITHHELD = Query(
+    "admin_lock_withheld",
+    """SELECT id, user_id::text AS user_id, video_id::text AS video_id, withheld_micros, status
+         FROM withheld_rewards WHERE id = :id AND user_id = CAST(:user_id AS uuid) FOR UPDATE""",
+)
+
+RESOLVE_WITHHELD = Query(
+    "admin_resolve_withheld",
+    """UPDATE withheld_rewards
+          SET status = :status, resolved_at = now(), resolved_by = CAST(:staff_id AS uuid), resolution_entry_id = :entry_id
+        WHERE id = :id""",
 )
 
 USER_EXISTS = Query("admin_user_exists", "SELECT status FROM users WHERE id = CAST(:id AS uuid)")

@@ -32,23 +32,27 @@ from functions.admin.models import (
     ReversalBody,
     RoleBody,
     RoleChanged,
+    UserAccount,
     UserDetail,
     UserSearchPage,
     UserSearchQuery,
+    WithheldGrant,
+    WithheldGrantBody,
 )
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
 from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.risk.models import Decision, DecisionBody, RiskCase, RiskQueuePage, RiskQueueQuery, Rule, RuleBody, RuleList
-from functions.videos.models import Video, VideoCreate
+from functions.videos.models import Video, VideoCreate, VideoList, VideoUpdate
 from shared import idempotency
 from shared.db import get_db, read_replica
+from shared.errors import NotFound
 from shared.http import Ctx, Reply, Router
 
 # The audit log may trail the primary by this much when read from the replica.
 AUDIT_MAX_LAG_S = 5.0
 
-router = Router("admin")
+router = Router("admin", console_cors=True)  # the staff console calls it from its own origin (CONSOLE_ORIGINS)
 
 READERS = ("support", "finance", "compliance", "admin")
 FINANCE = ("finance", "admin")
@@ -101,7 +105,41 @@ def user_detail(ctx: Ctx) -> dict[str, Any]:
 )
 def user_ledger(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return service.user_ledger(conn, _actor(ctx), ctx.params["user_id"], ctx.query.limit, ctx.query.cursor)
+        return service.user_ledger(conn, _actor(ctx), ctx.params["user_id"], ctx.query.limit, ctx.query.cursor, ctx.query.type)
+
+
+@router.route(
+    "GET",
+    "/users/{user_id}/account",
+    auth="staff",
+    roles=READERS,
+    response=UserAccount,
+    summary="A user's sessions, payout methods (masked), referral tree and withheld rewards",
+)
+def user_account(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.user_account(conn, _actor(ctx), ctx.params["user_id"])
+
+
+@router.route(
+    "POST",
+    "/users/{user_id}/withheld/{withheld_id}/grant",
+    auth="staff",
+    roles=ADMIN,
+    body=WithheldGrantBody,
+    idempotent=True,
+    response=WithheldGrant,
+    step_up=True,
+    summary="Grant a reward the daily cap withheld (credited once)",
+)
+def grant_withheld(ctx: Ctx) -> dict[str, Any]:
+    raw = ctx.params["withheld_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("no such withheld reward for this user", code="withheld_not_found")
+    with get_db().transaction() as conn:
+        result = service.grant_withheld(conn, _actor(ctx), ctx.params["user_id"], int(raw), ctx.body.reason)
+        idempotency.store_answer_in(conn, result, 200)
+        return result
 
 
 @router.route(
@@ -212,13 +250,16 @@ def payout_detail(ctx: Ctx) -> dict[str, Any]:
     "/payouts/{payout_id}/approve",
     auth="staff",
     roles=FINANCE,
+    idempotent=True,
     response=StaffPayout,
-    summary="Approve a requested payout",
+    summary="Approve a requested payout (an Idempotency-Key header replays a retried approval)",
     step_up=True,
 )
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
+        result = service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
+        idempotency.store_answer_in(conn, result, 200)  # a keyed retry replays it, committed with the decision
+        return result
 
 
 @router.route(
@@ -227,13 +268,16 @@ def approve_payout(ctx: Ctx) -> dict[str, Any]:
     auth="staff",
     roles=FINANCE,
     body=RejectBody,
+    idempotent=True,
     response=StaffPayout,
-    summary="Reject a requested payout",
+    summary="Reject a requested payout (an Idempotency-Key header replays a retried rejection)",
     step_up=True,
 )
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
-        return service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
+        result = service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
+        idempotency.store_answer_in(conn, result, 200)
+        return result
 
 
 # --- KYC -------------------------------------------------------------------------------------------
@@ -277,6 +321,26 @@ def kyc_decision(ctx: Ctx) -> dict[str, Any]:
 def create_video(ctx: Ctx) -> dict[str, Any]:
     with get_db().transaction() as conn:
         return service.create_video(conn, _actor(ctx), ctx.body)
+
+
+@router.route("GET", "/videos", auth="staff", roles=ADMIN, response=VideoList, summary="Every video, inactive ones too")
+def list_videos(ctx: Ctx) -> dict[str, Any]:
+    with get_db().connection() as conn:
+        return service.list_videos(conn)
+
+
+@router.route(
+    "PATCH",
+    "/videos/{video_id}",
+    auth="staff",
+    roles=ADMIN,
+    body=VideoUpdate,
+    response=Video,
+    summary="Edit a video (fields left out keep their value; active: false deactivates it)",
+)
+def update_video(ctx: Ctx) -> dict[str, Any]:
+    with get_db().transaction() as conn:
+        return service.update_video(conn, _actor(ctx), ctx.params["video_id"], ctx.body.model_dump(exclude_unset=True))
 
 
 # --- feature flags ---------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
         "lifetime_paid_out": ledger.money(row.pop("lifetime_paid_out")),
         "entry_count": row.pop("entry_count"),
     }
-    entries = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, limit=RECENT_ENTRIES)]
+    entries = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=None, type=None, limit=RECENT_ENTRIES)]
     summary = conn.all(q.PAYOUT_SUMMARY, user_id=uid)
     recent = conn.all(q.RECENT_PAYOUTS, user_id=uid, limit=RECENT_PAYOUTS)
     record(conn, actor, "user.view", "user", uid, None, None)
@@ -180,17 +180,93 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     }
 
 
-def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
-    """One user's ledger entries, newest first (audited as a read)."""
+def user_ledger(conn: Conn, actor: Actor, user_id: str, limit: int, cursor: str | None, entry_type: str | None = None) -> dict[str, Any]:
+    """One user's ledger entries, newest first, optionally of one type (audited as a read)."""
     uid = _require_user(conn, user_id)
     before_seq = decode_cursor(cursor, "admin_ledger", {"seq": int})["seq"] if cursor else None
-    rows = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, limit=limit + 1)]
+    rows = [_entry(e) for e in conn.all(q.LEDGER_PAGE, user_id=uid, before_seq=before_seq, type=entry_type, limit=limit + 1)]
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor("admin_ledger", {"seq": rows[-1]["seq"]})
     record(conn, actor, "user.ledger_view", "user", uid, None, {"entries": len(rows)})
     return {"items": rows, "next_cursor": next_cursor}
+
+
+ACCOUNT_SESSIONS = 20
+ACCOUNT_REFERRED = 50
+ACCOUNT_WITHHELD = 50
+
+
+def user_account(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
+    """Sessions, payout methods (masked), the referral tree and withheld rewards of one user (audited as a read)."""
+    uid = _require_user(conn, user_id)
+    withheld = [
+        {
+            **{k: v for k, v in w.items() if k not in ("reward_micros", "withheld_micros")},
+            "reward": ledger.money(w["reward_micros"]),
+            "withheld": ledger.money(w["withheld_micros"]),
+        }
+        for w in conn.all(q.USER_WITHHELD, user_id=uid, limit=ACCOUNT_WITHHELD)
+    ]
+    result = {
+        "user_id": uid,
+        "sessions": conn.all(q.USER_SESSIONS, user_id=uid, limit=ACCOUNT_SESSIONS),
+        "payout_methods": conn.all(q.USER_PAYOUT_METHODS, user_id=uid),
+        "referrals": {
+            "referred_by": conn.one(q.USER_REFERRER, user_id=uid),
+            "referred": conn.all(q.USER_REFERRED, user_id=uid, limit=ACCOUNT_REFERRED),
+            "referred_total": (conn.one(q.USER_REFERRED_COUNT, user_id=uid) or {"n": 0})["n"],
+        },
+        "withheld_rewards": withheld,
+    }
+    record(conn, actor, "user.account_view", "user", uid, None, None)
+    return result
+
+
+def grant_withheld(conn: Conn, actor: Actor, user_id: str, withheld_id: int, reason: str) -> dict[str, Any]:
+    """Credits a reward the daily cap withheld, once (the ledger key is the withheld row's), and marks it granted.
+
+    409 ``withheld_resolved`` when it was granted or dismissed already; 403 ``own_adjustment`` on oneself.
+    """
+    uid = _user_id_or_404(user_id)
+    if uid == actor.user_id:
+        raise Forbidden("staff cannot grant rewards to themselves", code="own_adjustment")
+    row = conn.one(q.LOCK_WITHHELD, id=withheld_id, user_id=uid)
+    if row is None:
+        raise NotFound("no such withheld reward for this user", code="withheld_not_found")
+    if row["status"] != "withheld":
+        raise Conflict(f"this reward was {row['status']} already", code="withheld_resolved", details={"status": row["status"]})
+    posted = ledger.post(
+        conn,
+        user_id=uid,
+        type="adjustment",
+        amount=row["withheld_micros"],
+        idempotency_key=f"withheld_grant:{withheld_id}",
+        source="admin",
+        reference=row["video_id"],
+        metadata={"reason": reason, "staff_id": actor.user_id, "withheld_id": withheld_id},
+    )
+    conn.execute(q.RESOLVE_WITHHELD, id=withheld_id, status="granted", staff_id=actor.user_id, entry_id=posted.entry_id)
+    record(
+        conn,
+        actor,
+        "reward.withheld_grant",
+        "withheld_reward",
+        str(withheld_id),
+        {"status": "withheld"},
+        {"status": "granted", "amount_micros": row["withheld_micros"], "entry_id": posted.entry_id},
+        reason=reason,
+        subject_user_id=uid,
+    )
+    return {
+        "withheld_id": withheld_id,
+        "user_id": uid,
+        "status": "granted",
+        "amount": ledger.money(row["withheld_micros"]),
+        "entry_id": posted.entry_id,
+        "balance_after": ledger.money(posted.balance_after),
+    }
 
 
 def set_role(conn: Conn, actor: Actor, user_id: str, role: str) -> dict[str, Any]:
@@ -398,6 +474,18 @@ def create_video(conn: Conn, actor: Actor, body: VideoCreate) -> dict[str, Any]:
     video = videos.create_video(conn, **body.model_dump(), created_by=actor.user_id)
     record(conn, actor, "video.create", "video", str(video["id"]), None, video)
     return video
+
+
+def list_videos(conn: Conn) -> dict[str, Any]:
+    return {"items": videos.all_videos(conn), "next_cursor": None}
+
+
+def update_video(conn: Conn, actor: Actor, video_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    vid = uuid_or(video_id, NotFound("no such video", code="video_not_found"))
+    before, after = videos.update_video(conn, vid, changes)
+    action = "video.deactivate" if before["active"] and not after["active"] else "video.update"
+    record(conn, actor, action, "video", vid, before, after)
+    return after
 
 
 # --- feature flags ---------------------------------------------------------------------------------

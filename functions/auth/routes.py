@@ -33,7 +33,7 @@ from shared.http import Ctx, Reply, Router
 from shared.models import Ok
 from shared.sessions import STAFF_ROLES
 
-router = Router("auth")
+router = Router("auth", console_cors=True)  # the staff console calls it from its own origin (CONSOLE_ORIGINS)
 
 
 def _client(ctx: Ctx) -> service.ClientInfo:

@@ -56,3 +56,13 @@ class Video(Response):
 
 class VideoList(Page):
     items: list[Video]
+
+
+class VideoUpdate(Body):
+    """A partial edit of a video by staff: every field optional; ``active: false`` deactivates it."""
+
+    title: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    description: Annotated[str | None, Field(max_length=2000)] = None
+    reward_micros: Annotated[int | None, Field(ge=0, le=MAX_REWARD_MICROS)] = None
+    required_watch_pct: Annotated[int | None, Field(ge=1, le=100)] = None
+    active: bool | None = None

@@ -30,3 +30,24 @@ INSERT = Query(
 )
 
 BY_SLUG = Query("videos_by_slug", f"SELECT {_COLUMNS} FROM videos WHERE slug = :slug", prepared=False)
+
+# Every video, inactive ones too (the staff console's catalogue), newest first.
+ALL_VIDEOS = Query(
+    "videos_all",
+    f"SELECT {_COLUMNS} FROM videos ORDER BY created_at DESC, id DESC LIMIT :max_rows",
+)
+
+# A partial edit: a NULL parameter keeps the column as it is.
+UPDATE = Query(
+    "videos_update",
+    f"""UPDATE videos
+           SET title = COALESCE(CAST(:title AS text), title),
+               description = COALESCE(CAST(:description AS text), description),
+               reward_micros = COALESCE(CAST(:reward_micros AS bigint), reward_micros),
+               required_watch_pct = COALESCE(CAST(:required_watch_pct AS integer), required_watch_pct),
+               active = COALESCE(CAST(:active AS boolean), active),
+               updated_at = now()
+         WHERE id = CAST(:id AS uuid)
+     RETURNING {_COLUMNS}""",
+    prepared=False,
+)

@@ -155,3 +155,23 @@ def ensure_video(conn: Conn, *, slug: str, **fields: Any) -> tuple[dict[str, Any
         row = conn.one(q.BY_SLUG, slug=slug)
         assert row is not None
         return present(row), False
+
+
+STAFF_CATALOGUE_ROWS = 1000
+
+
+def all_videos(conn: Conn) -> list[dict[str, Any]]:
+    """Every video, inactive ones too, newest first (the staff console's catalogue)."""
+    return [present(r) for r in conn.all(q.ALL_VIDEOS, max_rows=STAFF_CATALOGUE_ROWS)]
+
+
+def update_video(conn: Conn, video_id: str, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Edits a video (fields left out keep their value); ``active=False`` deactivates it. Returns (before, after)."""
+    before = conn.one(q.VIDEO, id=video_id)
+    if before is None:
+        raise NotFound("no such video", code="video_not_found")
+    fields = {k: changes.get(k) for k in ("title", "description", "reward_micros", "required_watch_pct", "active")}
+    row = conn.one(q.UPDATE, id=video_id, **fields)
+    assert row is not None
+    invalidate_catalogue()
+    return present(before), present(row)

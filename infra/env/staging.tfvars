@@ -12,6 +12,9 @@ trusted_proxy_hops = 1
 
 app_origins = ["https://staging.app.earnpay.example"]
 
+## The staff console (infra/console.tf) and the only origin the admin API answers CORS for.
+console_domain = "console.staging.earnpay.example"
+
 ## Connection budget (worst case): 52 from the functions below + 10 reserve = 62
 ## <= 80 % of 100 = 80.
 database = {

@@ -23,6 +23,12 @@ AUDIT_BY_REQUEST = Query(
          FROM audit_log WHERE request_id = :rid ORDER BY id""",
     prepared=False,
 )
+INSERT_WITHHELD = Query(
+    "t_aa_insert_withheld",
+    """INSERT INTO withheld_rewards (user_id, video_id, day, reward_micros, withheld_micros, cap_micros, reason)
+       VALUES (CAST(:u AS uuid), CAST(:v AS uuid), current_date, 5000, 2000, 3000, 'daily_cap') RETURNING id""",
+    prepared=False,
+)
 VERIFY_KYC = Query("t_aa_verify_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
 
 
@@ -141,6 +147,21 @@ def _partner_reversal(api: Api, client: Client, owner_conn: Any, staff: dict[str
     return f"/admin/partners/{pid}/reversals", {"transaction_id": "t1", "reason": "chargeback"}, {}, "partner.reversal", pid
 
 
+def _video_edit(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    body = {"title": "Audited video to edit", "duration_seconds": 30, "reward_micros": 10}
+    video_id = api.post("/admin/videos", user=staff["admin"], json=body).get_json()["id"]
+    return f"/admin/videos/{video_id}", {"active": False}, {}, "video.deactivate", video_id
+
+
+def _grant(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    target = api.signup()
+    body = {"title": "Audited capped video", "duration_seconds": 30, "reward_micros": 5_000}
+    video_id = api.post("/admin/videos", user=staff["admin"], json=body).get_json()["id"]
+    row = owner_conn.one(INSERT_WITHHELD, u=target.id, v=video_id)
+    path = f"/admin/users/{target.id}/withheld/{row['id']}/grant"
+    return path, {"reason": "cap raised after review"}, {}, "reward.withheld_grant", str(row["id"])
+
+
 def _risk_decision(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
     target = api.signup()
     return f"/admin/risk/users/{target.id}/decision", {"decision": "review", "reason": "looks scripted"}, {}, "risk.review", target.id
@@ -152,7 +173,7 @@ def _risk_rule(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]
     return "/admin/risk/rules/referral_same_prefix", body, {}, "risk.rule.update", "referral_same_prefix"
 
 
-# every changing (POST, PUT) route of the admin function -> how to perform it
+# every changing route of the admin function -> how to perform it (PATCH for the one PATCH route)
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
     "/users/{user_id}/mfa/reset": _mfa_reset,
@@ -162,6 +183,8 @@ CASES: dict[str, Case] = {
     "/kyc/{user_id}/decision": _kyc,
     "/videos": _video,
     "/flags/{key}": _flag,
+    "/videos/{video_id}": _video_edit,
+    "/users/{user_id}/withheld/{withheld_id}/grant": _grant,
     "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
     "/partners": _partner_create,
     "/partners/{partner_id}": _partner_update,
@@ -170,6 +193,7 @@ CASES: dict[str, Case] = {
     "/risk/users/{user_id}/decision": _risk_decision,
     "/risk/rules/{name}": _risk_rule,
 }
+METHODS = {r.pattern: r.method for r in router.routes if r.method != "GET"}
 
 
 def test_every_changing_admin_route_has_an_audit_case() -> None:
@@ -182,8 +206,7 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
     for pattern, case in sorted(CASES.items()):
         path, body, headers, action, target_id = case(api, client, owner_conn, staff)
         rid = "audit-" + uuid.uuid4().hex
-        method = next(r.method for r in router.routes if r.pattern == pattern and r.method != "GET")
-        resp = api.call(method, path, user=staff["admin"], json=body, headers={**headers, "X-Request-Id": rid})
+        resp = api.call(METHODS[pattern], path, user=staff["admin"], json=body, headers={**headers, "X-Request-Id": rid})
         assert resp.status_code in (200, 201), (pattern, resp.get_data(as_text=True))
         entries = owner_conn.all(AUDIT_BY_REQUEST, rid=rid)
         assert [e["action"] for e in entries] == [action], (pattern, entries)

@@ -22,6 +22,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/users"): READERS,
     ("GET", "/users/{user_id}"): READERS,
     ("GET", "/users/{user_id}/ledger"): READERS,
+    ("GET", "/users/{user_id}/account"): READERS,
+    ("POST", "/users/{user_id}/withheld/{withheld_id}/grant"): ADMIN,
     ("POST", "/users/{user_id}/role"): ADMIN,
     ("POST", "/users/{user_id}/mfa/reset"): ADMIN,
     ("POST", "/adjustments"): ADMIN,
@@ -35,6 +37,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/kyc/{user_id}/documents"): COMPLIANCE,
     ("POST", "/kyc/{user_id}/decision"): COMPLIANCE,
     ("POST", "/videos"): ADMIN,
+    ("GET", "/videos"): ADMIN,
+    ("PATCH", "/videos/{video_id}"): ADMIN,
     ("GET", "/audit"): COMPLIANCE,
     ("GET", "/flags"): ADMIN,
     ("POST", "/flags/{key}"): ADMIN,
@@ -77,6 +81,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         .replace("{partner_id}", "matrix-partner")
         .replace("{name}", "matrix_no_such_rule")
     )
+    path = path.replace("{withheld_id}", "1").replace("{video_id}", str(uuid.uuid4()))
     body: dict[str, Any] | None = None
     headers: dict[str, str] = {}
     if pattern.endswith("/role"):
@@ -86,7 +91,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
     elif pattern == "/adjustments":
         body = {"user_id": target.id, "amount_micros": 1, "reason": "matrix test"}
         headers["Idempotency-Key"] = uuid.uuid4().hex
-    elif pattern.endswith("/reject") or pattern.endswith("/reverse"):
+    elif pattern.endswith("/reject") or pattern.endswith("/reverse") or pattern.endswith("/grant"):
         body = {"reason": "matrix test"}
     elif pattern == "/risk/users/{user_id}/decision":
         body = {"decision": "watch", "reason": "matrix test"}
@@ -115,6 +120,8 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         body = {"transaction_id": "matrix", "reason": "matrix test"}
     elif pattern == "/partner-report":
         path += "?from=2026-01-01&to=2026-01-02"
+    elif pattern == "/videos/{video_id}":
+        body = {"active": False}
     elif pattern == "/flags/{key}":
         body = {"enabled": False, "rollout_percent": 0, "description": "matrix test"}
     return "/admin" + path, body, headers

@@ -541,3 +541,47 @@ def test_terraform_fmt_is_clean() -> None:
         [terraform, "fmt", "-check", "-recursive", "infra"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, f"terraform fmt would change: {result.stdout or result.stderr}"
+
+
+# ------------------------------------------------------------------------------- the staff console
+def test_console_is_a_private_bucket_behind_cloud_cdn_over_https() -> None:
+    assert "console" in _local("buckets"), "the console's files live in a bucket of storage.tf (private, CMEK, logged)"
+    backend = _resource("google_compute_backend_bucket", "console")
+    assert backend["bucket_name"] == '${google_storage_bucket.this["console"].name}' and backend["enable_cdn"] is True
+    assert _block(backend, "cdn_policy")["cache_mode"] == "USE_ORIGIN_HEADERS", "objects' Cache-Control decides (hashed assets vs index.html)"
+    assert _resource("google_compute_url_map", "console")["default_service"] == "${google_compute_backend_bucket.console.id}"
+    proxy = _resource("google_compute_target_https_proxy", "console")
+    assert proxy["ssl_policy"] == "${google_compute_ssl_policy.console.id}"
+    assert _resource("google_compute_ssl_policy", "console")["min_tls_version"] == "TLS_1_2"
+    rule = _resource("google_compute_global_forwarding_rule", "console")
+    assert rule["port_range"] == "443" and rule["target"] == "${google_compute_target_https_proxy.console.id}"
+    http = _resource("google_compute_url_map", "console_http_redirect")
+    assert _block(http, "default_url_redirect")["https_redirect"] is True, "plain HTTP only redirects"
+    # the bucket is read by Cloud CDN's fill service agent, nobody else (and never allUsers)
+    fill = _resource("google_storage_bucket_iam_member", "console_cdn_fill")
+    assert fill["role"] == "roles/storage.objectViewer" and "@cloud-cdn-fill.iam.gserviceaccount.com" in fill["member"]
+    config = _resource("google_storage_bucket_object", "console_config")
+    assert config["name"] == "config.json" and config["cache_control"] == "no-cache"
+
+
+def test_console_answers_with_a_strict_content_security_policy() -> None:
+    headers = _resource("google_compute_backend_bucket", "console")["custom_response_headers"]
+    assert any(h.startswith("Content-Security-Policy: ${local.console_csp}") for h in headers)
+    assert {"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer"} <= set(headers)
+    csp = (INFRA / "console.tf").read_text(encoding="utf-8")
+    block = re.search(r"console_csp = join\(\"; \", \[(.*?)\]\)", csp, re.S)
+    assert block, "local.console_csp is a join of one string per directive"
+    directives = {d.split()[0]: d.split()[1:] for d in re.findall(r'^\s*"([^"]+)",?$', block.group(1), re.M)}
+    assert directives["default-src"] == ["'none'"] and directives["script-src"] == ["'self'"], directives
+    assert directives["frame-ancestors"] == ["'none'"] and directives["base-uri"] == ["'none'"]
+    text = " ".join(" ".join(v) for v in directives.values())
+    assert "unsafe-inline" not in text and "unsafe-eval" not in text and "*" not in text.replace("*.", "")
+
+
+def test_only_the_admin_and_auth_functions_answer_the_console_origin() -> None:
+    env = str(_local("function_env"))
+    assert re.search(r'contains\(\["admin", "auth"\], k\) \? \{\s*CONSOLE_ORIGINS = local.console_origin', env), env
+    assert _local("console_origin") == "https://${var.console_domain}"
+    for env_name in ENVS:
+        domain = _tfvars(env_name)["console_domain"]
+        assert re.fullmatch(r"[a-z0-9.-]+", domain), (env_name, domain)
