@@ -25,12 +25,24 @@ __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the mon
 MICROS_PER_CENT = 10_000
 
 ENTRY_TYPES = frozenset(
-    {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
+    {
+        "video_reward",
+        "login_bonus",
+        "streak_bonus",
+        "referral_bonus",
+        "referral_commission",
+        "adjustment",
+        "payout_hold",
+        "payout_release",
+        "partner_reward",
+    }
 )
 # Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
-SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid"})
+SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid", "recovery", "recovery_payment"})
 # Credits: what can wait in the pending bucket.
-CREDIT_TYPES = frozenset({"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment"})
+CREDIT_TYPES = frozenset(
+    {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward"}
+)
 # Pending until a condition is settled (ledger_settle_awaiting), then cleared or reversed.
 AWAITING = datetime.max.replace(tzinfo=dt.UTC)
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
@@ -47,6 +59,10 @@ class IdempotencyConflict(Conflict):
 
 class NotPending(Conflict):
     code = "not_pending"
+
+
+class NotACredit(Conflict):
+    code = "not_a_credit"
 
 
 def clearing_period(type: str) -> dt.timedelta:
@@ -90,12 +106,14 @@ def post(
     metadata: dict[str, Any] | None = None,
     clears: str = "auto",
     awaiting: str | None = None,
+    clears_in: dt.timedelta | None = None,
 ) -> Posted:
     """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw.
 
     A credit lands in pending when its type has a clearing period (``clears="auto"``, the default)
     and in available when it has none or with ``clears="now"``. With ``awaiting`` it stays pending
-    until that condition is settled (``settle_awaiting``).
+    until that condition is settled (``settle_awaiting``). ``clears_in`` overrides the type's period
+    (a partner's own clearing period; zero: available at once).
     """
     if type not in ENTRY_TYPES and type != "payout_paid":
         raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
@@ -106,7 +124,7 @@ def post(
         if awaiting is not None:
             clears_at = AWAITING
         elif clears == "auto":
-            period = clearing_period(type)
+            period = clearing_period(type) if clears_in is None else clears_in
             if period > dt.timedelta(0):
                 clears_at = dt.datetime.now(dt.UTC) + period
     elif awaiting is not None:
@@ -203,6 +221,33 @@ def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     return row
 
 
+def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Takes a credit back whatever became of it (a partner's chargeback).
+
+    Pending, it is clawed back as ``reverse`` does (``recovered: False``); cleared (available, held or
+    paid out), the user owes it back: a ``recovery`` entry puts it in the recovery bucket, which later
+    clearings pay off first (``recovered: True``). No bucket goes negative. Twice: the first answer
+    with ``duplicate: True``.
+    """
+    try:
+        row = conn.one(
+            q.RECOVER,
+            user_id=user_id,
+            entry_id=entry_id,
+            source=source,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+    except DatabaseError as exc:
+        code = sqlstate(exc)
+        if code == "EP030":
+            raise NotFound("no such entry for this user", code="entry_not_found") from exc
+        if code == "EP032":
+            raise NotACredit("this entry is not a credit, so there is nothing to take back") from exc
+        raise
+    assert row is not None
+    return row
+
+
 def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
     """The condition ``awaiting`` was met (its credits clear at ``clears_at``) or failed (``None``: reversed)."""
     return int(
@@ -238,6 +283,7 @@ def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> di
     entries, that pending equals the pending rows, and that paid payouts and payout_paid entries agree."""
     chain = conn.all(q.CHAIN_PROBLEMS, user_id=user_id, max_rows=max_rows)
     balances = conn.all(q.BALANCE_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    balances += conn.all(q.RECOVERY_PROBLEMS, user_id=user_id, max_rows=max_rows)
     payouts = conn.all(q.PAYOUT_PROBLEMS, user_id=user_id, max_rows=max_rows)
     totals = conn.one(q.LEDGER_TOTALS) or {}
     return {
