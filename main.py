@@ -19,6 +19,7 @@ from functions.kyc.routes import router as kyc_router
 from functions.ledger import events as ledger_events
 from functions.maintenance import events as maintenance_events
 from functions.notifications import events as notifications_events
+from functions.partners.routes import router as partner_callbacks_router
 from functions.payouts import events as payouts_events
 from functions.payouts.routes import router as payouts_router
 from functions.privacy import events as privacy_events
@@ -34,6 +35,7 @@ ROUTERS = (
     earnings_router,
     health_router,
     kyc_router,
+    partner_callbacks_router,
     payouts_router,
     privacy_router,
     progress_router,
@@ -93,6 +95,12 @@ def admin(request: flask.Request) -> flask.Response:
 def health(request: flask.Request) -> flask.Response:
     """Health check for load balancers and uptime checks."""
     return health_router(request)
+
+
+@functions_framework.http
+def partner_callbacks(request: flask.Request) -> flask.Response:
+    """Signed server-to-server reward callbacks from rewarded-video networks and offerwalls."""
+    return partner_callbacks_router(request)
 
 
 @functions_framework.cloud_event

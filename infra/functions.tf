@@ -162,6 +162,23 @@ locals {
       signs_urls    = true
       secrets       = []
     }
+    partner_callbacks = {
+      description   = "Signed server-to-server reward callbacks from rewarded-video networks and offerwalls."
+      trigger       = "http"
+      topic         = null
+      memory        = "256Mi"
+      timeout       = 15 ## partners retry; answer fast or let them
+      min_instances = 0
+      max_instances = 5
+      concurrency   = 8
+      db_pool_size  = 2
+      uses_replica  = false
+      publishes     = ["domain-events"]
+      buckets       = {}
+      kms           = "decrypt" ## reads the offerwall signing secrets (encrypted under the KEK); admin writes them
+      signs_urls    = false
+      secrets       = []
+    }
     health = {
       description   = "Liveness/readiness for uptime checks (primary and replica reachability)."
       trigger       = "http"
@@ -434,7 +451,8 @@ resource "google_cloudfunctions2_function" "fn" {
 }
 
 ## The public API: every HTTP function is invocable by anyone; the app authenticates each
-## request with its bearer session (health is public for uptime checks).
+## request with its bearer session (health is public for uptime checks; partner_callbacks is
+## called by ad networks and offerwalls, which authenticate each callback by its signature).
 resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
   for_each = local.http_functions
 

@@ -222,6 +222,31 @@ class Settings(BaseSettings):
         1000, alias="CLEARING_BATCH_SIZE", ge=1, le=50_000, description="entries the clearing task clears per transaction"
     )
 
+    # --- partner callbacks (docs/partners.md) --------------------------------------------------------
+    partner_keys_max_age_seconds: int = Field(
+        86_400,
+        alias="PARTNER_KEYS_MAX_AGE_SECONDS",
+        ge=1,
+        le=86_400,
+        description="how long a rewarded-video network's public keys are trusted before they are fetched again (at most 24 h)",
+    )
+    partner_keys_refresh_min_seconds: int = Field(
+        60,
+        alias="PARTNER_KEYS_REFRESH_MIN_SECONDS",
+        ge=0,
+        le=86_400,
+        description="an unknown key_id fetches the keys again at most this often, so forged key ids cannot force endless fetches",
+    )
+    partner_keys_timeout_seconds: float = Field(
+        3.0, alias="PARTNER_KEYS_TIMEOUT_SECONDS", gt=0, le=30, description="timeout of one fetch of a network's key endpoint"
+    )
+    partner_bad_callback_limit: int = Field(
+        30,
+        alias="PARTNER_BAD_CALLBACK_LIMIT",
+        ge=1,
+        description="refused partner callbacks per source address per minute; beyond it callbacks from there are throttled (429)",
+    )
+
     # --- referrals: when a referral counts (docs/ledger.md, "Referrals") ---------------------------
     referral_qualify_min_micros: int = Field(
         50_000,

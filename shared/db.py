@@ -31,7 +31,16 @@ from sqlalchemy.pool import QueuePool
 from shared import error_codes as codes
 from shared import metrics
 from shared.config import Settings, get_settings
-from shared.errors import AppError, IdempotencyConflict, InsufficientFunds, NotFound, NotPending, ServiceUnavailable, ValidationFailed
+from shared.errors import (
+    AppError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    NotACredit,
+    NotFound,
+    NotPending,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from shared.lazy import Lazy
 from shared.logs import get_logger
 
@@ -64,6 +73,7 @@ EP_PAYOUT_IMMUTABLE = "EP022"  # a payout's owner, method and amount never chang
 EP_AUDIT_APPEND_ONLY = "EP025"  # the audit log is append-only
 EP_UNKNOWN_ENTRY = "EP030"  # ledger_reverse: no such entry for this user
 EP_NOT_PENDING = "EP031"  # ledger_reverse: the entry cleared (or was never pending)
+EP_NOT_A_CREDIT = "EP032"  # ledger_recover: the entry is not a credit
 EP_BANK_ACCOUNTS_WITHDRAWN = "EP090"  # no new bank-account method or payout to one (migration 0090)
 EP_UNKNOWN_VIDEO = "EP101"  # record_heartbeat: no such video
 EP_POSITION_OUT_OF_RANGE = "EP102"  # record_heartbeat: a position beyond the end of the video
@@ -80,6 +90,7 @@ DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str | None]] = {
     EP_INVALID_ENTRY: (ValidationFailed, codes.INVALID_ENTRY, None),
     EP_BUCKET_NEGATIVE: (ValidationFailed, codes.INVALID_ENTRY, "that entry would leave the pending or held bucket negative"),
     EP_UNKNOWN_ENTRY: (NotFound, codes.ENTRY_NOT_FOUND, "no such entry for this user"),
+    EP_NOT_A_CREDIT: (NotACredit, codes.NOT_A_CREDIT, "this entry is not a credit, so there is nothing to take back"),
     EP_NOT_PENDING: (
         NotPending,
         codes.NOT_PENDING,

@@ -148,8 +148,28 @@ OWN_MFA_RESET = "own_mfa_reset"
 STEP_UP_REQUIRED = "step_up_required"
 WITHHELD_NOT_FOUND = "withheld_not_found"
 WITHHELD_RESOLVED = "withheld_resolved"
+NOT_A_CREDIT = "not_a_credit"
+ALLOWED_SOURCES_NOT_ALLOWED = "allowed_sources_not_allowed"
+INVALID_RANGE = "invalid_range"
+KEY_URL_NOT_ALLOWED = "key_url_not_allowed"
+KEY_URL_REQUIRED = "key_url_required"
+NO_SECRETS_FOR_KIND = "no_secrets_for_kind"
+PARTNER_EXISTS = "partner_exists"
+THROTTLED = "throttled"
+UNKNOWN_PARTNER = "unknown_partner"
+UNKNOWN_TRANSACTION = "unknown_transaction"
 
 CATALOGUE: dict[str, ErrorCode] = {
+    ALLOWED_SOURCES_NOT_ALLOWED: ErrorCode(422, "allowed_sources applies to offerwall partners"),
+    INVALID_RANGE: ErrorCode(422, "the report covers 1 to 367 days: from <= to"),
+    KEY_URL_NOT_ALLOWED: ErrorCode(422, "an offerwall partner signs with a secret, not a key endpoint"),
+    KEY_URL_REQUIRED: ErrorCode(422, "a rewarded-video partner needs key_url (its public-key endpoint)"),
+    NO_SECRETS_FOR_KIND: ErrorCode(409, "only offerwall partners sign with a secret"),
+    PARTNER_EXISTS: ErrorCode(409, "a partner with this id exists"),
+    THROTTLED: ErrorCode(429, "too many refused partner callbacks from this address"),
+    UNKNOWN_PARTNER: ErrorCode(404, "no such partner"),
+    UNKNOWN_TRANSACTION: ErrorCode(404, "no reward with this transaction id from this partner"),
+    NOT_A_CREDIT: ErrorCode(409, "the entry is not a credit, so there is nothing to take back"),
     WITHHELD_NOT_FOUND: ErrorCode(404, "no such withheld reward for this user"),
     WITHHELD_RESOLVED: ErrorCode(409, "this withheld reward was … already"),
     EMAIL_ALREADY_VERIFIED: ErrorCode(409, "this address is already verified"),

@@ -82,6 +82,12 @@ class NotPending(Conflict):
     code = codes.NOT_PENDING
 
 
+class NotACredit(Conflict):
+    """A recovery of an entry that is not a credit (the ledger's EP032)."""
+
+    code = codes.NOT_A_CREDIT
+
+
 class RateLimited(AppError):
     status, code = 429, codes.RATE_LIMITED
 

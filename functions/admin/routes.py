@@ -40,6 +40,7 @@ from functions.admin.models import (
     WithheldGrantBody,
 )
 from functions.kyc.models import KycDecision, ReviewDocuments, ReviewQueue
+from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.risk.models import Decision, DecisionBody, RiskCase, RiskQueuePage, RiskQueueQuery, Rule, RuleBody, RuleList
 from functions.videos.models import Video, VideoCreate, VideoList, VideoUpdate
@@ -426,3 +427,7 @@ def risk_set_rule(ctx: Ctx) -> dict[str, Any]:
 def audit_log(ctx: Ctx) -> dict[str, Any]:
     # A report, not a decision: the replica serves it while it is at most AUDIT_MAX_LAG_S behind.
     return read_replica(lambda conn: service.audit_page(conn, ctx.query), max_lag_s=AUDIT_MAX_LAG_S)
+
+
+# --- partners (functions/partners/admin_routes.py) ---------------------------------------------------
+partner_admin.register(router)

@@ -22,6 +22,9 @@ EntryType = Literal[
     "clearing",
     "reversal",
     "payout_paid",
+    "partner_reward",
+    "recovery",
+    "recovery_payment",
 ]
 
 

@@ -23,7 +23,7 @@ STATS_TTL_S = 5 * 60
 STATS_CACHE_MAX_USERS = 20_000
 _MAX_SEQ = 2**63 - 1
 T = TypeVar("T")
-EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment")
+EARNING_TYPES = ("video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward")
 PERIODS = (("today", 1), ("last_7_days", 7), ("last_30_days", 30))
 # Pending credits listed by /earnings/stats (soonest to clear first).
 PENDING_ENTRIES_SHOWN = 100

@@ -26,6 +26,12 @@ REVERSE = Query(
          FROM ledger_reverse(CAST(:user_id AS uuid), CAST(:entry_id AS bigint), :source, CAST(:metadata AS jsonb))""",
 )
 
+RECOVER = Query(
+    "ledger_recover",
+    """SELECT entry_id, entry_seq, entry_balance_after, entry_created_at, duplicate, reversed_amount, recovered
+         FROM ledger_recover(CAST(:user_id AS uuid), CAST(:entry_id AS bigint), :source, CAST(:metadata AS jsonb))""",
+)
+
 SETTLE_AWAITING = Query(
     "ledger_settle_awaiting",
     "SELECT ledger_settle_awaiting(:awaiting, CAST(:clears_at AS timestamptz), CAST(:metadata AS jsonb))",
@@ -148,5 +154,26 @@ PAYOUT_PROBLEMS = Query(
 LEDGER_TOTALS = Query(
     "ledger_totals",
     "SELECT (SELECT count(*) FROM earnings) AS entries, (SELECT count(*) FROM balances) AS balances",
+    prepared=False,
+)
+
+# The recovery bucket (migration 0110): what a user owes back equals the sum of what the recovery and
+# recovery_payment entries moved, and is never negative.
+RECOVERY_PROBLEMS = Query(
+    "ledger_recovery_problems",
+    """
+    SELECT b.user_id::text AS user_id, b.recovery, coalesce(s.recovery, 0) AS entries_recovery
+      FROM balances b
+      LEFT JOIN (
+            SELECT x.user_id, sum(ledger_recovery_delta(x.type, x.amount)) AS recovery
+              FROM earnings x
+             WHERE x.type IN ('recovery', 'recovery_payment')
+               AND (CAST(:user_id AS uuid) IS NULL OR x.user_id = CAST(:user_id AS uuid))
+             GROUP BY x.user_id
+      ) s USING (user_id)
+     WHERE (CAST(:user_id AS uuid) IS NULL OR b.user_id = CAST(:user_id AS uuid))
+       AND (b.recovery <> coalesce(s.recovery, 0) OR b.recovery < 0)
+     LIMIT :max_rows
+    """,
     prepared=False,
 )

@@ -23,6 +23,7 @@ from shared.db import (
     EP_INSUFFICIENT_FUNDS,
     EP_INVALID_ENTRY,
     EP_KEY_REUSED,
+    EP_NOT_A_CREDIT,
     EP_NOT_PENDING,
     EP_UNKNOWN_ENTRY,
     EP_UNKNOWN_USER,
@@ -32,6 +33,7 @@ from shared.db import (
 )
 from shared.errors import IdempotencyConflict as IdempotencyConflict  # re-exported: callers catch ledger.IdempotencyConflict
 from shared.errors import InsufficientFunds as InsufficientFunds  # re-exported: callers catch ledger.InsufficientFunds
+from shared.errors import NotACredit as NotACredit  # re-exported: callers catch ledger.NotACredit
 from shared.errors import NotFound, ValidationFailed
 from shared.errors import NotPending as NotPending  # re-exported: callers catch ledger.NotPending
 from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
@@ -40,12 +42,24 @@ __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the mon
 MICROS_PER_CENT = 10_000
 
 ENTRY_TYPES = frozenset(
-    {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "payout_hold", "payout_release"}
+    {
+        "video_reward",
+        "login_bonus",
+        "streak_bonus",
+        "referral_bonus",
+        "referral_commission",
+        "adjustment",
+        "payout_hold",
+        "payout_release",
+        "partner_reward",
+    }
 )
 # Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
-SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid"})
+SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid", "recovery", "recovery_payment"})
 # Credits: what can wait in the pending bucket.
-CREDIT_TYPES = frozenset({"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment"})
+CREDIT_TYPES = frozenset(
+    {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward"}
+)
 # Pending until a condition is settled (ledger_settle_awaiting), then cleared or reversed.
 AWAITING = datetime.max.replace(tzinfo=dt.UTC)
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
@@ -93,12 +107,14 @@ def post(
     metadata: dict[str, Any] | None = None,
     clears: str = "auto",
     awaiting: str | None = None,
+    clears_in: dt.timedelta | None = None,
 ) -> Posted:
     """Posts one entry exactly once per (user, key); raises InsufficientFunds rather than overdraw.
 
     A credit lands in pending when its type has a clearing period (``clears="auto"``, the default)
     and in available when it has none or with ``clears="now"``. With ``awaiting`` it stays pending
-    until that condition is settled (``settle_awaiting``).
+    until that condition is settled (``settle_awaiting``). ``clears_in`` overrides the type's period
+    (a partner's own clearing period; zero: available at once).
     """
     if type not in ENTRY_TYPES and type != "payout_paid":
         raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
@@ -109,7 +125,7 @@ def post(
         if awaiting is not None:
             clears_at = AWAITING
         elif clears == "auto":
-            period = clearing_period(type)
+            period = clearing_period(type) if clears_in is None else clears_in
             if period > dt.timedelta(0):
                 clears_at = dt.datetime.now(dt.UTC) + period
     elif awaiting is not None:
@@ -194,6 +210,31 @@ def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     return row
 
 
+def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Takes a credit back whatever became of it (a partner's chargeback).
+
+    Pending, it is clawed back as ``reverse`` does (``recovered: False``); cleared (available, held or
+    paid out), the user owes it back: a ``recovery`` entry puts it in the recovery bucket, which later
+    clearings pay off first (``recovered: True``). No bucket goes negative. Twice: the first answer
+    with ``duplicate: True``.
+    """
+    try:
+        row = conn.one(
+            q.RECOVER,
+            user_id=user_id,
+            entry_id=entry_id,
+            source=source,
+            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        )
+    except DatabaseError as exc:
+        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT))
+        if error is None:
+            raise
+        raise error from exc
+    assert row is not None
+    return row
+
+
 def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
     """The condition ``awaiting`` was met (its credits clear at ``clears_at``) or failed (``None``: reversed)."""
     return int(
@@ -229,6 +270,7 @@ def verify(conn: Conn, *, user_id: str | None = None, max_rows: int = 100) -> di
     entries, that pending equals the pending rows, and that paid payouts and payout_paid entries agree."""
     chain = conn.all(q.CHAIN_PROBLEMS, user_id=user_id, max_rows=max_rows)
     balances = conn.all(q.BALANCE_PROBLEMS, user_id=user_id, max_rows=max_rows)
+    balances += conn.all(q.RECOVERY_PROBLEMS, user_id=user_id, max_rows=max_rows)
     payouts = conn.all(q.PAYOUT_PROBLEMS, user_id=user_id, max_rows=max_rows)
     totals = conn.one(q.LEDGER_TOTALS) or {}
     return {

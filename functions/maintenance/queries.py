@@ -89,7 +89,7 @@ LIFETIME_PROBLEMS = Query(
     """SELECT b.user_id::text AS user_id, b.lifetime_earned, coalesce(s.earned, 0) AS entries_earned
          FROM balances b
          LEFT JOIN (SELECT user_id, sum(amount) AS earned FROM earnings
-                     WHERE (ledger_is_earning(type) AND amount > 0) OR type = 'reversal' GROUP BY user_id) s
+                     WHERE (ledger_is_earning(type) AND amount > 0) OR type IN ('reversal', 'recovery') GROUP BY user_id) s
            USING (user_id)
         WHERE b.lifetime_earned <> coalesce(s.earned, 0)
         LIMIT :max_rows""",
@@ -98,7 +98,8 @@ LIFETIME_PROBLEMS = Query(
 NEGATIVES = Query(
     "maint_negatives",
     """SELECT (SELECT count(*) FROM balances
-                WHERE available < 0 OR pending < 0 OR held < 0 OR lifetime_earned < 0 OR lifetime_paid_out < 0) AS negative_balances,
+                WHERE available < 0 OR pending < 0 OR held < 0 OR recovery < 0 OR lifetime_earned < 0 OR lifetime_paid_out < 0)
+                  AS negative_balances,
               (SELECT count(*) FROM earnings WHERE balance_after < 0 OR pending_after < 0 OR held_after < 0) AS negative_entries""",
     prepared=False,
 )

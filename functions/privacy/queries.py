@@ -139,6 +139,14 @@ EXPORT_SECTIONS: dict[str, Query] = {
                    lpad(seq::text, 20, '0') AS k
               FROM pending_credits WHERE user_id = {_U}""",
     ),
+    "partner_rewards": _section(
+        "partner_rewards",
+        f"""SELECT json_build_object('partner_id', partner_id, 'transaction_id', transaction_id, 'units', units,
+                   'reward_micros', reward_micros, 'entry_id', entry_id, 'created_at', created_at, 'reversed_at', reversed_at,
+                   'reversal_kind', reversal_kind) AS r,
+                   created_at::text || partner_id || transaction_id AS k
+              FROM partner_rewards WHERE user_id = {_U}""",
+    ),
     "referrals": _section(
         "referrals",
         f"""SELECT json_build_object('relation', 'you_were_referred', 'referrer_id', referrer_id, 'status', status,

@@ -107,6 +107,46 @@ def _reverse(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) 
     return path, {"reason": "fraudulent views"}, {}, "ledger.reversal", str(posted.entry_id)
 
 
+def _partner_create(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    pid = "au-" + uuid.uuid4().hex[:10]
+    body = {
+        "id": pid,
+        "kind": "offerwall",
+        "name": "Audited",
+        "reward_micros_per_unit": 1,
+        "revenue_micros_per_unit": 2,
+        "max_units": 10,
+        "daily_cap_micros": 100,
+        "clearing_hours": 0,
+    }
+    return "/admin/partners", body, {}, "partner.create", pid
+
+
+def _partner_update(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    return f"/admin/partners/{pid}", {"enabled": False}, {}, "partner.update", pid
+
+
+def _partner_secret(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    return f"/admin/partners/{pid}/secrets", {"secret_hex": "ab" * 32, "overlap_hours": 1}, {}, "partner.secret_rotate", pid
+
+
+def _partner_reversal(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
+    from tests.partners.support import new_partner, offerwall_query, set_secret
+
+    pid = new_partner(api, staff["admin"], "offerwall")
+    set_secret(api, staff["admin"], pid, b"k" * 32)
+    user = api.signup()
+    credited = api.get(f"/partner_callbacks/offerwall/{pid}?" + offerwall_query(b"k" * 32, user_id=user.id, transaction_id="t1", amount=3))
+    assert credited.status_code == 200, credited.get_data(as_text=True)
+    return f"/admin/partners/{pid}/reversals", {"transaction_id": "t1", "reason": "chargeback"}, {}, "partner.reversal", pid
+
+
 def _video_edit(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
     body = {"title": "Audited video to edit", "duration_seconds": 30, "reward_micros": 10}
     video_id = api.post("/admin/videos", user=staff["admin"], json=body).get_json()["id"]
@@ -122,7 +162,6 @@ def _grant(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) ->
     return path, {"reason": "cap raised after review"}, {}, "reward.withheld_grant", str(row["id"])
 
 
-# every changing route of the admin function -> how to perform it (PATCH for the one PATCH route)
 def _risk_decision(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]) -> tuple[str, Any, dict[str, Any], str, str]:
     target = api.signup()
     return f"/admin/risk/users/{target.id}/decision", {"decision": "review", "reason": "looks scripted"}, {}, "risk.review", target.id
@@ -134,7 +173,7 @@ def _risk_rule(api: Api, client: Client, owner_conn: Any, staff: dict[str, User]
     return "/admin/risk/rules/referral_same_prefix", body, {}, "risk.rule.update", "referral_same_prefix"
 
 
-# every changing (POST, PUT) route of the admin function -> how to perform it
+# every changing route of the admin function -> how to perform it (PATCH for the one PATCH route)
 CASES: dict[str, Case] = {
     "/users/{user_id}/role": _role,
     "/users/{user_id}/mfa/reset": _mfa_reset,
@@ -147,6 +186,10 @@ CASES: dict[str, Case] = {
     "/videos/{video_id}": _video_edit,
     "/users/{user_id}/withheld/{withheld_id}/grant": _grant,
     "/users/{user_id}/entries/{entry_id}/reverse": _reverse,
+    "/partners": _partner_create,
+    "/partners/{partner_id}": _partner_update,
+    "/partners/{partner_id}/secrets": _partner_secret,
+    "/partners/{partner_id}/reversals": _partner_reversal,
     "/risk/users/{user_id}/decision": _risk_decision,
     "/risk/rules/{name}": _risk_rule,
 }

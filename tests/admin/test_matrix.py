@@ -44,6 +44,13 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit"): COMPLIANCE,
     ("GET", "/flags"): ADMIN,
     ("POST", "/flags/{key}"): ADMIN,
+    ("GET", "/partners"): FINANCE,
+    ("POST", "/partners"): ADMIN,
+    ("POST", "/partners/{partner_id}"): ADMIN,
+    ("POST", "/partners/{partner_id}/secrets"): ADMIN,
+    ("POST", "/partners/{partner_id}/reversals"): FINANCE,
+    ("GET", "/partners/{partner_id}/callbacks"): FINANCE,
+    ("GET", "/partner-report"): FINANCE,
     ("GET", "/risk/queue"): READERS,
     ("GET", "/risk/users/{user_id}"): READERS,
     ("POST", "/risk/users/{user_id}/decision"): COMPLIANCE,
@@ -73,6 +80,7 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         .replace("{payout_id}", str(uuid.uuid4()))
         .replace("{key}", "matrix_test_flag")
         .replace("{entry_id}", "1")
+        .replace("{partner_id}", "matrix-partner")
         .replace("{name}", "matrix_no_such_rule")
     )
     path = path.replace("{withheld_id}", "1").replace("{video_id}", str(uuid.uuid4()))
@@ -95,6 +103,25 @@ def _request(method: str, pattern: str, target: User) -> tuple[str, dict[str, An
         body = {"decision": "rejected", "reason": "matrix test"}
     elif pattern == "/videos":
         body = {"title": "Matrix test video", "duration_seconds": 60, "reward_micros": 1000, "active": False}
+    elif pattern == "/partners" and method == "POST":
+        body = {
+            "id": "mx-" + uuid.uuid4().hex[:10],
+            "kind": "offerwall",
+            "name": "Matrix test",
+            "reward_micros_per_unit": 1,
+            "revenue_micros_per_unit": 1,
+            "max_units": 1,
+            "daily_cap_micros": 1,
+            "clearing_hours": 0,
+        }
+    elif pattern == "/partners/{partner_id}":
+        body = {"enabled": False}
+    elif pattern.endswith("/secrets"):
+        body = {"secret_hex": "00" * 16}
+    elif pattern.endswith("/reversals"):
+        body = {"transaction_id": "matrix", "reason": "matrix test"}
+    elif pattern == "/partner-report":
+        path += "?from=2026-01-01&to=2026-01-02"
     elif pattern == "/videos/{video_id}":
         body = {"active": False}
     elif pattern == "/flags/{key}":

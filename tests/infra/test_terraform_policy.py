@@ -38,7 +38,7 @@ ENVS = ("staging", "production")
 
 MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing", "risk_scan"}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
-HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health"}
+HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health", "partner_callbacks"}
 EVENT_FUNCTIONS = {
     "credit_earnings",
     "process_payouts",
@@ -341,7 +341,7 @@ def test_payout_kek_is_granted_only_to_the_functions_that_need_it() -> None:
     encrypt = {k for k, f in functions.items() if f["kms"] == "encrypt"}
     decrypt = {k for k, f in functions.items() if f["kms"] == "decrypt"}
     assert encrypt == {"payouts", "admin", "privacy"}
-    assert decrypt <= {"process_payouts", "export_user_data"}
+    assert decrypt <= {"process_payouts", "export_user_data", "partner_callbacks"}
     assert _local("kms_roles")["encrypt"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 
 

@@ -229,6 +229,10 @@ def test_an_answer_that_drifts_from_its_model_is_caught(monkeypatch: pytest.Monk
 def test_every_route_documents_a_typed_answer() -> None:
     for router in ROUTERS:
         name = router.function
+        # partner_callbacks answers in each partner's own protocol (a configured body such as "1"/"0" or
+        # JSON), not our JSON shape: docs/partners.md documents it, tests/partners checks it
+        if name == "partner_callbacks":
+            continue
         for route in router.routes:
             assert route.response is not None, f"{route.method} /{name}{route.pattern} has no response model"
             assert route.response.model_fields, f"{route.method} /{name}{route.pattern}: an empty model documents nothing"

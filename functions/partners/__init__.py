@@ -1,0 +1,1 @@
+"""Partner rewards: signed server-to-server callbacks from rewarded-video networks and offerwalls."""
