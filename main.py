@@ -27,6 +27,21 @@ from functions.privacy.routes import router as privacy_router
 from functions.progress.routes import router as progress_router
 from functions.videos.routes import router as videos_router
 
+# Every HTTP function's router: the one list the OpenAPI document (``python main.py openapi``) and the
+# route tests read. A new HTTP function adds its router here and its entry point below.
+ROUTERS = (
+    admin_router,
+    auth_router,
+    earnings_router,
+    health_router,
+    kyc_router,
+    partner_callbacks_router,
+    payouts_router,
+    privacy_router,
+    progress_router,
+    videos_router,
+)
+
 
 @functions_framework.http
 def auth(request: flask.Request) -> flask.Response:
@@ -127,4 +142,4 @@ def send_notifications(event: CloudEvent) -> None:
 if __name__ == "__main__":
     from functions.cli import main as cli
 
-    sys.exit(cli(sys.argv[1:]))
+    sys.exit(cli(sys.argv[1:], routers=ROUTERS))

@@ -10,31 +10,23 @@ import sys
 import time
 from typing import Any
 
-from shared.config import get_settings
+from functions.ledger import commands as ledger_commands
+from functions.maintenance import commands as maintenance_commands
+from functions.payouts import commands as payouts_commands
+from functions.privacy import commands as privacy_commands
+from shared.config import ROOT, get_settings
 from shared.db import get_db
+from shared.http import Router
 from shared.logs import configure
-
-COMMANDS: dict[str, Any] = {}
-
-
-def command(fn: Any) -> Any:
-    COMMANDS[fn.__name__.replace("_", "-").removeprefix("cmd-")] = fn
-    return fn
+from shared.render import echo
 
 
-def _print(obj: Any) -> None:
-    from shared.http import dumps
-
-    print(dumps(obj) if not isinstance(obj, str) else obj)
-
-
-@command
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending database migrations."""
     from shared.dbsetup import prepare
 
     applied = prepare(get_settings())
-    _print({"applied": applied})
+    echo({"applied": applied})
     return 0
 
 
@@ -42,7 +34,6 @@ class CommandError(Exception):
     """A mistake or a refusal worth one line on stderr (no stack trace) and a non-zero exit."""
 
 
-@command
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the local platform: every function on one port, the Pub/Sub and GCS emulators, the scheduler."""
     from shared import embedded
@@ -126,7 +117,6 @@ def _local_eventarc(stop: Any) -> None:
             log.warning("local upload sync failed: %s", exc, extra={"event": "local_upload_sync_failed"})
 
 
-@command
 def cmd_create_admin(args: argparse.Namespace) -> int:
     """Create the first staff account (password from EARNPAY_ADMIN_PASSWORD, stdin or a prompt)."""
     from functions.auth.service import create_admin
@@ -144,7 +134,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     enrolment.pop("qr_svg", None)
     # The second factor is on from the start: the secret (or the otpauth URI, for an authenticator app)
     # and the recovery codes are printed this once and stored nowhere in clear.
-    _print({"created": user, "mfa": enrolment})
+    echo({"created": user, "mfa": enrolment})
     print(
         "two-factor is on: add the otpauth_uri (or the secret) to an authenticator app and keep the recovery codes; "
         "they are shown only now. Sign in with mfa_code.",
@@ -153,26 +143,32 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-@command
 def cmd_seed_demo(args: argparse.Namespace) -> int:
     """Load the demo video catalogue (idempotent)."""
     from functions.videos.demo import seed_demo
     from shared.dbsetup import prepare
 
     prepare(get_settings())
-    _print({"videos": seed_demo(get_db())})
+    echo({"videos": seed_demo(get_db())})
     return 0
 
 
-@command
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Write the OpenAPI document generated from the routes (docs/openapi.json)."""
-    import main  # noqa: F401  # imports every router
-    from shared.config import ROOT
     from shared.openapi import build, render
 
     target = ROOT / "docs" / "openapi.json"
-    target.write_text(render(build()))
+    target.write_text(render(build(args.routers)))
+    print(f"wrote {target.relative_to(ROOT)}")
+    return 0
+
+
+def cmd_errors_doc(args: argparse.Namespace) -> int:
+    """Write the error-code table generated from the catalogue (docs/errors.md)."""
+    from shared.error_codes import render_markdown
+
+    target = ROOT / "docs" / "errors.md"
+    target.write_text(render_markdown())
     print(f"wrote {target.relative_to(ROOT)}")
     return 0
 
@@ -184,32 +180,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+def register(sub: Any) -> None:
+    """The platform's own commands (each area registers its commands in its ``commands`` module)."""
+    sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(run=cmd_migrate)
+    p = sub.add_parser("serve", help=cmd_serve.__doc__)
+    p.set_defaults(run=cmd_serve)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--no-seed", action="store_true", help="do not load the demo catalogue")
+    p.add_argument("--no-scheduler", action="store_true", help="do not publish the scheduler jobs (infra/topology.yaml)")
+    p.add_argument("--no-pubsub", action="store_true", help="do not start the Pub/Sub emulator (events run only by hand)")
+    p.add_argument("--run-job", action="append", metavar="JOB", help="publish this scheduler job's message once at start-up (repeatable)")
+    p = sub.add_parser("create-admin", help=cmd_create_admin.__doc__)
+    p.set_defaults(run=cmd_create_admin)
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", default="Administrator")
+    sub.add_parser("seed-demo", help=cmd_seed_demo.__doc__).set_defaults(run=cmd_seed_demo)
+    sub.add_parser("openapi", help=cmd_openapi.__doc__).set_defaults(run=cmd_openapi)
+    sub.add_parser("errors-doc", help=cmd_errors_doc.__doc__).set_defaults(run=cmd_errors_doc)
+
+
+# The one list of who adds commands: each entry is a ``register(subparsers)`` (no import side effects).
+REGISTRIES = (
+    register,
+    ledger_commands.register,
+    maintenance_commands.register,
+    payouts_commands.register,
+    privacy_commands.register,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python main.py", description="EarnPay operations")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, fn in COMMANDS.items():
-        p = sub.add_parser(name, help=fn.__doc__)
-        if name == "serve":
-            p.add_argument("--host", default="127.0.0.1")
-            p.add_argument("--port", type=int, default=None)
-            p.add_argument("--workers", type=int, default=1)
-            p.add_argument("--threads", type=int, default=8)
-            p.add_argument("--no-seed", action="store_true", help="do not load the demo catalogue")
-            p.add_argument("--no-scheduler", action="store_true", help="do not publish the scheduler jobs (infra/topology.yaml)")
-            p.add_argument("--no-pubsub", action="store_true", help="do not start the Pub/Sub emulator (events run only by hand)")
-            p.add_argument(
-                "--run-job", action="append", metavar="JOB", help="publish this scheduler job's message once at start-up (repeatable)"
-            )
-        elif name == "create-admin":
-            p.add_argument("--email", required=True)
-            p.add_argument("--name", default="Administrator")
-        for hook in EXTRA_ARGUMENTS.get(name, []):
-            hook(p)
+    for add_commands in REGISTRIES:
+        add_commands(sub)
     return parser
-
-
-# Areas add their own commands (and arguments) by importing this module and decorating.
-EXTRA_ARGUMENTS: dict[str, list[Any]] = {}
 
 
 def _one_line(exc: BaseException) -> str | None:
@@ -230,16 +238,16 @@ def _one_line(exc: BaseException) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], routers: tuple[Router, ...] = ()) -> int:
+    """Runs one command; ``routers`` are main.py's HTTP routers (what ``openapi`` documents)."""
     import warnings
 
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # pgserver's runtime dir notice
     configure()
-    import functions.commands  # noqa: F401  # registers the areas' commands
-
     args = build_parser().parse_args(argv)
+    args.routers = routers
     try:
-        return int(COMMANDS[args.command](args) or 0)
+        return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from shared.db import Conn, Query
+from shared.render import dumps
 
 REDACTED = "[redacted]"
 
@@ -78,8 +79,6 @@ def redact(value: Any) -> Any:
 def _json(value: Any) -> str | None:
     if value is None:
         return None
-    from shared.http import dumps
-
     return dumps(redact(value))
 
 

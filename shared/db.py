@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,9 +28,20 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
+from shared import error_codes as codes
 from shared import metrics
 from shared.config import Settings, get_settings
-from shared.errors import ServiceUnavailable
+from shared.errors import (
+    AppError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    NotACredit,
+    NotFound,
+    NotPending,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from shared.lazy import Lazy
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -46,6 +57,49 @@ RAISE_EXCEPTION = "P0001"
 INSUFFICIENT_PRIVILEGE = "42501"
 RETRYABLE = {SERIALIZATION_FAILURE, DEADLOCK_DETECTED}
 QUERY_CANCELED = "57014"
+LOCK_NOT_AVAILABLE = "55P03"
+# The project's own SQLSTATEs, raised by its SQL functions and triggers (shared/migrations):
+# EP0xx the ledger, EP02x payouts and the audit log, EP1xx watch progress.
+EP_INSUFFICIENT_FUNDS = "EP001"  # ledger_post: the debit would overdraw the available balance
+EP_UNKNOWN_USER = "EP002"  # ledger_post: no such user
+EP_KEY_REUSED = "EP003"  # ledger_post: the idempotency key was used for a different entry
+EP_PAID_OUT_NOT_POSITIVE = "EP004"  # a paid-out amount must be positive
+EP_INVALID_ENTRY = "EP005"  # ledger_append and friends: an entry its type does not allow (the message says which)
+EP_BUCKET_NEGATIVE = "EP006"  # the pending or held bucket would go negative (a release of more than is held)
+EP_LEDGER_APPEND_ONLY = "EP010"  # the earnings ledger is append-only
+EP_PAYOUT_TRANSITION = "EP020"  # an illegal payout state transition
+EP_PAYOUT_EVENTS_APPEND_ONLY = "EP021"  # payout_events is append-only
+EP_PAYOUT_IMMUTABLE = "EP022"  # a payout's owner, method and amount never change
+EP_AUDIT_APPEND_ONLY = "EP025"  # the audit log is append-only
+EP_UNKNOWN_ENTRY = "EP030"  # ledger_reverse: no such entry for this user
+EP_NOT_PENDING = "EP031"  # ledger_reverse: the entry cleared (or was never pending)
+EP_NOT_A_CREDIT = "EP032"  # ledger_recover: the entry is not a credit
+EP_BANK_ACCOUNTS_WITHDRAWN = "EP090"  # no new bank-account method or payout to one (migration 0090)
+EP_UNKNOWN_VIDEO = "EP101"  # record_heartbeat: no such video
+EP_POSITION_OUT_OF_RANGE = "EP102"  # record_heartbeat: a position beyond the end of the video
+
+# The one table from database errors to domain errors: SQLSTATE -> (error class, code, message; None:
+# the database's own message, written for the client in the SQL function). The
+# codes not listed (the invariants' EP004, EP010-EP025 and EP090 among them) are bugs of ours: they stay database
+# errors, and the boundary answers 500 (or lets Pub/Sub retry). CHECK_VIOLATION is here for the
+# ledger, whose CHECKs encode which amounts an entry type allows; callers name the states they expect.
+DATABASE_ERRORS: dict[str, tuple[type[AppError], str, str | None]] = {
+    EP_INSUFFICIENT_FUNDS: (InsufficientFunds, codes.INSUFFICIENT_FUNDS, "the available balance is too low for this"),
+    EP_UNKNOWN_USER: (NotFound, codes.UNKNOWN_USER, "no such user"),
+    EP_KEY_REUSED: (IdempotencyConflict, codes.IDEMPOTENCY_CONFLICT, "this idempotency key was already used for a different entry"),
+    EP_INVALID_ENTRY: (ValidationFailed, codes.INVALID_ENTRY, None),
+    EP_BUCKET_NEGATIVE: (ValidationFailed, codes.INVALID_ENTRY, "that entry would leave the pending or held bucket negative"),
+    EP_UNKNOWN_ENTRY: (NotFound, codes.ENTRY_NOT_FOUND, "no such entry for this user"),
+    EP_NOT_A_CREDIT: (NotACredit, codes.NOT_A_CREDIT, "this entry is not a credit, so there is nothing to take back"),
+    EP_NOT_PENDING: (
+        NotPending,
+        codes.NOT_PENDING,
+        "this entry is not pending: it cleared (or was never pending), so it cannot be reversed",
+    ),
+    EP_UNKNOWN_VIDEO: (NotFound, codes.VIDEO_NOT_FOUND, "no such video"),
+    EP_POSITION_OUT_OF_RANGE: (ValidationFailed, codes.POSITION_OUT_OF_RANGE, "position_seconds is beyond the end of the video"),
+    CHECK_VIOLATION: (ValidationFailed, codes.INVALID_ENTRY, "that entry is not allowed for its type"),
+}
 # The server went away or will not serve this session any more: class 08 (connection exception),
 # admin/crash shutdown and "starting up" (57P01-57P03), too many connections and other resource
 # exhaustion (class 53), and a session left on a node that turned read-only in a failover (25006).
@@ -70,6 +124,19 @@ def unavailable(exc: BaseException) -> ServiceUnavailable | None:
     if code in RETRYABLE or code == QUERY_CANCELED:
         return ServiceUnavailable("the database is busy; try again shortly", code="database_busy")
     return None
+
+
+def domain_error(exc: BaseException, expected: Collection[str], details: dict[str, Any] | None = None) -> AppError | None:
+    """The domain error ``DATABASE_ERRORS`` maps ``exc`` to, if its SQLSTATE is one of ``expected``
+    (the states the caller's statement can raise by design); None otherwise (re-raise ``exc``)."""
+    code = sqlstate(exc)
+    if code is None or code not in expected or code not in DATABASE_ERRORS:
+        return None
+    error, error_code, message = DATABASE_ERRORS[code]
+    if message is None:
+        fields = exc.args[0] if isinstance(exc, DatabaseError) and exc.args and isinstance(exc.args[0], dict) else {}
+        message = str(fields.get("M") or "invalid entry")
+    return error(message, code=error_code, details=details)
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -103,6 +170,21 @@ class Query:
         statement, make_vals = pg8000.native.to_statement(self.sql)
         object.__setattr__(self, "statement", statement)
         object.__setattr__(self, "make_vals", make_vals)
+
+
+def retrying(run: Callable[[], T], attempts: int = 5) -> T:
+    """Runs ``run`` (one whole transaction) again after a serialization failure or a deadlock, up to
+    ``attempts`` times with a short, growing pause: the one retry loop (``run_in_transaction``)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except (DatabaseError, ServiceUnavailable) as exc:
+            cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) else exc
+            if cause is not None and sqlstate(cause) in RETRYABLE and attempt < attempts:
+                time.sleep(0.005 * attempt)
+                continue
+            raise
+    raise AssertionError("unreachable")
 
 
 class Conn:
@@ -187,6 +269,15 @@ class Conn:
             raise
         self.raw.execute_simple("COMMIT")
 
+    def run_in_transaction(self, fn: Callable[[Conn], T], *, attempts: int = 5) -> T:
+        """Runs ``fn`` in a transaction on this connection, retrying on serialization failures and deadlocks."""
+
+        def once() -> T:
+            with self.transaction():
+                return fn(self)
+
+        return retrying(once, attempts)
+
     @contextmanager
     def atomic(self) -> Iterator[Conn]:
         """Joins the caller's transaction when one is open, else runs the block in its own."""
@@ -242,19 +333,18 @@ def with_database(url: str, database: str, user: str | None = None) -> str:
     return parts._replace(path="/" + database, netloc=netloc).geturl()
 
 
-_connector_lock = threading.Lock()
-_connector: Any = None
+def _make_connector() -> Any:
+    from google.cloud.sql.connector import Connector
+
+    return Connector(refresh_strategy="lazy")
+
+
+# One Connector per process, made on first use (constructing it looks up Google credentials).
+_connector: Lazy[Any] = Lazy(_make_connector)
 
 
 def _cloud_sql_connector() -> Any:
-    """One lazily created Connector per process (constructing it looks up Google credentials)."""
-    global _connector
-    with _connector_lock:
-        if _connector is None:
-            from google.cloud.sql.connector import Connector
-
-            _connector = Connector(refresh_strategy="lazy")
-        return _connector
+    return _connector.get()
 
 
 APP_ROLE = "earnpay_app"
@@ -391,18 +481,13 @@ class Database:
             yield conn
 
     def run_in_transaction(self, fn: Callable[[Conn], T], *, attempts: int = 5) -> T:
-        """Runs ``fn`` in a transaction, retrying on serialization failures and deadlocks."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.transaction() as conn:
-                    return fn(conn)
-            except (DatabaseError, ServiceUnavailable) as exc:
-                cause = exc.__cause__ if isinstance(exc, ServiceUnavailable) else exc
-                if cause is not None and sqlstate(cause) in RETRYABLE and attempt < attempts:
-                    time.sleep(0.005 * attempt)
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        """Runs ``fn`` in a transaction on a pooled connection, retrying on serialization failures and deadlocks."""
+
+        def once() -> T:
+            with self.transaction() as conn:
+                return fn(conn)
+
+        return retrying(once, attempts)
 
     def pool_status(self) -> dict[str, int]:
         p = self._pool

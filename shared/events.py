@@ -1,11 +1,12 @@
 """CloudEvents and Pub/Sub: decoding push messages, the retry/dead-letter decision, publishing.
 
 A failed event has exactly two outcomes, decided here once per error class:
-  * ``PermanentEventError`` (malformed, impossible): logged at ERROR, recorded in ``dead_letters``,
-    published to the dead-letter topic ``<topic>-dead-letter`` when Pub/Sub is enabled, and
-    acknowledged, so it is never retried forever;
-  * anything else (database down, a bug): raised, so Pub/Sub redelivers with backoff and, after the
-    subscription's maximum attempts, moves it to the dead-letter topic itself.
+  * ``PermanentEventError`` (malformed, impossible) and a domain error with a 4xx status (the same
+    ``AppError`` a route would answer with: no such user, a refused amount): logged at ERROR,
+    recorded in ``dead_letters``, published to the dead-letter topic ``<topic>-dead-letter`` when
+    Pub/Sub is enabled, and acknowledged, so it is never retried forever;
+  * anything else (database down, a 503 ``ServiceUnavailable``, a bug): raised, so Pub/Sub redelivers
+    with backoff and, after the subscription's maximum attempts, moves it to the dead-letter topic itself.
 
 Publishing itself is ``shared.pubsub`` (a leaf module, so the outbox can use it too).
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from shared import metrics
 from shared.db import Query, get_db
-from shared.errors import PermanentEventError
+from shared.errors import AppError, PermanentEventError
 from shared.logs import get_logger
 from shared.outbox import publishing
 from shared.pubsub import publish
@@ -72,8 +73,11 @@ def handle(source: str, topic: str | None, event: Any, fn: Callable[[Message], N
         message = decode_pubsub(event)
         with publishing():
             fn(message)
-    except PermanentEventError as err:
+    except (PermanentEventError, AppError) as exc:
+        if isinstance(exc, AppError) and exc.status >= 500:
+            raise
         metrics.event_finished()
+        err = exc if isinstance(exc, PermanentEventError) else PermanentEventError(exc.message, code=exc.code)
         raw = message.raw if message else json.dumps(getattr(event, "data", None), default=str)[:10_000]
         message_id = message.message_id if message else None
         log.error(

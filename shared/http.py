@@ -8,7 +8,6 @@ to the router. Errors become the one JSON contract here and nowhere else:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -17,10 +16,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
+from werkzeug.exceptions import NotFound as NoSuchRoute
+from werkzeug.routing import Map, MapAdapter, Rule
 
 from shared import idempotency, metrics, outbox
 from shared.config import get_settings
@@ -29,6 +31,7 @@ from shared.errors import (
     AppError,
     BadRequest,
     Forbidden,
+    InternalError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -37,45 +40,13 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.logs import get_logger, request_id_var, trace_var
-from shared.models import rfc3339
+from shared.render import dumps, error_response, json_response
 from shared.sessions import STAFF_ROLES, Principal, authenticate, check_token
 
 log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-_PARAM = re.compile(r"\{([a-z_]+)\}")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return rfc3339(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, (bytes, memoryview)):
-        return bytes(value).hex()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(payload: Any) -> str:
-    """JSON text for a response (datetimes as RFC 3339 UTC, UUIDs as strings)."""
-    return json.dumps(payload, default=_json_default, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
-    body = payload if isinstance(payload, str) else dumps(payload)
-    resp = flask.Response(body, status=status, mimetype="application/json")
-    for key, value in (headers or {}).items():
-        resp.headers[key] = value
-    return resp
-
-
-def error_response(err: AppError) -> flask.Response:
-    payload = {"error": {"code": err.code, "message": err.message, "details": err.details}}
-    return json_response(payload, err.status, err.headers)
+_PARAM = re.compile(r"\{([a-z_]+)\}")  # a path parameter in a route pattern: one whole segment, never empty
 
 
 def check_text(value: Any, where: str = "body") -> None:
@@ -155,17 +126,19 @@ class Route:
     response: type[BaseModel] | None = None  # the success body's model (OpenAPI; checked in tests)
     statuses: tuple[int, ...] = ()  # other statuses the handler answers with (202 with the same model; 304 without a body)
     step_up: bool = False  # a money move: staff need a second-factor code entered within MFA_STEP_UP_MINUTES
-    regex: re.Pattern[str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", self.pattern.rstrip("/")) + "/?$")
+    @property
+    def params(self) -> list[str]:
+        """The names of the path parameters (``{name}`` in the pattern)."""
+        return _PARAM.findall(self.pattern)
+
+    def rule(self, index: int) -> Rule:
+        """The werkzeug rule: ``{name}`` becomes ``<name>`` (the string converter: one non-empty segment)."""
+        return Rule(_PARAM.sub(r"<\1>", self.pattern), methods=[self.method], endpoint=index)
 
 
 class Router:
     """The routes of one HTTP function, and the request pipeline around them."""
-
-    # every router made in this process, by function name (the OpenAPI document is built from it)
-    registry: ClassVar[dict[str, Router]] = {}
 
     def __init__(self, function: str, *, publish_events: bool = True, console_cors: bool = False) -> None:
         """``publish_events=False`` leaves this function's outbox events to the sweep (``shared.outbox``):
@@ -175,7 +148,7 @@ class Router:
         self.publish_events = publish_events
         self.console_cors = console_cors
         self.routes: list[Route] = []
-        Router.registry[function] = self
+        self._urls: MapAdapter | None = None  # werkzeug's matcher for ``routes``, built on first use
 
     def route(
         self,
@@ -232,6 +205,7 @@ class Router:
                     step_up,
                 )
             )
+            self._urls = None
             return fn
 
         return register
@@ -255,7 +229,7 @@ class Router:
                 resp = error_response(err)
             except Exception:
                 log.exception("unhandled error in %s %s", request.method, request.path, extra={"event": "unhandled_error"})
-                resp = error_response(_internal())
+                resp = error_response(InternalError())
             status = resp.status_code
             resp.headers["X-Request-Id"] = rid
             resp.headers.setdefault("Cache-Control", "no-store")
@@ -276,28 +250,46 @@ class Router:
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 
+    def urls(self) -> MapAdapter:
+        """werkzeug's routing over this router's routes. "/x" and "/x/" are one route, answered directly:
+        no redirect ever (Pub/Sub push does not follow redirects), hence strict_slashes, merge_slashes and
+        redirect_defaults all off."""
+        if self._urls is None:
+            rules = [route.rule(i) for i, route in enumerate(self.routes)]
+            self._urls = Map(rules, strict_slashes=False, merge_slashes=False, redirect_defaults=False).bind("")
+        return self._urls
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods the routes at ``path`` declare (werkzeug adds HEAD to GET rules: not listed unless declared)."""
+        if "//" in path:  # werkzeug reads "//x" as "/x"; no route has an empty segment
+            return []
+        declared = {route.method for route in self.routes}
+        return sorted(set(self.urls().allowed_methods(path or "/")) & declared)
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for a method and path (404 or 405 with Allow when none)."""
         path = path or "/"
-        allowed: list[str] = []
-        for route in self.routes:
-            m = route.regex.match(path)
-            if m:
-                if route.method == method:
-                    return route, m.groupdict()
-                allowed.append(route.method)
-        if allowed:
-            err = MethodNotAllowed(f"{method} is not allowed here", details={"allowed": sorted(set(allowed))})
-            err.headers["Allow"] = ", ".join(sorted(set(allowed)))
-            raise err
-        raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found")
+        try:
+            if "//" in path:
+                raise NoSuchRoute()
+            index, params = self.urls().match(path, method=method)
+            if self.routes[index].method != method:  # werkzeug's automatic HEAD on a GET rule: not declared here
+                raise NoSuchMethod()
+        except NoSuchMethod:
+            allowed = self.allowed(path)
+            err = MethodNotAllowed(f"{method} is not allowed here", details={"allowed": allowed})
+            err.headers["Allow"] = ", ".join(allowed)
+            raise err from None
+        except NoSuchRoute:
+            raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found") from None
+        return self.routes[index], dict(params)
 
     def _dispatch(self, request: flask.Request, rid: str) -> flask.Response:
         settings = get_settings()
         method = request.method.upper()
         path = request.path
         if method == "OPTIONS":
-            allowed = sorted({r.method for r in self.routes if r.regex.match(path or "/")})
+            allowed = self.allowed(path)
             if not allowed:
                 raise NotFound(f"no route /{self.function}{path}", code="route_not_found")
             return flask.Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
@@ -431,12 +423,6 @@ def _response_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
     if adapter is None:
         adapter = _ADAPTERS[model] = TypeAdapter(model)
     return adapter
-
-
-def _internal() -> AppError:
-    err = AppError("something went wrong on our side; it has been logged", code="internal_error")
-    err.status = 500
-    return err
 
 
 def client_ip(request: flask.Request) -> str:

@@ -37,6 +37,7 @@ from shared.config import get_settings
 from shared.db import Conn, Query, get_db
 from shared.errors import AppError, Conflict, ValidationFailed
 from shared.logs import get_logger
+from shared.render import dumps, error_response
 
 log = get_logger(__name__)
 
@@ -96,8 +97,6 @@ def store_answer_in(conn: Conn, payload: Any, status: int) -> None:
     claim = _running.get()
     if claim is None or status in _NOT_STORED or status >= 500:
         return
-    from shared.http import dumps
-
     conn.execute(COMPLETE, user_id=claim.user_id, key=claim.key, status=status, response=dumps(payload))
     claim.stored = True
 
@@ -117,8 +116,6 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
             "idempotency key taken over after its lease expired",
             extra={"event": "idempotency_takeover", "user_id": user_id},
         )
-    from shared.http import error_response
-
     _fault_pause("before_call", key, taken_over)
     claim = _Claim(user_id, key)
     token = _running.set(claim)

@@ -44,6 +44,7 @@ from typing import Any
 
 from shared.config import ROOT
 from shared.logs import get_logger
+from shared.ports import free_port as free_port  # re-exported: callers take it from here
 from shared.topology import Job, Topology
 
 log = get_logger("serve")
@@ -62,12 +63,6 @@ class Shutdown(BaseException):  # like KeyboardInterrupt: not an error, a reques
 
 
 # --- ports ----------------------------------------------------------------------------------------
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def check_port_free(host: str, port: int) -> None:
     """Raises PlatformError when ``host:port`` cannot be bound (in use, or not ours to bind)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:

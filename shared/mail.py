@@ -96,7 +96,7 @@ class LocalMailServer:
     def start(self) -> LocalMailServer:
         from aiosmtpd.controller import Controller
 
-        from shared.localplatform import free_port
+        from shared.ports import free_port
 
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection at INFO
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,7 +45,7 @@ _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/
 def _error_statuses(route: Route) -> list[tuple[int, str]]:
     """The error statuses a route can answer with, in the order the router checks them."""
     out: list[tuple[int, str]] = []
-    if route.regex.groupindex:
+    if route.params:
         out.append((404, "no such resource"))
     if route.auth is not None:
         out.append((401, "no valid session (checked before anything else in the request)"))
@@ -58,7 +59,7 @@ def _error_statuses(route: Route) -> list[tuple[int, str]]:
             (413, "the body is too large"),
             (415, "the body is not application/json"),
         ]
-    if route.body is not None or route.query is not None or route.regex.groupindex:
+    if route.body is not None or route.query is not None or route.params:
         out.append((422, "the path, query or body is invalid; details.fields lists each problem"))
     if route.auth is not None:
         out.append((429, "too many requests for this account; details.retry_after_seconds"))
@@ -106,7 +107,7 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
     for status, description in _error_statuses(route):
         op["responses"][str(status)] = {"description": description, "content": _ERROR_CONTENT}
     params: list[dict[str, Any]] = []
-    for name in route.regex.groupindex:
+    for name in route.params:
         params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
     if route.query is not None:
         schema = route.query.model_json_schema()
@@ -126,13 +127,13 @@ def _operation(function: str, route: Route, components: dict[str, Any]) -> dict[
     return op
 
 
-def build(routers: dict[str, Router] | None = None) -> dict[str, Any]:
-    """The whole document for ``routers`` (default: every router made in this process)."""
-    routers = routers if routers is not None else Router.registry
+def build(routers: Iterable[Router]) -> dict[str, Any]:
+    """The whole document for ``routers`` (main.py's ``ROUTERS``)."""
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
-    for function in sorted(routers):
-        for route in routers[function].routes:
+    for router in sorted(routers, key=lambda r: r.function):
+        function = router.function
+        for route in router.routes:
             path = f"/{function}{route.pattern if route.pattern != '/' else '/'}"
             paths.setdefault(path, {})[route.method.lower()] = _operation(function, route, components)
     return {

@@ -6,23 +6,24 @@ A leaf module (only configuration below it), so both ``shared.events`` and ``sha
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from shared.config import get_settings
+from shared.lazy import Lazy
 
-_publisher_lock = threading.Lock()
-_publisher: Any = None
+
+def _make_publisher() -> Any:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package mypy cannot see
+
+    return pubsub_v1.PublisherClient()
+
+
+_publisher: Lazy[Any] = Lazy(_make_publisher)
 
 
 def client() -> Any:
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None:
-            from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package mypy cannot see
-
-            _publisher = pubsub_v1.PublisherClient()
-        return _publisher
+    """The process's one publisher client."""
+    return _publisher.get()
 
 
 def topic_path(topic: str) -> str:
@@ -40,6 +41,4 @@ def publish(topic: str, payload: dict[str, Any], attributes: dict[str, str] | No
 
 def reset_publisher() -> None:
     """Drops the cached client (tests switch emulators)."""
-    global _publisher
-    with _publisher_lock:
-        _publisher = None
+    _publisher.reset()

@@ -216,13 +216,18 @@ class MfaReset(Response):
     sessions_revoked: int
 
 
-class Adjustment(Response):
+class _AdjustmentEntry(Response):
+    """The ledger entry of an adjustment: what both adjustment answers begin with."""
+
     user_id: str
     entry_id: int
     seq: int
     amount: Money
     balance_after: Money
     created_at: dt.datetime
+
+
+class Adjustment(_AdjustmentEntry):
     reason: str
     duplicate: bool = Field(description="true when this Idempotency-Key was already posted (the answer is then 200)")
 
@@ -349,15 +354,9 @@ class AdjustmentLookupQuery(QueryParams):
     staff_id: UserId | None = None
 
 
-class AdjustmentFound(Response):
+class AdjustmentFound(_AdjustmentEntry):
     """An adjustment found by the Idempotency-Key it was posted with."""
 
-    user_id: str
-    entry_id: int
-    seq: int
-    amount: Money
-    balance_after: Money
-    created_at: dt.datetime
     reason: str | None
     staff_id: str = Field(description="the staff member who posted it")
     idempotency_key: str

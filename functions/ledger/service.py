@@ -17,8 +17,25 @@ from pg8000.exceptions import DatabaseError
 from functions.ledger import queries as q
 from shared import outbox
 from shared.config import get_settings
-from shared.db import Conn, sqlstate
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.db import (
+    CHECK_VIOLATION,
+    EP_BUCKET_NEGATIVE,
+    EP_INSUFFICIENT_FUNDS,
+    EP_INVALID_ENTRY,
+    EP_KEY_REUSED,
+    EP_NOT_A_CREDIT,
+    EP_NOT_PENDING,
+    EP_UNKNOWN_ENTRY,
+    EP_UNKNOWN_USER,
+    Conn,
+    domain_error,
+    sqlstate,
+)
+from shared.errors import IdempotencyConflict as IdempotencyConflict  # re-exported: callers catch ledger.IdempotencyConflict
+from shared.errors import InsufficientFunds as InsufficientFunds  # re-exported: callers catch ledger.InsufficientFunds
+from shared.errors import NotACredit as NotACredit  # re-exported: callers catch ledger.NotACredit
+from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotPending as NotPending  # re-exported: callers catch ledger.NotPending
 from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc3339
 
 __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
@@ -47,22 +64,6 @@ CREDIT_TYPES = frozenset(
 AWAITING = datetime.max.replace(tzinfo=dt.UTC)
 # The largest single entry we accept (a guard against fat-finger and overflow): $1,000,000.
 MAX_ENTRY = 1_000_000 * MICROS_PER_DOLLAR
-
-
-class InsufficientFunds(Conflict):
-    code = "insufficient_funds"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-
-
-class NotPending(Conflict):
-    code = "not_pending"
-
-
-class NotACredit(Conflict):
-    code = "not_a_credit"
 
 
 def clearing_period(type: str) -> dt.timedelta:
@@ -144,22 +145,12 @@ def post(
         else:
             row = conn.one(q.POST_PENDING, clears_at=_db_time(clears_at), awaiting=awaiting, **params)
     except DatabaseError as exc:
-        code = sqlstate(exc)
-        if code == "EP001":
-            raise InsufficientFunds("the available balance is too low for this", details={"requested": money(-amount)}) from exc
-        if code == "EP002":
-            raise NotFound("no such user", code="unknown_user") from exc
-        if code == "EP003":
-            raise IdempotencyConflict("this idempotency key was already used for a different entry") from exc
-        if code == "EP005":
-            raise ValidationFailed(
-                str(exc.args[0].get("M", "invalid entry")) if exc.args else "invalid entry", code="invalid_entry"
-            ) from exc
-        if code == "EP006":  # e.g. a release of more than is held: the held bucket would go negative
-            raise ValidationFailed("that entry would leave the pending or held bucket negative", code="invalid_entry") from exc
-        if code == "23514":  # a CHECK on earnings: e.g. a positive hold or a negative reward
-            raise ValidationFailed("that entry is not allowed for its type", code="invalid_entry") from exc
-        raise
+        # CHECK_VIOLATION: a CHECK on earnings, e.g. a positive hold or a negative reward
+        expected = (EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_USER, EP_KEY_REUSED, EP_INVALID_ENTRY, EP_BUCKET_NEGATIVE, CHECK_VIOLATION)
+        error = domain_error(exc, expected, details={"requested": money(-amount)} if sqlstate(exc) == EP_INSUFFICIENT_FUNDS else None)
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     posted = Posted(row["entry_id"], row["entry_seq"], row["entry_balance_after"], row["entry_created_at"], row["duplicate"])
     if amount > 0 and not posted.duplicate:
@@ -211,12 +202,10 @@ def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
             metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
         )
     except DatabaseError as exc:
-        code = sqlstate(exc)
-        if code == "EP030":
-            raise NotFound("no such entry for this user", code="entry_not_found") from exc
-        if code == "EP031":
-            raise NotPending("this entry is not pending: it cleared (or was never pending), so it cannot be reversed") from exc
-        raise
+        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING))
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     return row
 
@@ -238,12 +227,10 @@ def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
             metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
         )
     except DatabaseError as exc:
-        code = sqlstate(exc)
-        if code == "EP030":
-            raise NotFound("no such entry for this user", code="entry_not_found") from exc
-        if code == "EP032":
-            raise NotACredit("this entry is not a credit, so there is nothing to take back") from exc
-        raise
+        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT))
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     return row
 

@@ -30,8 +30,8 @@ from typing import Any
 from functions.maintenance.restore import check_ledger, collect_facts
 from shared.config import Settings
 from shared.db import Conn, Database, Query
-from shared.http import dumps
 from shared.logs import get_logger
+from shared.render import dumps
 
 log = get_logger(__name__)
 

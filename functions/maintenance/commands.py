@@ -7,9 +7,9 @@ import argparse
 import json
 from typing import Any
 
-from functions.cli import EXTRA_ARGUMENTS, _print, command
 from functions.maintenance.service import TASKS, run_task
 from shared.errors import PermanentEventError
+from shared.render import echo
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -26,25 +26,23 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-@command
 def cmd_maintenance(args: argparse.Namespace) -> int:
     """Run one maintenance task now (the same code and lock as the scheduled run); exit 1 if it finds a problem."""
     try:
         outcome = run_task(args.task, _options(args.option or []))
     except PermanentEventError as exc:
-        _print({"error": exc.reason, "code": exc.code})
+        echo({"error": exc.reason, "code": exc.code})
         return 2
-    _print(outcome)
+    echo(outcome)
     result = outcome["result"]
     return 1 if isinstance(result, dict) and result.get("ok") is False else 0
 
 
-@command
 def cmd_restore_drill(args: argparse.Namespace) -> int:
     """Restore the database into a scratch copy, check it, drop it, print the report (exit 1 on a failed check)."""
     options: dict[str, Any] = {"force": True} if args.force else {}
     outcome = run_task("restore_drill", options)
-    _print(outcome["result"] if outcome["ran"] else outcome)
+    echo(outcome["result"] if outcome["ran"] else outcome)
     return 1 if outcome["result"].get("ok") is False else 0
 
 
@@ -53,7 +51,11 @@ def _maintenance_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a task option, e.g. --option batch_size=1000")
 
 
-EXTRA_ARGUMENTS.setdefault("maintenance", []).append(_maintenance_arguments)
-EXTRA_ARGUMENTS.setdefault("restore-drill", []).append(
-    lambda p: p.add_argument("--force", action="store_true", help="Cloud SQL: start a clone drill even if one ran this month")
-)
+def register(sub: Any) -> None:
+    """Adds this area's commands to the command line (``functions.cli.REGISTRIES``)."""
+    p = sub.add_parser("maintenance", help=cmd_maintenance.__doc__)
+    p.set_defaults(run=cmd_maintenance)
+    _maintenance_arguments(p)
+    p = sub.add_parser("restore-drill", help=cmd_restore_drill.__doc__)
+    p.set_defaults(run=cmd_restore_drill)
+    p.add_argument("--force", action="store_true", help="Cloud SQL: start a clone drill even if one ran this month")

@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 from functions.ledger import service as ledger
 from shared.config import Settings, get_settings
 from shared.db import Conn, Query, _session_setup, connect_url, with_database
-from shared.http import dumps
 from shared.logs import get_logger
+from shared.render import dumps
 
 log = get_logger(__name__)
 

@@ -14,13 +14,11 @@ from functions.earnings import bonuses
 from functions.ledger import service as ledger
 from functions.maintenance import queries as q
 from shared.config import Settings
-from shared.db import Conn, Query, get_db, get_read_db, sqlstate
+from shared.db import LOCK_NOT_AVAILABLE, QUERY_CANCELED, Conn, Query, get_db, get_read_db, sqlstate
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-LOCK_NOT_AVAILABLE = "55P03"
-QUERY_CANCELED = "57014"
 
 # Indexes that churn: updated sessions and counters, inserted-then-purged keys and attempts, the
 # ledger's per-user b-trees (random inserts split pages), and tables other areas add when present.

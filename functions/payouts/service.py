@@ -21,7 +21,7 @@ from functions.payouts.models import STATES, MethodCreateBody, PayoutCreateBody
 from functions.risk import queries as risk_q
 from functions.risk import signals
 from shared.config import Settings, get_settings
-from shared.crypto import encrypt_json, mask_account, mask_email
+from shared.crypto import encrypt_json, mask_email
 from shared.db import Conn, Database
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.ids import uuid_or
@@ -70,13 +70,8 @@ class MethodNotFound(NotFound):
 
 def method_label(body: MethodCreateBody) -> str:
     """What lists show: never the full email or account number."""
-    if body.type == "paypal":
-        assert body.email is not None
-        return f"PayPal {mask_email(body.email)}"
-    if body.iban:
-        return f"IBAN {body.iban[:2]} {mask_account(body.iban)}"
-    assert body.account_number is not None
-    return f"US {body.account_type} {mask_account(body.account_number)}"
+    assert body.email is not None  # the only type accepted (models.MethodCreateBody)
+    return f"PayPal {mask_email(body.email)}"
 
 
 def _method_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +311,10 @@ def request_payout(
                 method = conn.one(q.DEFAULT_METHOD, user_id=user_id)
                 if method is None:
                     raise ValidationFailed("add a payout method first (POST /payouts/methods)", code="no_payout_method")
+            if method["type"] != "paypal":  # a bank account added before they were withdrawn (migration 0090)
+                raise Conflict(
+                    "this payout method is a bank account, which EarnPay cannot pay: add a PayPal method", code="payout_method_unsupported"
+                )
             row = conn.one(
                 q.INSERT_PAYOUT,
                 id=payout_id,

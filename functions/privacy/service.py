@@ -28,11 +28,11 @@ from shared import audit, ratelimit, storage
 from shared.config import get_settings
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
-from shared.http import dumps
 from shared.ids import uuid_or
 from shared.logs import get_logger
 from shared.models import rfc3339
 from shared.pubsub import publish
+from shared.render import dumps
 
 log = get_logger(__name__)
 

@@ -10,7 +10,6 @@ reward exists exactly when the completion does, and exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,7 @@ from functions.risk import signals
 from functions.videos.service import required_seconds
 from shared import metrics, outbox
 from shared.config import get_settings
-from shared.db import RETRYABLE, Conn, Database, sqlstate
+from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, Database, domain_error, sqlstate
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
@@ -41,6 +40,18 @@ def _seconds(value: Decimal | None) -> float:
     return float(value) if value is not None else 0.0
 
 
+def _heartbeat_params(video_id: str, body: HeartbeatBody, daily_cap: int | None) -> dict[str, Any]:
+    """The heartbeat statement's parameters but the user (the cap: the setting unless given)."""
+    return {
+        "video_id": video_id,
+        "position": Decimal(f"{body.position_seconds:.3f}"),
+        "playing": body.playing,
+        "client_seq": body.client_seq,
+        "session_id": body.session_id.lower() if body.session_id else None,
+        "daily_cap": get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap,
+    }
+
+
 def heartbeat(
     db: Database,
     user_id: str,
@@ -51,16 +62,7 @@ def heartbeat(
     client: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
-    cap = get_settings().daily_earning_cap_micros if daily_cap is None else daily_cap
-    params = {
-        "user_id": user_id,
-        "video_id": video_id,
-        "position": Decimal(f"{body.position_seconds:.3f}"),
-        "playing": body.playing,
-        "client_seq": body.client_seq,
-        "session_id": body.session_id.lower() if body.session_id else None,
-        "daily_cap": cap,
-    }
+    params = {"user_id": user_id, **_heartbeat_params(video_id, body, daily_cap)}
     with db.connection() as conn:
         row = _call(conn, complete=False, **params)
         return _finish(conn, user_id, video_id, row, params, body.playing, client)
@@ -78,20 +80,12 @@ def heartbeat_with_session(
     """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
     the router's check. Completing a video still takes its own transaction (once per video)."""
     settings = get_settings()
-    cap = settings.daily_earning_cap_micros if daily_cap is None else daily_cap
-    params = {
-        "video_id": video_id,
-        "position": Decimal(f"{body.position_seconds:.3f}"),
-        "playing": body.playing,
-        "client_seq": body.client_seq,
-        "session_id": body.session_id.lower() if body.session_id else None,
-        "daily_cap": cap,
-    }
+    params = _heartbeat_params(video_id, body, daily_cap)
     with db.connection() as conn:
         try:
             row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
         except DatabaseError as exc:
-            if sqlstate(exc) not in ("EP101", "EP102"):
+            if sqlstate(exc) not in (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE):
                 raise
             # The statement rolled back, rate-limit hit included: check the session on its own (it
             # counts the request), then answer the heartbeat's own 404/422.
@@ -119,21 +113,17 @@ def _finish(
     _record(row, playing)
     if row["status"] != "completion_due":
         return _present_heartbeat(video_id, row, balance=None)
-    for attempt in range(1, 6):
-        try:
-            with conn.transaction():
-                row = _call(conn, complete=True, **params)
-                balance = _complete(conn, user_id, video_id, row) if row["status"] == "completed" else None
-                if balance is not None and client is not None:
-                    # the completing heartbeat only (never an ordinary one): a trust-and-safety signal
-                    signals.observe(conn, user_id, "completion", client[0], client[1])
-            return _present_heartbeat(video_id, row, balance=balance)
-        except DatabaseError as exc:
-            if sqlstate(exc) in RETRYABLE and attempt < 5:
-                time.sleep(0.005 * attempt)
-                continue
-            raise
-    raise AssertionError("unreachable")
+
+    def complete(conn: Conn) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        done = _call(conn, complete=True, **params)
+        balance = _complete(conn, user_id, video_id, done) if done["status"] == "completed" else None
+        if balance is not None and client is not None:
+            # the completing heartbeat only (never an ordinary one): a trust-and-safety signal
+            signals.observe(conn, user_id, "completion", client[0], client[1])
+        return done, balance
+
+    row, balance = conn.run_in_transaction(complete)  # retried on a serialization failure or deadlock
+    return _present_heartbeat(video_id, row, balance=balance)
 
 
 def _record(row: dict[str, Any], playing: bool) -> None:
@@ -151,13 +141,12 @@ def _call(conn: Conn, **params: Any) -> dict[str, Any]:
         row = conn.one(q.HEARTBEAT, **params)
     except DatabaseError as exc:
         code = sqlstate(exc)
-        if code in ("EP101", "EP102"):
-            metrics.heartbeat_rejected("video_not_found" if code == "EP101" else "position_out_of_range")
-        if code == "EP101":
-            raise NotFound("no such video", code="video_not_found") from exc
-        if code == "EP102":
-            raise ValidationFailed("position_seconds is beyond the end of the video", code="position_out_of_range") from exc
-        raise
+        if code in (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE):
+            metrics.heartbeat_rejected("video_not_found" if code == EP_UNKNOWN_VIDEO else "position_out_of_range")
+        error = domain_error(exc, (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE))
+        if error is None:
+            raise
+        raise error from exc
     assert row is not None
     return row
 

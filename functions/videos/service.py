@@ -15,6 +15,7 @@ from functions.videos import queries as q
 from functions.videos.models import VideoCreate
 from shared.db import Conn, Database
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.render import dumps
 
 # The product document: each instance caches the catalogue for 15 minutes. Each request compares the
 # cached copy's version with cache_versions (one primary-key read instead of the catalogue query and
@@ -71,8 +72,6 @@ def catalogue(db: Database) -> Catalogue:
     global _cached
     now = time.monotonic()
     current = _cached
-    from shared.http import dumps
-
     with db.connection() as conn:
         version = int(conn.value(q.CATALOGUE_VERSION) or 0)
         if current is not None and current.expires_at > now and current.version == version:

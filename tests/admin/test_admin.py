@@ -93,7 +93,8 @@ def test_user_detail_shows_profile_balance_entries_and_payouts_and_is_audited(ap
     resp = api.get(f"/admin/users/{user.id}", user=support, headers={"X-Request-Id": request_id})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
-    assert body["user"]["id"] == user.id and body["user"]["email"] == user.email
+    assert body["user"]["id"] == user.id
+    assert body["user"]["email"] == user.email
     assert "password_hash" not in body["user"]
     assert body["balance"]["available"]["micros"] == sum(e["amount"]["micros"] for e in body["recent_entries"])
     assert [e["amount"]["micros"] for e in body["recent_entries"] if e["type"] == "adjustment"] == [-500_000, 2_500_000]
@@ -107,7 +108,8 @@ def test_user_detail_shows_profile_balance_entries_and_payouts_and_is_audited(ap
     assert [(v["actor_id"], v["actor_role"], v["request_id"]) for v in views] == [(support.id, "support", request_id)]
 
     ledger_page = api.get(f"/admin/users/{user.id}/ledger?limit=1", user=support).get_json()
-    assert len(ledger_page["items"]) == 1 and ledger_page["next_cursor"]
+    assert len(ledger_page["items"]) == 1
+    assert ledger_page["next_cursor"]
 
     assert api.get(f"/admin/users/{uuid.uuid4()}", user=support).status_code == 404
     assert api.get("/admin/users/not-a-uuid", user=support).status_code == 404
@@ -168,19 +170,20 @@ def test_adjustment_credits_once_per_idempotency_key_and_is_audited(api: Api, ow
     first = api.post("/admin/adjustments", user=admin, json=body, headers={"Idempotency-Key": key, "X-Request-Id": request_id})
     assert first.status_code == 201, first.get_data(as_text=True)
     data = first.get_json()
-    assert (
-        data["amount"] == {"micros": 1_234_567, "formatted": "$1.234567", "currency": "USD"}
-        and data["reason"] == "compensation for ticket 42"
-        and data["duplicate"] is False
-    )
+    assert data["amount"] == {"micros": 1_234_567, "formatted": "$1.234567", "currency": "USD"}
+    assert data["reason"] == "compensation for ticket 42"
+    assert data["duplicate"] is False
 
     again = api.post("/admin/adjustments", user=admin, json=body, headers={"Idempotency-Key": key})
-    assert again.status_code == 201 and again.get_json() == data and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.status_code == 201
+    assert again.get_json() == data
+    assert again.headers.get("Idempotent-Replayed") == "true"
     assert owner_conn.value(ENTRIES, u=user.id) == 1
 
     # the same key with another body is refused
     other = api.post("/admin/adjustments", user=admin, json={**body, "amount_micros": 5}, headers={"Idempotency-Key": key})
-    assert other.status_code == 422 and error_code(other) == "idempotency_key_reused"
+    assert other.status_code == 422
+    assert error_code(other) == "idempotency_key_reused"
 
     # even if the HTTP idempotency record is lost (a crash after commit), the ledger key holds
     owner_conn.execute(
@@ -189,12 +192,15 @@ def test_adjustment_credits_once_per_idempotency_key_and_is_audited(api: Api, ow
         k=key,
     )
     replay = api.post("/admin/adjustments", user=admin, json=body, headers={"Idempotency-Key": key})
-    assert replay.status_code == 200 and replay.get_json()["duplicate"] is True
+    assert replay.status_code == 200
+    assert replay.get_json()["duplicate"] is True
     assert replay.get_json()["entry_id"] == data["entry_id"]
     assert owner_conn.value(ENTRIES, u=user.id) == 1
 
     (entry,) = owner_conn.all(AUDIT_FOR, target_id=user.id, action="ledger.adjustment")
-    assert entry["actor_id"] == admin.id and entry["request_id"] == request_id and entry["reason"] == "compensation for ticket 42"
+    assert entry["actor_id"] == admin.id
+    assert entry["request_id"] == request_id
+    assert entry["reason"] == "compensation for ticket 42"
     assert entry["after"]["available_micros"] - entry["before"]["available_micros"] == 1_234_567
     assert entry["after"]["entry_id"] == data["entry_id"]
     assert ledger.verify(owner_conn, user_id=user.id)["ok"]
@@ -204,7 +210,8 @@ def test_adjustment_needs_a_key_a_reason_a_non_zero_amount_and_funds(api: Api, o
     admin = api.staff(owner_conn, "admin")
     user = api.signup()
     no_key = api.post("/admin/adjustments", user=admin, json={"user_id": user.id, "amount_micros": 5, "reason": "x"})
-    assert no_key.status_code == 400 and error_code(no_key) == "idempotency_key_required"
+    assert no_key.status_code == 400
+    assert error_code(no_key) == "idempotency_key_required"
     for bad in (
         {"user_id": user.id, "amount_micros": 0, "reason": "zero"},
         {"user_id": user.id, "amount_micros": True, "reason": "bool"},
@@ -221,9 +228,11 @@ def test_adjustment_needs_a_key_a_reason_a_non_zero_amount_and_funds(api: Api, o
         assert resp.status_code == 422, (bad, resp.get_data(as_text=True))
     assert credit(api, admin, user, 1_000).status_code == 201
     debit = credit(api, admin, user, -1_001, reason="clawback")
-    assert debit.status_code == 409 and error_code(debit) == "insufficient_funds"
+    assert debit.status_code == 409
+    assert error_code(debit) == "insufficient_funds"
     ok = credit(api, admin, user, -1_000, reason="clawback")
-    assert ok.status_code == 201 and ok.get_json()["balance_after"]["micros"] == owner_conn.value(
+    assert ok.status_code == 201
+    assert ok.get_json()["balance_after"]["micros"] == owner_conn.value(
         Query("t_avail", "SELECT available FROM balances WHERE user_id = CAST(:u AS uuid)", prepared=False), u=user.id
     )
     unknown = api.post(
@@ -239,7 +248,8 @@ def test_adjustment_needs_a_key_a_reason_a_non_zero_amount_and_funds(api: Api, o
         json={"user_id": admin.id, "amount_micros": 5, "reason": "me"},
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
-    assert own.status_code == 403 and error_code(own) == "own_adjustment"
+    assert own.status_code == 403
+    assert error_code(own) == "own_adjustment"
     # nothing refused left an audit entry behind
     assert len(owner_conn.all(AUDIT_FOR, target_id=user.id, action="ledger.adjustment")) == 2
     assert ledger.verify(owner_conn, user_id=user.id)["ok"]

@@ -211,31 +211,36 @@ def test_every_staff_action_writes_its_audit_entry(api: Api, client: Client, own
         entries = owner_conn.all(AUDIT_BY_REQUEST, rid=rid)
         assert [e["action"] for e in entries] == [action], (pattern, entries)
         (entry,) = entries
-        assert entry["actor_id"] == staff["admin"].id and entry["actor_role"] == "admin", pattern
+        assert entry["actor_id"] == staff["admin"].id, pattern
+        assert entry["actor_role"] == "admin", pattern
         assert entry["after"] is not None, pattern
         if target_id:
             assert entry["target_id"] == target_id, pattern
         if action in ("payout.approve", "payout.reject"):
-            assert (
-                entry["before"]["status"] == "requested"
-                and entry["after"]["status"] == {"payout.approve": "approved", "payout.reject": "rejected"}[action]
-            )
+            assert entry["before"]["status"] == "requested"
+            assert entry["after"]["status"] == {"payout.approve": "approved", "payout.reject": "rejected"}[action]
             assert entry["subject_user_id"] == entry["before"]["user_id"]
         if action == "payout.reject":
             assert entry["reason"] == "destination looks wrong"
         if action == "kyc.decision":
-            assert entry["before"] == {"kyc_status": "in_review"} and entry["after"]["kyc_status"] == "rejected"
+            assert entry["before"] == {"kyc_status": "in_review"}
+            assert entry["after"]["kyc_status"] == "rejected"
         if action == "flag.set":
-            assert entry["before"] is None and entry["after"]["rollout_percent"] == 25
+            assert entry["before"] is None
+            assert entry["after"]["rollout_percent"] == 25
         if action == "user.mfa_reset":
-            assert entry["before"] == {"mfa": True} and entry["after"]["mfa"] is False
+            assert entry["before"] == {"mfa": True}
+            assert entry["after"]["mfa"] is False
         if action == "user.role_change":
-            assert entry["before"] == {"role": "user"} and entry["after"]["role"] == "support"
+            assert entry["before"] == {"role": "user"}
+            assert entry["after"]["role"] == "support"
         if action == "risk.review":
-            assert entry["before"] == {"risk_state": "ok"} and entry["after"]["risk_state"] == "review"
+            assert entry["before"] == {"risk_state": "ok"}
+            assert entry["after"]["risk_state"] == "review"
             assert entry["reason"] == "looks scripted"
         if action == "risk.rule.update":
-            assert entry["before"]["window_minutes"] == 43_200 and entry["after"]["window_minutes"] == 43_201
+            assert entry["before"]["window_minutes"] == 43_200
+            assert entry["after"]["window_minutes"] == 43_201
 
 
 def test_a_refused_action_writes_no_audit_entry_and_staff_cannot_decide_their_own_payout(api: Api, owner_conn: Any, gcs: Gcs) -> None:

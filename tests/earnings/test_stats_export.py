@@ -51,15 +51,18 @@ def _post(user_id: str, type_: str, amount: int, key: str) -> None:
 def test_stats_show_a_fresh_balance_and_sums_by_type(api: Api) -> None:
     user = api.signup()
     empty = api.get("/earnings/stats", user=user).get_json()
-    assert empty["available"] == {"micros": 0, "formatted": "$0.00", "currency": "USD"} and empty["periods"]["today"]["by_type"] == {}
+    assert empty["available"] == {"micros": 0, "formatted": "$0.00", "currency": "USD"}
+    assert empty["periods"]["today"]["by_type"] == {}
     _post(user.id, "video_reward", 2_500, "s1")
     _post(user.id, "video_reward", 40_000, "s2")
     _post(user.id, "login_bonus", 10_000, "s3")
     _post(user.id, "payout_hold", -20_000, "s4")
     stats = api.get("/earnings/stats", user=user).get_json()
     assert stats["available"] == {"micros": 32_500, "formatted": "$0.0325", "currency": "USD"}
-    assert stats["lifetime_earned"]["micros"] == 52_500 and stats["lifetime_paid_out"]["micros"] == 0
-    assert stats["entry_count"] == 4 and stats["sums_cached"] is False
+    assert stats["lifetime_earned"]["micros"] == 52_500
+    assert stats["lifetime_paid_out"]["micros"] == 0
+    assert stats["entry_count"] == 4
+    assert stats["sums_cached"] is False
     for period in ("today", "last_7_days", "last_30_days"):
         sums = stats["periods"][period]
         assert sums["by_type"]["video_reward"] == {"micros": 42_500, "formatted": "$0.0425", "currency": "USD"}
@@ -71,7 +74,8 @@ def test_stats_show_a_fresh_balance_and_sums_by_type(api: Api) -> None:
     assert api.get("/earnings/stats", user=user).get_json()["sums_cached"] is True
     _post(user.id, "streak_bonus", 5_000, "s5")
     fresh = api.get("/earnings/stats", user=user).get_json()
-    assert fresh["sums_cached"] is False and fresh["periods"]["today"]["by_type"]["streak_bonus"]["micros"] == 5_000
+    assert fresh["sums_cached"] is False
+    assert fresh["periods"]["today"]["by_type"]["streak_bonus"]["micros"] == 5_000
     assert fresh["available"]["micros"] == 37_500
     other = api.signup()
     assert api.get("/earnings/stats", user=other).get_json()["available"]["micros"] == 0
@@ -104,20 +108,27 @@ def test_export_returns_the_whole_history_fast(api: Api, owner_conn: Conn) -> No
     n = 10_050
     assert _bulk(owner_conn, user.id, n) == n
     resp = api.get("/earnings/export", user=user)  # warm
-    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert resp.status_code == 200
+    assert resp.mimetype == "application/json"
     resp = api.get("/earnings/export", user=user)
     data = resp.get_json()
-    assert data["count"] == n and len(data["items"]) == n and data["user_id"] == user.id
+    assert data["count"] == n
+    assert len(data["items"]) == n
+    assert data["user_id"] == user.id
     assert [i["seq"] for i in data["items"]] == list(range(n, 0, -1))
     newest, oldest = data["items"][0], data["items"][-1]
-    assert newest["amount"] == money(2_500 + n) and newest["balance_after"] == money(sum(2_500 + g for g in range(1, n + 1)))
-    assert oldest["type"] == "video_reward" and oldest["amount"] == money(2_501) and oldest["reference"] == "ref-1"
+    assert newest["amount"] == money(2_500 + n)
+    assert newest["balance_after"] == money(sum(2_500 + g for g in range(1, n + 1)))
+    assert oldest["type"] == "video_reward"
+    assert oldest["amount"] == money(2_501)
+    assert oldest["reference"] == "ref-1"
     assert data["items"][n - 10]["type"] == "login_bonus"
     # the one timestamp style (RFC 3339, UTC, microseconds, Z) and the one JSON spacing (none)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", newest["created_at"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", data["generated_at"])
     created = dt.datetime.fromisoformat(newest["created_at"])
-    assert created.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(minutes=10)
+    assert created.utcoffset() == dt.timedelta(0)
+    assert abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(minutes=10)
     assert resp.get_data(as_text=True) == dumps(data), "the export is compact JSON, key for key as the rest of the API"
     # the same items as the history pages, which add whether each is still pending (here: cleared at once)
     page = api.get("/earnings/?limit=3", user=user).get_json()
@@ -125,7 +136,9 @@ def test_export_returns_the_whole_history_fast(api: Api, owner_conn: Conn) -> No
     assert all((i["pending"], i["clears_at"], i["awaiting"]) == (False, None, None) for i in page["items"])
     other = api.signup()
     theirs = api.get("/earnings/export", user=other).get_json()
-    assert theirs["count"] == 0 and theirs["items"] == [] and theirs["user_id"] == other.id
+    assert theirs["count"] == 0
+    assert theirs["items"] == []
+    assert theirs["user_id"] == other.id
 
 
 def test_sql_and_python_money_strings_agree(owner_conn: Conn) -> None:

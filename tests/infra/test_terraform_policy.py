@@ -449,7 +449,8 @@ def test_the_alerts_the_product_names_exist() -> None:
     log_event = policies["log_event"]
     assert log_event["for_each"] == "${local.log_event_alerts}"
     immediate = _conditions(log_event)
-    assert len(immediate) == 2 and all(c["threshold_value"] == 0 and c["duration"] == "0s" for c in immediate)
+    assert len(immediate) == 2
+    assert all(c["threshold_value"] == 0 and c["duration"] == "0s" for c in immediate)
     assert [c["filter"] for c in immediate if "pubsub_topic" in c["filter"]], "no dead-letter condition"
     dead_letters = _resource("google_pubsub_topic", "dead_letter")["for_each"]
     assert dead_letters == "${local.push_subscriptions}"
@@ -459,7 +460,9 @@ def test_the_alerts_the_product_names_exist() -> None:
         "payout": ("earnpay/payout_failed", "payout-batches-push"),
     }
     for key, (metric, dead_letter) in wanted.items():
-        assert events[key]["severity"] == "CRITICAL" and events[key]["metric"] == metric and events[key]["dead_letter"] == dead_letter
+        assert events[key]["severity"] == "CRITICAL"
+        assert events[key]["metric"] == metric
+        assert events[key]["dead_letter"] == dead_letter
     for key, alert in events.items():
         assert alert["metric"] in metrics, f"{key}: unknown log metric {alert['metric']}"
         assert alert["dead_letter"] in (None, "null") or alert["dead_letter"] in pushed, f"{key}: no such push subscription"

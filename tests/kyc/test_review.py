@@ -95,9 +95,12 @@ def test_verify_records_the_decision_and_returns_before_and_after(api: Api, clie
     result = _decide(user.id, "verified", "  Passport matches the selfie.  ", officer.id)
     assert result["before"] == {"kyc_status": "in_review"}
     after = result["after"]
-    assert after["kyc_status"] == "verified" and after["decision"] == "verified"
-    assert after["reason"] == "Passport matches the selfie." and after["reviewer_id"] == officer.id
-    assert after["document_ids"] == [upload["document_id"]] and after["decided_at"] is not None
+    assert after["kyc_status"] == "verified"
+    assert after["decision"] == "verified"
+    assert after["reason"] == "Passport matches the selfie."
+    assert after["reviewer_id"] == officer.id
+    assert after["document_ids"] == [upload["document_id"]]
+    assert after["decided_at"] is not None
     assert owner_conn.value(KYC_STATUS, id=user.id) == "verified"
     assert owner_conn.all(REVIEWS, id=user.id) == [
         {"decision": "verified", "reason": "Passport matches the selfie.", "reviewer_id": officer.id}
@@ -113,8 +116,10 @@ def test_verify_records_the_decision_and_returns_before_and_after(api: Api, clie
 
     # the user sees the outcome but never compliance's note
     status = api.get("/kyc/", user=user).get_json()
-    assert status["kyc_status"] == "verified" and status["last_decision"]["decision"] == "verified"
-    assert "reason" not in status["last_decision"] and "Passport matches" not in str(status)
+    assert status["kyc_status"] == "verified"
+    assert status["last_decision"]["decision"] == "verified"
+    assert "reason" not in status["last_decision"]
+    assert "Passport matches" not in str(status)
 
 
 def test_rejected_user_can_resubmit_and_is_reviewed_again(api: Api, client: Any, gcs: Gcs, owner_conn: Any) -> None:

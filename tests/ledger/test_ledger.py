@@ -225,13 +225,15 @@ def test_property_random_sequences_keep_every_invariant(api: Api, ops: list[tupl
             assert model_balance + amount < 0
             continue
         except ledger.IdempotencyConflict:
-            assert key in seen and seen[key] != (type_, amount)
+            assert key in seen
+            assert seen[key] != (type_, amount)
             continue
         except ValidationFailed:  # a release of more than is held: the held bucket never goes negative
             assert type_ == "payout_release" and key not in seen and model_held < amount
             continue
         if key in seen:
-            assert posted.duplicate and seen[key] == (type_, amount)
+            assert posted.duplicate
+            assert seen[key] == (type_, amount)
         else:
             assert not posted.duplicate
             seen[key] = (type_, amount)

@@ -118,8 +118,11 @@ def test_session_purge_deletes_only_what_is_old(api: Api, owner_conn: Any, logs:
     outcome = service.run_task("session_purge", {"batch_size": 2})  # tiny batches: the loop must go round
     assert outcome["ran"]
     deleted = outcome["result"]["deleted"]
-    assert deleted["sessions"] >= 2 and deleted["login_attempts"] >= 1 and deleted["idempotency_keys"] >= 1
-    assert deleted["rate_limits"] >= 1 and "outbox" in deleted
+    assert deleted["sessions"] >= 2
+    assert deleted["login_attempts"] >= 1
+    assert deleted["idempotency_keys"] >= 1
+    assert deleted["rate_limits"] >= 1
+    assert "outbox" in deleted
     assert outcome["result"]["unfinished"] == []
 
     left = _exec(
@@ -302,10 +305,12 @@ def test_clone_drill_builds_the_admin_api_requests() -> None:
     op = clone_drill.operation_request("earnpay-prod", "op-123")
     assert (op.method, op.url) == ("GET", "https://sqladmin.googleapis.com/v1/projects/earnpay-prod/operations/op-123")
     patch = clone_drill.allow_deletion_request("earnpay-prod", target)
-    assert patch.method == "PATCH" and patch.body == {"settings": {"deletionProtectionEnabled": False}}
+    assert patch.method == "PATCH"
+    assert patch.body == {"settings": {"deletionProtectionEnabled": False}}
     assert patch.url.endswith(f"/projects/earnpay-prod/instances/{target}")
     delete = clone_drill.delete_request("earnpay-prod", target)
-    assert (delete.method, delete.body) == ("DELETE", None) and delete.url == patch.url
+    assert (delete.method, delete.body) == ("DELETE", None)
+    assert delete.url == patch.url
     with pytest.raises(ValueError):
         clone_drill.parse_connection_name("just-an-instance")
     for build in (clone_drill.delete_request, clone_drill.allow_deletion_request):

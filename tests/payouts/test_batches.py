@@ -74,10 +74,12 @@ def paid_out(user_id: str) -> int:
         return int(ledger.balance(conn, user_id)["lifetime_paid_out"])
 
 
-def run_until_idle(provider: SandboxProvider, *, batch_size: int = 1000, settings: Settings | None = None) -> None:
+def run_until_idle(
+    provider: SandboxProvider, *, batch_size: int = 1000, settings: Settings | None = None, worker_id: str | None = None
+) -> None:
     settings = settings or with_retry(0)
     for _ in range(20):
-        if batch.process_batch(get_db(), provider, batch_size=batch_size, settings=settings).claimed == 0:
+        if batch.process_batch(get_db(), provider, batch_size=batch_size, settings=settings, worker_id=worker_id).claimed == 0:
             return
     raise AssertionError("the worker never went idle")
 
@@ -107,16 +109,17 @@ def test_a_batch_pays_approved_payouts_and_counts_them(api: Api, owner_conn: Any
 
 def test_concurrent_workers_pay_each_payout_exactly_once(api: Api, owner_conn: Any) -> None:
     ids, people = approved(api, owner_conn, [1_000 + i for i in range(40)], users=4)
-    provider = SandboxProvider(delay_s=0.002)  # calls overlap between workers
+    provider = _GateProvider(delay_s=0.002)  # calls overlap between workers
+    one_at_a_time = with_retry(0).model_copy(update={"payout_provider_concurrency": 1})
     errors: list[BaseException] = []
 
-    def worker() -> None:
+    def worker(n: int) -> None:
         try:
-            run_until_idle(provider, batch_size=5)
+            run_until_idle(provider, batch_size=5, settings=one_at_a_time, worker_id=f"test-worker-{n}")
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -132,10 +135,28 @@ def test_concurrent_workers_pay_each_payout_exactly_once(api: Api, owner_conn: A
             Query("t_claims", "SELECT claimed_by FROM payout_requests WHERE id = ANY(CAST(:ids AS uuid[]))", prepared=False), ids=ids
         )
     }
-    assert len(workers) > 1  # the work really was shared
+    assert len(workers) > 1  # the work really was shared between threads (each thread claims under its own id)
     total = sum(1_000 + i for i in range(40)) * ledger.MICROS_PER_CENT
     assert sum(paid_out(u) for u in people) == total
     assert all(ledger_ok(u) for u in people)
+
+
+class _GateProvider(SandboxProvider):
+    """A sandbox that holds the first submit until a second payout is submitted. With one provider call
+    at a time per worker, that second submit can only come from another worker's claim: the work is
+    shared whatever the thread timing (a worker that claimed everything would leave the gate shut)."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.entered = 0
+        self.gate = threading.Condition()
+
+    def submit(self, payout: providers.PayoutInstruction) -> providers.ProviderResult:
+        with self.gate:
+            self.entered += 1
+            self.gate.notify_all()
+            self.gate.wait_for(lambda: self.entered >= 2, timeout=20)
+        return super().submit(payout)
 
 
 def test_provider_failure_releases_the_hold(api: Api, owner_conn: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -43,19 +43,24 @@ def test_removal_destroys_the_details_keeps_the_history_and_moves_the_default(ap
     first = _add(api, user, "first.payee@example.com")
     second = _add(api, user, "second.payee@example.com")
     third = _add(api, user, "third.payee@example.com")
-    assert first["is_default"] and not second["is_default"] and not third["is_default"]
+    assert first["is_default"]
+    assert not second["is_default"]
+    assert not third["is_default"]
     paid_to_first = request(api, user, 2_000, method_id=first["id"]).get_json()
     assert api.post(f"/payouts/{paid_to_first['id']}/cancel", user=user).status_code == 200
 
     resp = _remove(api, user, first["id"])
     assert resp.status_code == 200, resp.get_data(as_text=True)
     body = resp.get_json()
-    assert body["id"] == first["id"] and body["removed_at"]
+    assert body["id"] == first["id"]
+    assert body["removed_at"]
     assert body["default_method"]["id"] == third["id"], "the newest remaining method becomes the default"
     assert [(m["id"], m["is_default"]) for m in _methods(api, user)] == [(second["id"], False), (third["id"], True)]
     # crypto-shredded: the envelope (and the data key inside it) is gone; the masked label stays
     raw = owner_conn.one(RAW_METHOD, id=first["id"])
-    assert raw["details"] is None and raw["erased_at"] is not None and raw["is_default"] is False
+    assert raw["details"] is None
+    assert raw["erased_at"] is not None
+    assert raw["is_default"] is False
     assert raw["label"] == first["label"] == "PayPal f***e@example.com"
     # the payout that used it still shows where it went
     history = api.get(f"/payouts/{paid_to_first['id']}", user=user).get_json()
@@ -63,10 +68,12 @@ def test_removal_destroys_the_details_keeps_the_history_and_moves_the_default(ap
 
     # a removed method is gone for every use
     again = _remove(api, user, first["id"])
-    assert again.status_code == 404 and error_code(again) == "payout_method_not_found"
+    assert again.status_code == 404
+    assert error_code(again) == "payout_method_not_found"
     assert api.post(f"{METHODS}/{first['id']}/default", user=user).status_code == 404
     use = request(api, user, 1_000, method_id=first["id"])
-    assert use.status_code == 404 and error_code(use) == "payout_method_not_found"
+    assert use.status_code == 404
+    assert error_code(use) == "payout_method_not_found"
 
     # removing a method that is not the default leaves the default alone
     kept = _remove(api, user, second["id"]).get_json()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
+from pg8000.exceptions import DatabaseError
 
+from functions.payouts import queries as q
 from functions.payouts import service
-from functions.payouts.models import normalise_iban, valid_routing_number
 from shared.config import get_settings
-from shared.crypto import decrypt_json
-from shared.db import Query
+from shared.crypto import decrypt_json, encrypt_json
+from shared.db import EP_BANK_ACCOUNTS_WITHDRAWN, Query, sqlstate
 from tests.helpers import PASSWORD, Api, User, error_code
 
 IBAN = "DE89370400440532013000"
@@ -66,20 +68,66 @@ def test_add_paypal_encrypts_at_rest_and_lists_masked(api: Api, owner_conn: Any)
     assert "alice.payee" not in json.dumps(listed)
 
 
-def test_bank_accounts_iban_and_us(api: Api) -> None:
+def test_new_bank_accounts_are_refused_with_a_reason(api: Api) -> None:
     user = api.signup()
-    first = add(api, user, iban())
-    assert first.status_code == 201, first.get_data(as_text=True)
-    assert first.get_json()["label"] == "IBAN DE •••• 3000"
-    second = add(api, user, us_bank(make_default=True))
-    assert second.status_code == 201, second.get_data(as_text=True)
-    assert second.get_json()["label"] == "US checking •••• 6789"
-    items = api.get(METHODS, user=user).get_json()["items"]
-    assert [m["is_default"] for m in items] == [False, True]
-    # switch the default back
-    resp = api.post(f"{METHODS}/{items[0]['id']}/default", user=user)
-    assert resp.status_code == 200 and resp.get_json()["is_default"] is True
-    assert [m["is_default"] for m in api.get(METHODS, user=user).get_json()["items"]] == [True, False]
+    for body in (iban(), us_bank(make_default=True)):
+        resp = add(api, user, body)
+        assert resp.status_code == 422, resp.get_data(as_text=True)
+        assert error_code(resp) == "validation_failed"
+        assert "PayPal only" in resp.get_data(as_text=True)
+    assert api.get(METHODS, user=user).get_json()["items"] == []
+
+
+def _old_bank_account(owner_conn: Any, user_id: str) -> str:
+    """A bank account as one added before migration 0090 (its trigger bypassed, as for a restored row)."""
+    method_id = str(uuid.uuid4())
+    envelope = encrypt_json({"account_holder": "Alice Example", "iban": IBAN, "country": "DE"}, aad=service.method_aad(user_id))
+    owner_conn.execute(Query("t_replica", "SET session_replication_role = replica", prepared=False))
+    try:
+        owner_conn.execute(
+            q.INSERT_METHOD,
+            id=method_id,
+            user_id=user_id,
+            type="bank_account",
+            label="IBAN DE •••• 3000",
+            details=json.dumps(envelope),
+            is_default=True,
+            fingerprint=None,
+        )
+    finally:
+        owner_conn.execute(Query("t_origin", "SET session_replication_role = origin", prepared=False))
+    return method_id
+
+
+def test_a_bank_account_added_before_stays_readable_and_is_never_paid(api: Api, owner_conn: Any) -> None:
+    user = api.signup()
+    owner_conn.execute(Query("t_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:id AS uuid)", prepared=False), id=user.id)
+    method_id = _old_bank_account(owner_conn, user.id)
+    (listed,) = api.get(METHODS, user=user).get_json()["items"]
+    assert listed["id"] == method_id
+    assert listed["type"] == "bank_account"
+    assert listed["label"] == "IBAN DE •••• 3000"
+    resp = api.post("/payouts/", user=user, json={"amount_cents": 1_000, "password": PASSWORD})
+    assert resp.status_code == 409, resp.get_data(as_text=True)
+    assert error_code(resp) == "payout_method_unsupported"
+    assert api.call("DELETE", f"{METHODS}/{method_id}", user=user).status_code == 200  # and it can still be removed
+
+
+def test_the_database_refuses_a_new_bank_account(api: Api, owner_conn: Any) -> None:
+    user = api.signup()
+    envelope = encrypt_json({"iban": IBAN}, aad=service.method_aad(user.id))
+    with pytest.raises(DatabaseError) as refused:
+        owner_conn.execute(
+            q.INSERT_METHOD,
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            type="bank_account",
+            label="IBAN",
+            details=json.dumps(envelope),
+            is_default=False,
+            fingerprint=None,
+        )
+    assert sqlstate(refused.value) == EP_BANK_ACCOUNTS_WITHDRAWN
 
 
 def test_reauthentication_is_required(api: Api, owner_conn: Any) -> None:
@@ -138,13 +186,3 @@ def test_methods_are_private(api: Api) -> None:
     assert resp.status_code == 404 and error_code(resp) == "payout_method_not_found"
     assert api.post(f"{METHODS}/not-a-uuid/default", user=mallory).status_code == 404
     assert api.get(METHODS).status_code == 401
-
-
-def test_validators() -> None:
-    assert normalise_iban("gb82 west 1234 5698 7654 32") == "GB82WEST12345698765432"
-    assert valid_routing_number("011000015") == "011000015"
-    for bad in ("GB82WEST12345698765431", "XX82WEST12345698765432", "GB82"):
-        with pytest.raises(ValueError):
-            normalise_iban(bad)
-    with pytest.raises(ValueError):
-        valid_routing_number("000000000")

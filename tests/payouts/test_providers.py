@@ -26,7 +26,7 @@ from functions.payouts.providers import (
     get_provider,
     set_provider,
 )
-from functions.payouts.providers.paypal import PayPalProvider, paypal_amount
+from functions.payouts.providers.paypal import PayPalProvider
 from shared.config import get_settings
 from tests.fixtures.paypal_standin import CLIENT_ID, CLIENT_SECRET, PayPalStandIn
 
@@ -42,7 +42,7 @@ def paypal_payout(
 
 
 def bank_payout(amount: int = 5000) -> PayoutInstruction:
-    return PayoutInstruction(pid(), amount, "EUR", "bank_account", {"iban": "DE89370400440532013000", "holder_name": "A B"})
+    return PayoutInstruction(pid(), amount, "USD", "bank_account", {"iban": "DE89370400440532013000", "holder_name": "A B"})
 
 
 def run_threads(n: int, fn: Any) -> list[Any]:
@@ -69,15 +69,12 @@ def run_threads(n: int, fn: Any) -> list[Any]:
 @pytest.mark.parametrize(("cents", "text"), [(1, "0.01"), (10, "0.10"), (100, "1.00"), (1234, "12.34"), (123456789, "1234567.89")])
 def test_format_amount_is_exact(cents: int, text: str) -> None:
     assert format_amount(cents, "USD") == text
-    assert paypal_amount(cents, "USD") == text
 
 
-def test_format_amount_other_exponents_and_refusals() -> None:
-    assert format_amount(1234, "JPY") == "1234"
-    assert format_amount(1234, "KWD") == "1.234"
-    assert paypal_amount(150000, "HUF") == "1500"
-    with pytest.raises(ValueError):
-        paypal_amount(150050, "HUF")  # PayPal pays forints whole
+def test_format_amount_refuses_other_currencies_and_non_integers() -> None:
+    for currency in ("EUR", "JPY", "usd"):
+        with pytest.raises(ValueError):
+            format_amount(1234, currency)  # the product pays US dollars only
     with pytest.raises(TypeError):
         format_amount(12.34, "USD")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -93,6 +90,7 @@ def test_format_amount_other_exponents_and_refusals() -> None:
         {"amount_cents": 12.5},
         {"amount_cents": True},
         {"currency": "usd"},
+        {"currency": "EUR"},
         {"method_type": "card"},
     ],
 )
@@ -201,7 +199,8 @@ def test_get_provider_is_process_wide_and_refuses_sandbox_in_production(monkeypa
     try:
         monkeypatch.setenv("SANDBOX_PAYOUT_FAIL_SUFFIXES", "77")
         first = get_provider("sandbox")
-        assert get_provider("sandbox") is first and isinstance(first, PayoutProvider)
+        assert get_provider("sandbox") is first
+        assert isinstance(first, PayoutProvider)
         assert first.submit(paypal_payout(amount=177)).status == "failed"
         with pytest.raises(ProviderConfigError):
             build_provider("stripe")
@@ -219,7 +218,8 @@ def test_get_provider_is_process_wide_and_refuses_sandbox_in_production(monkeypa
         monkeypatch.setenv("PAYPAL_TIMEOUT_S", "7.5")
         get_settings.cache_clear()
         provider = build_provider("paypal")
-        assert isinstance(provider, PayPalProvider) and "very-secret" not in repr(provider)
+        assert isinstance(provider, PayPalProvider)
+        assert "very-secret" not in repr(provider)
         assert provider.timeout_s == 7.5
         assert provider.base_url == "https://api-m.sandbox.paypal.com"
         with monkeypatch.context() as mp:
@@ -396,10 +396,3 @@ def test_paypal_unreachable_is_transient() -> None:
     down = PayPalProvider(CLIENT_ID, CLIENT_SECRET, base_url="http://127.0.0.1:9", timeout_s=2)
     with pytest.raises(ProviderTransientError):
         down.submit(paypal_payout())
-
-
-def test_paypal_zero_decimal_currency(paypal_standin: PayPalStandIn, paypal: PayPalProvider) -> None:
-    assert paypal.submit(paypal_payout(amount=1500, currency="JPY")).status == "paid"
-    assert paypal_standin.create_requests[-1]["json"]["items"][0]["amount"] == {"value": "1500", "currency": "JPY"}
-    odd = paypal.submit(paypal_payout(amount=150050, currency="HUF"))
-    assert odd.status == "failed" and odd.failure_code == "invalid_amount"

@@ -253,8 +253,10 @@ def test_approve_and_reject_for_the_admin_function(api: Api, owner_conn: Any) ->
         queue = service.list_for_review(conn, "requested", limit=200)
         assert {a["id"], r["id"]} <= {p["id"] for p in queue["items"]}
         approved = service.approve(conn, a["id"], finance)
-        assert approved["before"]["status"] == "requested" and approved["after"]["status"] == "approved"
-        assert approved["after"]["decided_by"] == finance and approved["after"]["user_id"] == user.id
+        assert approved["before"]["status"] == "requested"
+        assert approved["after"]["status"] == "approved"
+        assert approved["after"]["decided_by"] == finance
+        assert approved["after"]["user_id"] == user.id
         with pytest.raises(Exception) as exc:
             service.approve(conn, a["id"], finance)
         assert getattr(exc.value, "code", "") == "payout_not_pending"
@@ -262,7 +264,8 @@ def test_approve_and_reject_for_the_admin_function(api: Api, owner_conn: Any) ->
             service.reject(conn, r["id"], finance, "   ")
         assert getattr(exc.value, "code", "") == "reason_required"
         rejected = service.reject(conn, r["id"], finance, "  duplicate   account ")
-        assert rejected["after"]["status"] == "rejected" and rejected["after"]["reject_reason"] == "duplicate account"
+        assert rejected["after"]["status"] == "rejected"
+        assert rejected["after"]["reject_reason"] == "duplicate account"
         for bad in (str(uuid.uuid4()), "nope"):
             with pytest.raises(Exception) as exc:
                 service.approve(conn, bad, finance)
@@ -278,7 +281,9 @@ def test_approve_and_reject_for_the_admin_function(api: Api, owner_conn: Any) ->
     assert detail["events"][-1]["reason"] == "duplicate account"
     assert available_cents(user.id) == 20_000 - 3_000 - 1_000  # the rejected 4,000 came back
     seen = api.get(f"/payouts/{r['id']}", user=user).get_json()
-    assert seen["status"] == "rejected" and seen["events"][-1]["by"] == "staff" and finance not in str(seen)
+    assert seen["status"] == "rejected"
+    assert seen["events"][-1]["by"] == "staff"
+    assert finance not in str(seen)
     assert ledger_ok(user.id)
 
 

@@ -206,8 +206,11 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
 
         # GET / says what runs here
         status, index = http("GET", server.url + "/")
-        assert status == 200 and "credit_earnings" in index["functions"]["events"] and "auth" in index["functions"]["http"]
-        assert index["example"]["route"].endswith("/health/") and index["docs"]["openapi"].endswith("/openapi.json")
+        assert status == 200
+        assert "credit_earnings" in index["functions"]["events"]
+        assert "auth" in index["functions"]["http"]
+        assert index["example"]["route"].endswith("/health/")
+        assert index["docs"]["openapi"].endswith("/openapi.json")
 
         # an anonymous (or wrongly signed) event delivery is refused: nobody mints money by hand
         envelope = {"message": {"data": base64.b64encode(b"{}").decode(), "messageId": "1"}}
@@ -280,12 +283,14 @@ def test_the_platform_runs_like_production_and_stops_on_sigterm(tmp_path: Path) 
         assert status == 0, server.output()[-2000:]
         assert took < 10, f"serve took {took:.1f} s to stop"
         assert_nothing_left(server)
-        assert "java" in server.names and "postgres" in server.names, server.names
+        assert "java" in server.names, server.names
+        assert "postgres" in server.names, server.names
 
     # the document outlives the server: after a restart its download still answers
     with serving(tmp_path, "--no-pubsub", "--no-scheduler") as again:
         status, ready = http("GET", export_url.replace(server.url, again.url), None, auth)
-        assert status == 200 and ready["status"] == "ready", ready
+        assert status == 200, ready
+        assert ready["status"] == "ready", ready
         with urllib.request.urlopen(ready["download_url"], timeout=10) as resp:  # noqa: S310  # the local emulator
             assert json.loads(resp.read())["user_id"] == user_id
         assert again.stop(signal.SIGINT)[0] == 0

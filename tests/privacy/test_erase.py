@@ -65,9 +65,11 @@ def test_erase_leaves_no_personal_data_behind_and_keeps_the_ledger_balanced(api:
     subject = populate(api, client, owner_conn)
     user = subject.user
     export = api.post("/privacy/export", user=user)
-    assert export.status_code == 200 and export.get_json()["status"] == "ready"
+    assert export.status_code == 200
+    assert export.get_json()["status"] == "ready"
     objects = owner_conn.all(STORED_OBJECTS, u=user.id)
-    assert len(objects) == 2 and all(storage.object_exists(o["bucket"], o["object_name"]) for o in objects)
+    assert len(objects) == 2
+    assert all(storage.object_exists(o["bucket"], o["object_name"]) for o in objects)
     before_user = owner_conn.one(USER_ROW, u=user.id)
     ledger_before = owner_conn.one(LEDGER_STATE, u=user.id)
     # the needles really are in the database before the erasure (the search can fail)
@@ -95,9 +97,12 @@ def test_erase_leaves_no_personal_data_behind_and_keeps_the_ledger_balanced(api:
         "idempotency_keys": 0,
     }
     after_user = owner_conn.one(USER_ROW, u=user.id)
-    assert after_user["email"] == f"erased-{user.id}@erased.invalid" and after_user["display_name"] == "Erased user"
-    assert after_user["status"] == "erased" and after_user["erased_at"] is not None
-    assert after_user["password_hash"] != before_user["password_hash"] and after_user["referral_code"] != before_user["referral_code"]
+    assert after_user["email"] == f"erased-{user.id}@erased.invalid"
+    assert after_user["display_name"] == "Erased user"
+    assert after_user["status"] == "erased"
+    assert after_user["erased_at"] is not None
+    assert after_user["password_hash"] != before_user["password_hash"]
+    assert after_user["referral_code"] != before_user["referral_code"]
     assert not any(storage.object_exists(o["bucket"], o["object_name"]) for o in objects)
 
     # the financial record stays whole, under the same pseudonymous id, and balanced
@@ -111,7 +116,8 @@ def test_erase_leaves_no_personal_data_behind_and_keeps_the_ledger_balanced(api:
         ),
         u=user.id,
     )
-    assert entry["a"] == user.id and entry["after"]["status"] == "erased"
+    assert entry["a"] == user.id
+    assert entry["after"]["status"] == "erased"
 
     # signed out everywhere, and no way back in
     assert api.get("/auth/me", user=user).status_code == 401
@@ -119,9 +125,11 @@ def test_erase_leaves_no_personal_data_behind_and_keeps_the_ledger_balanced(api:
     assert api.login(after_user["email"]).status_code in (401, 403)
     # staff still see the (pseudonymous) account and its money, and cannot revive it
     view = api.get(f"/admin/users/{user.id}", user=subject.admin).get_json()
-    assert view["user"]["display_name"] == "Erased user" and view["balance"]["available"]["micros"] == ledger_before["available"]
+    assert view["user"]["display_name"] == "Erased user"
+    assert view["balance"]["available"]["micros"] == ledger_before["available"]
     revive = api.post(f"/admin/users/{user.id}/role", user=subject.admin, json={"role": "support"})
-    assert revive.status_code == 409 and error_code(revive) == "user_erased"
+    assert revive.status_code == 409
+    assert error_code(revive) == "user_erased"
     assert api.get(f"/admin/users?email={user.email}", user=subject.admin).get_json()["items"] == []
 
 

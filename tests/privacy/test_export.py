@@ -49,9 +49,13 @@ def test_export_over_http_is_built_inline_and_only_its_owner_sees_it(api: Api, g
     resp = api.post("/privacy/export", user=user)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     export = resp.get_json()
-    assert export["status"] == "ready" and export["created"] is True and export["download_url"]
+    assert export["status"] == "ready"
+    assert export["created"] is True
+    assert export["download_url"]
     bundle = download(export["download_url"])
-    assert bundle["format"] == service.FORMAT and bundle["user_id"] == user.id and bundle["export_id"] == export["id"]
+    assert bundle["format"] == service.FORMAT
+    assert bundle["user_id"] == user.id
+    assert bundle["export_id"] == export["id"]
     assert bundle["data"]["users"][0]["email"] == user.email
     assert bundle["data"]["users"][0]["display_name"] == "Exporting User"
     # the API's one JSON style: compact, every timestamp RFC 3339 in UTC with microseconds and Z
@@ -59,19 +63,25 @@ def test_export_over_http_is_built_inline_and_only_its_owner_sees_it(api: Api, g
         text = raw.read().decode()
     assert text == dumps(json.loads(text))
     stamps = re.findall(r'"[a-z_]+_at":"([^"]*)"', text)
-    assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in stamps), stamps
+    assert stamps, stamps
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in stamps), stamps
 
     again = api.get(f"/privacy/export/{export['id']}", user=user)
-    assert again.status_code == 200 and again.get_json()["status"] == "ready" and again.get_json()["download_url"]
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "ready"
+    assert again.get_json()["download_url"]
     # the object name reveals nothing about the user
     with get_db().connection() as conn:
         row = conn.one(EXPORT_ROW, id=export["id"])
-    assert row is not None and user.id not in row["object_name"] and row["bucket"] == gcs.exports_bucket
+    assert row is not None
+    assert user.id not in row["object_name"]
+    assert row["bucket"] == gcs.exports_bucket
 
     other = api.signup()
     for path in (f"/privacy/export/{export['id']}", f"/privacy/export/{uuid.uuid4()}", "/privacy/export/not-a-uuid"):
         resp = api.get(path, user=other)
-        assert resp.status_code == 404 and error_code(resp) == "export_not_found", path
+        assert resp.status_code == 404, path
+        assert error_code(resp) == "export_not_found", path
         assert user.email not in resp.get_data(as_text=True)
     assert api.get(f"/privacy/export/{export['id']}").status_code == 401
 
@@ -150,18 +160,22 @@ def test_export_contains_every_table_that_references_the_user(api: Api, client: 
         assert len(data[table]) == expected, (table, columns, expected, data[table])
 
     # the populated user really has rows in the tables that matter, with the right content
-    assert data["users"][0]["email"] == user.email and data["users"][0]["display_name"] == subject.display_name
+    assert data["users"][0]["email"] == user.email
+    assert data["users"][0]["display_name"] == subject.display_name
     assert any(s["ip"] == subject.ip and s["user_agent"] == subject.user_agent for s in data["sessions"])
     assert {a["succeeded"] for a in data["login_attempts"]} == {True, False}
     assert any(e["type"] == "adjustment" and e["amount_micros"] == 20_000_000 for e in data["earnings"])
     assert data["balances"][0]["available_micros"] == sum(e["amount_micros"] for e in data["earnings"])
     assert [p["video_id"] for p in data["video_progress"]] == [subject.video_id]
-    assert data["kyc_documents"] and data["kyc_reviews"][0]["decision"] == "verified"
-    assert [p["id"] for p in data["payout_requests"]] == [subject.payout_id] and data["payout_requests"][0]["status"] == "rejected"
+    assert data["kyc_documents"]
+    assert data["kyc_reviews"][0]["decision"] == "verified"
+    assert [p["id"] for p in data["payout_requests"]] == [subject.payout_id]
+    assert data["payout_requests"][0]["status"] == "rejected"
     assert [e["to_state"] for e in data["payout_events"]] == ["requested", "rejected"]
     assert data["payout_methods"][0]["type"] == "paypal"
     assert {a["action"] for a in data["audit_log"]} >= {"ledger.adjustment", "kyc.decision", "payout.reject", "user.view"}
-    assert data["idempotency_keys"] and data["data_exports"]
+    assert data["idempotency_keys"]
+    assert data["data_exports"]
     # secrets never leave: token hashes, password hashes, encrypted payout details, storage object names
     text = json.dumps(data)
     for secret in ("token_hash", "password_hash", "object_name", "ciphertext", "wrapped"):

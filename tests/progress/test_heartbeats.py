@@ -180,32 +180,43 @@ def _watch_to_threshold(api: Api, owner_conn: Conn, user: User, video: str, *, s
 def test_completion_credits_the_reward_once_with_the_new_balance(api: Api, owner_conn: Conn) -> None:
     user, video = api.signup(), make_video(duration=60, reward=7_777, pct=50)
     done = _watch_to_threshold(api, owner_conn, user, video, until=30)
-    assert done["status"] == "completed" and done["completed"] and done["credited_seconds"] >= 30
+    assert done["status"] == "completed"
+    assert done["completed"]
+    assert done["credited_seconds"] >= 30
     assert done["reward"]["credited"] == {"micros": 7_777, "formatted": "$0.007777", "currency": "USD"}
-    assert done["reward"]["withheld"]["micros"] == 0 and done["reward"]["entry_id"]
+    assert done["reward"]["withheld"]["micros"] == 0
+    assert done["reward"]["entry_id"]
     balance = owner_conn.value(BALANCE, user_id=user.id)
-    assert done["balance"]["available"]["micros"] == balance and balance >= 7_777
+    assert done["balance"]["available"]["micros"] == balance
+    assert balance >= 7_777
     # more watching, seeking back and re-watching: never a second reward
     age(owner_conn, user, video, 10)
     later = hb(api, user, video, 40, 100)
-    assert later["completed"] and later["balance"] is None and later["credited_now_seconds"] == 0
+    assert later["completed"]
+    assert later["balance"] is None
+    assert later["credited_now_seconds"] == 0
     hb(api, user, video, 0, 101)
     age(owner_conn, user, video, 60)
     hb(api, user, video, 60, 102)
     rewards = owner_conn.all(REWARDS, user_id=user.id, video_id=video)
-    assert len(rewards) == 1 and rewards[0]["amount"] == 7_777
+    assert len(rewards) == 1
+    assert rewards[0]["amount"] == 7_777
     assert rewards[0]["idempotency_key"] == f"video_reward:{user.id}:{video}"
     row = owner_conn.one(PROGRESS_ROW, user_id=user.id, video_id=video)
-    assert row is not None and row["reward_entry_id"] == rewards[0]["id"] and row["completed_at"] is not None
+    assert row is not None
+    assert row["reward_entry_id"] == rewards[0]["id"]
+    assert row["completed_at"] is not None
     events = owner_conn.all(
         Query("t_outbox", "SELECT payload FROM outbox WHERE key = :key", prepared=False), key=f"video_completed:{user.id}:{video}"
     )
     assert len(events) == 1
     payload = events[0]["payload"]
     payload = json.loads(payload) if isinstance(payload, str) else payload
-    assert payload["reward"]["micros"] == 7_777 and payload["video_id"] == video
+    assert payload["reward"]["micros"] == 7_777
+    assert payload["video_id"] == video
     progress = api.get(f"/progress/{video}", user=user).get_json()
-    assert progress["completed"] and progress["reward"]["credited"]["micros"] == 7_777
+    assert progress["completed"]
+    assert progress["reward"]["credited"]["micros"] == 7_777
     stats = api.get("/earnings/stats", user=user).get_json()
     assert stats["available"]["micros"] == balance
     assert stats["periods"]["today"]["by_type"]["video_reward"]["micros"] == 7_777
@@ -276,14 +287,21 @@ def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) ->
     user = api.signup()
     first, second, third = (make_video(duration=20, reward=reward, pct=50) for _ in range(3))
     r1 = _watch_to_threshold(api, owner_conn, user, first, until=10)
-    assert r1["reward"]["credited"]["micros"] == reward and r1["reward"]["withheld"]["micros"] == 0
+    assert r1["reward"]["credited"]["micros"] == reward
+    assert r1["reward"]["withheld"]["micros"] == 0
     r2 = _watch_to_threshold(api, owner_conn, user, second, until=10)
-    assert r2["reward"]["credited"]["micros"] == cap - reward and r2["reward"]["withheld"]["micros"] == 2 * reward - cap
+    assert r2["reward"]["credited"]["micros"] == cap - reward
+    assert r2["reward"]["withheld"]["micros"] == 2 * reward - cap
     assert r2["reward"]["withheld_reason"] == "daily_cap"
     r3 = _watch_to_threshold(api, owner_conn, user, third, until=10)
-    assert r3["completed"] and r3["reward"]["credited"]["micros"] == 0 and r3["reward"]["withheld"]["micros"] == reward
-    assert r3["reward"]["entry_id"] is None and r3["balance"]["available"]["micros"] == cap + _day_one_bonus()
-    assert r1["daily_bonus"]["total"]["micros"] == _day_one_bonus() and r2["daily_bonus"] is None and r3["daily_bonus"] is None
+    assert r3["completed"]
+    assert r3["reward"]["credited"]["micros"] == 0
+    assert r3["reward"]["withheld"]["micros"] == reward
+    assert r3["reward"]["entry_id"] is None
+    assert r3["balance"]["available"]["micros"] == cap + _day_one_bonus()
+    assert r1["daily_bonus"]["total"]["micros"] == _day_one_bonus()
+    assert r2["daily_bonus"] is None
+    assert r3["daily_bonus"] is None
     withheld = owner_conn.all(
         Query(
             "t_withheld",
@@ -296,7 +314,9 @@ def test_daily_cap_withholds_and_records_the_rest(api: Api, owner_conn: Conn) ->
     assert [(w["video_id"], w["withheld_micros"]) for w in withheld] == [(second, 2 * reward - cap), (third, reward)]
     assert all(w["reason"] == "daily_cap" and w["status"] == "withheld" and w["cap_micros"] == cap for w in withheld)
     day = owner_conn.one(Query("t_day", "SELECT * FROM daily_video_earnings WHERE user_id = CAST(:u AS uuid)", prepared=False), u=user.id)
-    assert day is not None and day["credited_micros"] == cap and day["completions"] == 3
+    assert day is not None
+    assert day["credited_micros"] == cap
+    assert day["completions"] == 3
     assert owner_conn.value(BALANCE, user_id=user.id) == cap + _day_one_bonus()
 
 
@@ -352,7 +372,8 @@ def test_progress_of_one_video_and_the_paginated_list(api: Api, owner_conn: Conn
     _watch_to_threshold(api, owner_conn, user, vids[0], until=10, seq=2)
     hb(api, other, vids[1], 3, 1)
     not_started = api.get(f"/progress/{unseen}", user=user).get_json()
-    assert not_started["started"] is False and not_started["credited_seconds"] == 0
+    assert not_started["started"] is False
+    assert not_started["credited_seconds"] == 0
     seen: list[str] = []
     cursor = None
     while True:
@@ -363,13 +384,16 @@ def test_progress_of_one_video_and_the_paginated_list(api: Api, owner_conn: Conn
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert sorted(seen) == sorted(vids) and len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(vids)
+    assert len(seen) == len(set(seen))
     assert seen == list(reversed(vids))  # most recently started first
     done = api.get("/progress/?completed=true", user=user).get_json()["items"]
-    assert [i["video_id"] for i in done] == [vids[0]] and done[0]["reward"]["credited"]["micros"] == 1_000
+    assert [i["video_id"] for i in done] == [vids[0]]
+    assert done[0]["reward"]["credited"]["micros"] == 1_000
     assert len(api.get("/progress/?completed=false", user=user).get_json()["items"]) == 4
     theirs = api.get("/progress/", user=other).get_json()["items"]
-    assert [i["video_id"] for i in theirs] == [vids[1]] and theirs[0]["position_seconds"] == 3
+    assert [i["video_id"] for i in theirs] == [vids[1]]
+    assert theirs[0]["position_seconds"] == 3
     mine = api.get(f"/progress/{vids[1]}", user=user).get_json()
     assert mine["position_seconds"] == 0
     for bad in ("nope", "eyJ2IjoxfQ", "%00", "x" * 600):

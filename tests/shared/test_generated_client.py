@@ -92,18 +92,24 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     signup = _api(generated, "auth", "signup").sync_detailed(
         client=anonymous, body=m.SignupBody(email=email, password=PASSWORD, display_name="Generated Client")
     )
-    assert signup.status_code == 202 and isinstance(signup.parsed, m.Accepted), signup.content
+    assert signup.status_code == 202, signup.content
+    assert isinstance(signup.parsed, m.Accepted), signup.content
     # the emailed link's token (issued as send_notifications issues it) confirms the address and signs in
     verified = _api(generated, "auth", "verify_email").sync(client=anonymous, body=m.TokenBody(token=verification_token(email)))
-    assert isinstance(verified, m.VerifiedResponse) and verified.user.email == email and verified.user.email_verified
-    assert isinstance(verified.session, m.SessionToken) and verified.session.token_type == "Bearer"
+    assert isinstance(verified, m.VerifiedResponse)
+    assert verified.user.email == email
+    assert verified.user.email_verified
+    assert isinstance(verified.session, m.SessionToken)
+    assert verified.session.token_type == "Bearer"
     login = _api(generated, "auth", "login").sync(client=anonymous, body=m.LoginBody(email=email, password=PASSWORD))
-    assert isinstance(login, m.LoginResponse) and login.user.id == verified.user.id
+    assert isinstance(login, m.LoginResponse)
+    assert login.user.id == verified.user.id
     assert login.bonus is None  # a bare login earns nothing: bonuses come with verified watching
     user_id = login.user.id
     me = generated.AuthenticatedClient(base_url=base_url, token=login.session.token, headers=ip, raise_on_unexpected_status=True)
     profile = _api(generated, "auth", "me").sync(client=me)
-    assert isinstance(profile, m.UserProfile) and profile.kyc_status == "none"
+    assert isinstance(profile, m.UserProfile)
+    assert profile.kyc_status == "none"
 
     # --- videos and progress: heartbeats complete a video and credit its reward ---------------------
     with get_db().transaction() as conn:
@@ -113,7 +119,8 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     catalogue = _api(generated, "videos", "list_videos").sync(client=me)
     assert isinstance(catalogue, m.VideoList)
     listed = next(v for v in catalogue.items if v.id == video_id)
-    assert isinstance(listed.reward, m.Money) and (listed.reward.micros, listed.reward.formatted) == (2_500, "$0.0025")
+    assert isinstance(listed.reward, m.Money)
+    assert (listed.reward.micros, listed.reward.formatted) == (2_500, "$0.0025")
     heartbeat = _api(generated, "progress", "heartbeat")
     done = None
     for seq, position in enumerate((0, 10), start=1):
@@ -121,27 +128,42 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
             assert owner_conn.execute(AGE, user_id=user_id, video_id=video_id, seconds=10.0) == 1
         done = heartbeat.sync(video_id, client=me, body=m.HeartbeatBody(position_seconds=position, playing=True, client_seq=seq))
         assert isinstance(done, m.HeartbeatResponse)
-    assert done is not None and done.completed and isinstance(done.reward, m.Reward)
-    assert done.reward.credited.micros == 2_500 and done.reward.withheld.formatted == "$0.00"
+    assert done is not None
+    assert done.completed
+    assert isinstance(done.reward, m.Reward)
+    assert done.reward.credited.micros == 2_500
+    assert done.reward.withheld.formatted == "$0.00"
     # the day's first completed video brings the daily bonus; reward and bonus are pending until they clear
-    assert isinstance(done.daily_bonus, m.DailyBonus) and done.daily_bonus.total.currency == "USD"
+    assert isinstance(done.daily_bonus, m.DailyBonus)
+    assert done.daily_bonus.total.currency == "USD"
     assert done.daily_bonus.total.micros > 0
-    assert isinstance(done.balance, m.BalanceNow) and done.balance.available.micros == 0
+    assert isinstance(done.balance, m.BalanceNow)
+    assert done.balance.available.micros == 0
     progress = _api(generated, "progress", "get_progress").sync(video_id, client=me)
-    assert isinstance(progress, m.Progress) and progress.completed and progress.reward is not None
+    assert isinstance(progress, m.Progress)
+    assert progress.completed
+    assert progress.reward is not None
 
     # --- earnings: history, stats, export -----------------------------------------------------------
     history = _api(generated, "earnings", "history").sync(client=me, limit=10)
-    assert isinstance(history, m.HistoryPage) and history.next_cursor is None
+    assert isinstance(history, m.HistoryPage)
+    assert history.next_cursor is None
     reward = next(i for i in history.items if i.type_ == m.EntryType.VIDEO_REWARD)
-    assert isinstance(reward, m.HistoryEntry) and reward.amount.micros == 2_500 and reward.pending
-    assert reward.balance_after.micros == 0 and reward.created_at.tzinfo is not None and reward.clears_at is not None
+    assert isinstance(reward, m.HistoryEntry)
+    assert reward.amount.micros == 2_500
+    assert reward.pending
+    assert reward.balance_after.micros == 0
+    assert reward.created_at.tzinfo is not None
+    assert reward.clears_at is not None
     stats = _api(generated, "earnings", "stats").sync(client=me)
-    assert isinstance(stats, m.Stats) and stats.available.micros == 0
-    assert stats.pending.micros == 2_500 + done.daily_bonus.total.micros and len(stats.pending_entries) == len(history.items)
+    assert isinstance(stats, m.Stats)
+    assert stats.available.micros == 0
+    assert stats.pending.micros == 2_500 + done.daily_bonus.total.micros
+    assert len(stats.pending_entries) == len(history.items)
     assert stats.periods.today.by_type["video_reward"].micros == 2_500
     export = _api(generated, "earnings", "export").sync(client=me)
-    assert isinstance(export, m.Export) and export.count == len(export.items) == len(history.items)
+    assert isinstance(export, m.Export)
+    assert export.count == len(export.items) == len(history.items)
 
     # --- an admin credits the user (idempotent: 201, then the replay) -------------------------------
     admin_email = unique_email("client-admin")
@@ -155,43 +177,61 @@ def test_the_generated_client_drives_the_main_flows(generated: ModuleType, base_
     admin = generated.AuthenticatedClient(base_url=base_url, token=admin_login.session.token, headers=ip, raise_on_unexpected_status=True)
     # staff enrol a second factor before any staff route answers; enrolling counts as a fresh code
     enrolment = _api(generated, "auth", "mfa_enrol").sync(client=admin)
-    assert isinstance(enrolment, m.MfaEnrolment) and enrolment.otpauth_uri.startswith("otpauth://totp/")
+    assert isinstance(enrolment, m.MfaEnrolment)
+    assert enrolment.otpauth_uri.startswith("otpauth://totp/")
     codes = _api(generated, "auth", "mfa_confirm").sync(client=admin, body=m.MfaCodeBody(code=pyotp.TOTP(enrolment.secret).now()))
-    assert isinstance(codes, m.RecoveryCodes) and len(codes.recovery_codes) == 10
+    assert isinstance(codes, m.RecoveryCodes)
+    assert len(codes.recovery_codes) == 10
     adjust = _api(generated, "admin", "adjust")
     key = uuid.uuid4().hex
     body = m.AdjustmentBody(user_id=user_id, amount_micros=50_000_000, reason="generated client test")
     credited = adjust.sync_detailed(client=admin, body=body, idempotency_key=key)
-    assert credited.status_code == 201 and isinstance(credited.parsed, m.Adjustment) and not credited.parsed.duplicate
+    assert credited.status_code == 201
+    assert isinstance(credited.parsed, m.Adjustment)
+    assert not credited.parsed.duplicate
     assert credited.parsed.amount.formatted == "$50.00"
     replayed = adjust.sync_detailed(client=admin, body=body, idempotency_key=key)
-    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
-    assert isinstance(replayed.parsed, m.Adjustment) and replayed.parsed.entry_id == credited.parsed.entry_id
+    assert replayed.status_code == 201
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert isinstance(replayed.parsed, m.Adjustment)
+    assert replayed.parsed.entry_id == credited.parsed.entry_id
     detail = _api(generated, "admin", "user_detail").sync(user_id, client=admin)
-    assert isinstance(detail, m.UserDetail) and detail.balance.available.micros == credited.parsed.balance_after.micros
+    assert isinstance(detail, m.UserDetail)
+    assert detail.balance.available.micros == credited.parsed.balance_after.micros
 
     # --- payouts: a method, a refusal without KYC (a typed error), then a payout --------------------
     method = _api(generated, "payouts", "add_method").sync(
         client=me, body=m.MethodCreateBody(type_=m.MethodCreateBodyType.PAYPAL, email=f"payee-{user_id[:8]}@example.com", password=PASSWORD)
     )
-    assert isinstance(method, m.PayoutMethod) and method.is_default
+    assert isinstance(method, m.PayoutMethod)
+    assert method.is_default
     request_payout = _api(generated, "payouts", "request_payout")
     refused = generated.AuthenticatedClient(base_url=base_url, token=login.session.token, headers=ip)
     no_kyc = request_payout.sync_detailed(client=refused, body=m.PayoutCreateBody(amount_cents=2_000, password=PASSWORD))
-    assert no_kyc.status_code == 403 and isinstance(no_kyc.parsed, m.Error) and no_kyc.parsed.error.code == "kyc_required"
+    assert no_kyc.status_code == 403
+    assert isinstance(no_kyc.parsed, m.Error)
+    assert no_kyc.parsed.error.code == "kyc_required"
     owner_conn.execute(SET_KYC, id=user_id, kyc="verified")
     payout = request_payout.sync_detailed(client=me, body=m.PayoutCreateBody(amount_cents=2_000, password=PASSWORD), idempotency_key=key)
-    assert payout.status_code == 201 and isinstance(payout.parsed, m.Payout), payout.content
-    assert payout.parsed.amount.micros == 20_000_000 and payout.parsed.amount.formatted == "$20.00"
-    assert payout.parsed.status == m.PayoutStatus.REQUESTED and payout.parsed.method.id == method.id
+    assert payout.status_code == 201, payout.content
+    assert isinstance(payout.parsed, m.Payout), payout.content
+    assert payout.parsed.amount.micros == 20_000_000
+    assert payout.parsed.amount.formatted == "$20.00"
+    assert payout.parsed.status == m.PayoutStatus.REQUESTED
+    assert payout.parsed.method.id == method.id
     one = _api(generated, "payouts", "get_payout").sync(payout.parsed.id, client=me)
-    assert isinstance(one, m.PayoutDetail) and one.events[0].from_ is None and one.events[0].to == m.PayoutEventTo.REQUESTED
+    assert isinstance(one, m.PayoutDetail)
+    assert one.events[0].from_ is None
+    assert one.events[0].to == m.PayoutEventTo.REQUESTED
     page = _api(generated, "payouts", "list_payouts").sync(client=me)
-    assert isinstance(page, m.PayoutPage) and [p.id for p in page.items] == [payout.parsed.id]
+    assert isinstance(page, m.PayoutPage)
+    assert [p.id for p in page.items] == [payout.parsed.id]
     review = _api(generated, "admin", "payouts_for_review").sync(client=admin)
-    assert isinstance(review, m.ReviewPayoutPage) and payout.parsed.id in {p.id for p in review.items}
+    assert isinstance(review, m.ReviewPayoutPage)
+    assert payout.parsed.id in {p.id for p in review.items}
     cancelled = _api(generated, "payouts", "cancel_payout").sync(payout.parsed.id, client=me)
-    assert isinstance(cancelled, m.Payout) and cancelled.status == m.PayoutStatus.CANCELLED
+    assert isinstance(cancelled, m.Payout)
+    assert cancelled.status == m.PayoutStatus.CANCELLED
 
 
 def test_every_answer_model_in_the_document_is_typed(generated: ModuleType) -> None:

@@ -189,19 +189,24 @@ def test_an_adjustment_answer_commits_with_its_entry_and_is_found_by_key(
     monkeypatch.undo()
     assert owner_conn.one(KEY_ROW, key=key)["status"] == 201
     retry = _adjust(api, admin, target, key)
-    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.status_code == 201
+    assert retry.headers.get("Idempotent-Replayed") == "true"
     assert retry.get_json() == entry
     # the outcome is knowable without posting at all: the lookup finds the committed entry
     found = _lookup(api, admin, target, key)
     assert found.status_code == 200, found.get_data(as_text=True)
     view = found.get_json()
-    assert view["entry_id"] == entry["entry_id"] and view["amount"]["micros"] == 1_234_000 and view["reason"] == "crash test"
-    assert view["staff_id"] == admin.id and view["idempotency_key"] == key
+    assert view["entry_id"] == entry["entry_id"]
+    assert view["amount"]["micros"] == 1_234_000
+    assert view["reason"] == "crash test"
+    assert view["staff_id"] == admin.id
+    assert view["idempotency_key"] == key
     # another staff member finds it by naming who posted it
     assert _lookup(api, support, target, key, staff_id=admin.id).get_json()["entry_id"] == entry["entry_id"]
     assert error_code(_lookup(api, support, target, key)) == "adjustment_not_found"  # support's own key: none
     # found reads are audited, as every read of a user's record (a 404 writes nothing, as elsewhere)
-    assert owner_conn.value(AUDITED, a=admin.id) == 1 and owner_conn.value(AUDITED, a=support.id) == 1
+    assert owner_conn.value(AUDITED, a=admin.id) == 1
+    assert owner_conn.value(AUDITED, a=support.id) == 1
     assert owner_conn.value(ADJUSTMENTS, id=target.id) == 1
 
 

@@ -12,7 +12,6 @@ Contract (every provider keeps it):
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -22,32 +21,20 @@ MethodType = Literal["paypal", "bank_account"]
 
 PAYOUT_STATUSES: frozenset[str] = frozenset({"paid", "pending", "failed"})
 METHOD_TYPES: frozenset[str] = frozenset({"paypal", "bank_account"})
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-# ISO 4217 minor units that differ from 2 (the currencies a payout provider is likely to see).
-_MINOR_UNITS: dict[str, int] = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
-    "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
+# The product pays US dollars only, in whole cents (the ledger is USD; a payout request has no currency).
+CURRENCY = "USD"
 
 
-def minor_units(currency: str) -> int:
-    """Digits after the decimal point for ``currency`` (ISO 4217 exponent; 2 unless listed)."""
-    return _MINOR_UNITS.get(currency, 2)
-
-
-def format_amount(amount_minor: int, currency: str, *, exponent: int | None = None) -> str:
-    """Integer minor units -> exact decimal string, never through a float: (1234, "USD") -> "12.34"."""
-    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
-        raise TypeError("amounts are integers of minor units (cents)")
-    if amount_minor < 0:
+def format_amount(amount_cents: int, currency: str) -> str:
+    """Integer cents of USD -> the exact decimal string, never through a float: (1234, "USD") -> "12.34"."""
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
+        raise TypeError("amounts are integers of cents")
+    if amount_cents < 0:
         raise ValueError("amount must not be negative")
-    digits = minor_units(currency) if exponent is None else exponent
-    if digits == 0:
-        return str(amount_minor)
-    whole, frac = divmod(amount_minor, 10**digits)
-    return f"{whole}.{frac:0{digits}d}"
+    if currency != CURRENCY:
+        raise ValueError(f"payouts are paid in {CURRENCY} only, not {currency!r}")
+    whole, frac = divmod(amount_cents, 100)
+    return f"{whole}.{frac:02d}"
 
 
 class ProviderError(Exception):
@@ -94,8 +81,8 @@ class PayoutInstruction:
         object.__setattr__(self, "payout_id", canonical)
         if isinstance(self.amount_cents, bool) or not isinstance(self.amount_cents, int) or self.amount_cents <= 0:
             raise ValueError("amount_cents must be a positive integer")
-        if not isinstance(self.currency, str) or not _CURRENCY.match(self.currency):
-            raise ValueError("currency must be an ISO 4217 code such as USD")
+        if self.currency != CURRENCY:
+            raise ValueError(f"currency must be {CURRENCY}: the product pays US dollars only")
         if self.method_type not in METHOD_TYPES:
             raise ValueError(f"method_type must be one of {sorted(METHOD_TYPES)}")
         if not isinstance(self.destination, dict):

@@ -55,7 +55,6 @@ from functions.payouts.providers.base import (
     ProviderResult,
     ProviderTransientError,
     format_amount,
-    minor_units,
 )
 from shared.crypto import mask_email
 from shared.logs import get_logger
@@ -67,8 +66,6 @@ LIVE_URL = "https://api-m.paypal.com"
 DEFAULT_TIMEOUT_S = 20.0
 TOKEN_REFRESH_MARGIN_S = 300.0
 
-# PayPal accepts no decimals for these currencies (developer.paypal.com/api/rest/reference/currency-codes).
-PAYPAL_ZERO_DECIMAL = frozenset({"HUF", "JPY", "TWD"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 _PAID = frozenset({"SUCCESS"})
@@ -77,16 +74,6 @@ _FAILED = frozenset({"FAILED", "BLOCKED", "DENIED", "CANCELED", "RETURNED", "REF
 # Error names that say "try again later", whatever the HTTP status.
 _TRANSIENT_NAMES = frozenset({"INTERNAL_ERROR", "INSUFFICIENT_FUNDS", "RATE_LIMIT_REACHED", "SERVICE_UNAVAILABLE"})
 _CONFIG_NAMES = frozenset({"AUTHORIZATION_ERROR", "AUTHENTICATION_FAILURE", "PERMISSION_DENIED", "NOT_AUTHORIZED"})
-
-
-def paypal_amount(amount_minor: int, currency: str) -> str:
-    """Integer minor units -> the decimal string PayPal expects. Raises ValueError if PayPal cannot express it."""
-    if currency in PAYPAL_ZERO_DECIMAL and minor_units(currency) > 0:
-        whole, rest = divmod(amount_minor, 10 ** minor_units(currency))
-        if rest:
-            raise ValueError(f"PayPal pays {currency} in whole units only")
-        return format_amount(whole, currency, exponent=0)
-    return format_amount(amount_minor, currency)
 
 
 class PayPalProvider:
@@ -133,7 +120,7 @@ class PayPalProvider:
         if not _EMAIL.match(email):
             return ProviderResult("failed", None, "invalid_destination", "payout method has no valid PayPal email", {})
         try:
-            value = paypal_amount(payout.amount_cents, payout.currency)
+            value = format_amount(payout.amount_cents, payout.currency)
         except ValueError as exc:
             return ProviderResult("failed", None, "invalid_amount", str(exc), {})
         body = {

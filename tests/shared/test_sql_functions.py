@@ -1,0 +1,149 @@
+"""SQL functions with one current file each (shared/sql/functions): applied by the migrator when they
+change, and tested here directly in SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pg8000.exceptions import DatabaseError
+
+from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES
+from functions.videos.service import required_seconds
+from shared.db import EP_AUDIT_APPEND_ONLY, EP_INSUFFICIENT_FUNDS, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
+from shared.migrate import FUNCTIONS_DIR, discover, migrate, sql_functions
+from shared.models import format_micros
+from tests.shared.test_migrate import scratch  # noqa: F401  # the fixture: a fresh empty database
+
+RECORDED = Query("t_sql_functions", "SELECT name, checksum FROM sql_functions", prepared=False)
+CALL_F = Query("t_call_f", "SELECT f() AS v", prepared=False)
+
+
+def test_every_function_file_is_applied_with_its_checksum(owner_conn: Conn) -> None:
+    files = sql_functions()
+    assert "format_micros" in files
+    recorded = {row["name"]: row["checksum"] for row in owner_conn.all(RECORDED)}
+    for name, sql in files.items():
+        assert f"CREATE OR REPLACE FUNCTION {name}(" in sql, name
+        assert sql.count("CREATE OR REPLACE FUNCTION") == 1, f"{name}.sql holds one function"
+        assert recorded.get(name) == hashlib.sha256(sql.encode()).hexdigest(), name
+
+
+def _files(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, sql in files.items():
+        (directory / name).write_text(sql)
+    return directory
+
+
+def _f(value: int) -> str:
+    return f"CREATE OR REPLACE FUNCTION f() RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$ SELECT {value} $$;"
+
+
+def test_a_changed_file_is_applied_again_and_its_body_outlives_a_migration(scratch: Any, tmp_path: Path) -> None:  # noqa: F811
+    migrations = _files(tmp_path / "m", {"0001_make_f.sql": _f(1)})
+    functions = _files(tmp_path / "f", {"f.sql": _f(2)})
+    conn = scratch()
+    assert migrate(conn, migrations, functions) == [1]
+    assert conn.value(CALL_F) == 2  # the file, not the migration, holds the current body
+    (functions / "f.sql").write_text(_f(3))
+    assert migrate(conn, migrations, functions) == []
+    assert conn.value(CALL_F) == 3  # changed: applied again without a migration
+    _files(migrations, {"0002_old_body.sql": _f(9)})
+    assert migrate(conn, migrations, functions) == [2]
+    assert conn.value(CALL_F) == 3  # a migration never leaves an older body in place
+
+
+@pytest.mark.parametrize("micros", [0, 1, 2_500, 10_000, 1_500_000, 1_234_567, 999_999, 1_000_000_000_000, -1, -2_500, -1_234_567])
+def test_format_micros_in_sql_is_the_python_rule(owner_conn: Conn, micros: int) -> None:
+    sql = owner_conn.value(Query("t_format_micros", "SELECT format_micros(CAST(:m AS bigint))", prepared=False), m=micros)
+    assert sql == format_micros(micros)
+
+
+def _sqlstate_of(owner_conn: Conn, statement: str) -> str | None:
+    """Runs ``statement`` in a transaction that is always rolled back; its SQLSTATE, or None if it ran."""
+    owner_conn.raw.execute_simple("BEGIN")
+    try:
+        owner_conn.execute(Query("t_refused", statement, prepared=False))
+        return None
+    except DatabaseError as exc:
+        return sqlstate(exc)
+    finally:
+        owner_conn.raw.execute_simple("ROLLBACK")
+
+
+def test_the_append_only_functions_refuse_in_sql(owner_conn: Conn) -> None:
+    assert _sqlstate_of(owner_conn, "TRUNCATE payout_events") == EP_PAYOUT_EVENTS_APPEND_ONLY
+    assert _sqlstate_of(owner_conn, "TRUNCATE audit_log") == EP_AUDIT_APPEND_ONLY
+
+
+def test_function_files_live_in_one_folder() -> None:
+    assert FUNCTIONS_DIR.is_dir()
+    assert sorted(p.stem for p in FUNCTIONS_DIR.glob("*.sql")) == sorted(sql_functions())
+
+
+def _last_migration_named_in(sql: str) -> int:
+    """The newest migration a function file's header names ("first made by ..., last changed by ...")."""
+    header = sql.split("\n", 1)[0]
+    versions = [int(v) for v in re.findall(r"\b(\d{4})_[a-z0-9_]+\.sql", header)]
+    return max(versions, default=0)
+
+
+def test_no_later_migration_redefines_a_function_that_has_a_file() -> None:
+    later: list[str] = []
+    for name, sql in sql_functions().items():
+        newest = _last_migration_named_in(sql)
+        for mig in discover():
+            if mig.version > newest and re.search(rf"CREATE (OR REPLACE )?FUNCTION {name}\(", mig.sql):
+                later.append(f"{mig.version:04d}_{mig.name} redefines {name}: change shared/sql/functions/{name}.sql instead")
+    assert later == []
+
+
+def test_ledger_post_in_sql(api: Any, owner_conn: Conn) -> None:
+    user = api.signup()
+    post = Query(
+        "t_ledger_post_sql",
+        "SELECT entry_id, entry_balance_after, duplicate FROM ledger_post(CAST(:u AS uuid), 'adjustment', CAST(:a AS bigint), :k, 'test')",
+        prepared=False,
+    )
+    first = owner_conn.one(post, u=user.id, a=5_000, k="sql-direct-1")
+    assert first is not None
+    assert first["duplicate"] is False
+    again = owner_conn.one(post, u=user.id, a=5_000, k="sql-direct-1")
+    assert again == {**first, "duplicate": True}  # the same key: the first entry, not a second one
+    assert _sqlstate_of(owner_conn, f"SELECT * FROM ledger_post('{user.id}', 'adjustment', -10000000, 'sql-direct-2', 'test')") == (
+        EP_INSUFFICIENT_FUNDS
+    )
+
+
+def test_required_seconds_in_sql_is_the_python_rule(owner_conn: Conn) -> None:
+    rows = owner_conn.all(
+        Query(
+            "t_required_grid",
+            """SELECT d, p, video_required_seconds(d, p) AS s
+                 FROM generate_series(1, 14400, 7) AS d, generate_series(1, 100) AS p""",
+            prepared=False,
+        )
+    )
+    assert len(rows) > 200_000
+    wrong = [(r["d"], r["p"], r["s"]) for r in rows if r["s"] != required_seconds(r["d"], r["p"])]
+    assert wrong == []
+
+
+def test_entry_types_agree_with_the_schema(owner_conn: Conn) -> None:
+    check = owner_conn.value(
+        Query("t_type_check", "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'earnings_type_check'", prepared=False)
+    )
+    assert set(re.findall(r"'([a-z_]+)'", check)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
+    earning = owner_conn.value(
+        Query(
+            "t_earning_types",
+            "SELECT array_agg(t ORDER BY t) FROM unnest(CAST(:names AS text[])) AS t WHERE ledger_is_earning(t)",
+            prepared=False,
+        ),
+        names=sorted(ENTRY_TYPES | SYSTEM_ENTRY_TYPES),
+    )
+    assert set(earning) == CREDIT_TYPES
