@@ -271,7 +271,7 @@ class Platform:
     @property
     def local_host(self) -> str:
         """The address the stand-ins use to reach the server (a wildcard bind is reached on loopback)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104
+        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host  # noqa: S104  # a wildcard bind address is reached at loopback
 
     @property
     def base_url(self) -> str:

@@ -9,7 +9,6 @@ and tell the address's owner by email instead (issue 11).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +44,7 @@ def new_referral_code() -> str:
 
 def device_hash(user_id: str, client: ClientInfo) -> bytes:
     """A device: the client's network (/24 for IPv4, /64 for IPv6: addresses change within one) and user agent."""
-    try:
-        addr = ipaddress.ip_address(client.ip)
-        net = ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 64}", strict=False)
-    except ValueError:
-        net = client.ip  # type: ignore[assignment]
+    net = signals.network_prefix(client.ip) or client.ip
     return hashlib.sha256(f"{user_id}|{net}|{client.user_agent}".encode()).digest()
 
 
