@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pg8000.exceptions import DatabaseError
 
@@ -41,21 +41,28 @@ from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc
 __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
 MICROS_PER_CENT = 10_000
 
-ENTRY_TYPES = frozenset(
-    {
-        "video_reward",
-        "login_bonus",
-        "streak_bonus",
-        "referral_bonus",
-        "referral_commission",
-        "adjustment",
-        "payout_hold",
-        "payout_release",
-        "partner_reward",
-    }
-)
+# Every type an entry can have: the one list (the earnings_type_check constraint and the API's
+# entry type, functions/earnings/models.py, are held equal to it by tests/shared/test_sql_functions.py).
+EntryType = Literal[
+    "video_reward",
+    "login_bonus",
+    "streak_bonus",
+    "referral_bonus",
+    "referral_commission",
+    "adjustment",
+    "payout_hold",
+    "payout_release",
+    "clearing",
+    "reversal",
+    "payout_paid",
+    "partner_reward",
+    "recovery",
+    "recovery_payment",
+]
 # Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
 SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid", "recovery", "recovery_payment"})
+# What callers post.
+ENTRY_TYPES = frozenset(get_args(EntryType)) - SYSTEM_ENTRY_TYPES
 # Credits: what can wait in the pending bucket.
 CREDIT_TYPES = frozenset(
     {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward"}

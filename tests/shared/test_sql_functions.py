@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pg8000.exceptions import DatabaseError
 
-from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES
+from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES, EntryType
 from functions.videos.service import required_seconds
 from shared.db import EP_AUDIT_APPEND_ONLY, EP_INSUFFICIENT_FUNDS, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
 from shared.migrate import FUNCTIONS_DIR, discover, migrate, sql_functions
@@ -148,14 +148,14 @@ def test_entry_types_agree_with_the_schema(owner_conn: Conn) -> None:
     check = owner_conn.value(
         Query("t_type_check", "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'earnings_type_check'", prepared=False)
     )
-    assert set(re.findall(r"'([a-z_]+)'", check)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
+    assert set(re.findall(r"'([a-z_]+)'", check)) == set(get_args(EntryType)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
     earning = owner_conn.value(
         Query(
             "t_earning_types",
             "SELECT array_agg(t ORDER BY t) FROM unnest(CAST(:names AS text[])) AS t WHERE ledger_is_earning(t)",
             prepared=False,
         ),
-        names=sorted(ENTRY_TYPES | SYSTEM_ENTRY_TYPES),
+        names=sorted(get_args(EntryType)),
     )
     assert set(earning) == CREDIT_TYPES
 
