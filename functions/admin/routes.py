@@ -45,6 +45,7 @@ from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.risk.models import Decision, DecisionBody, RiskCase, RiskQueuePage, RiskQueueQuery, Rule, RuleBody, RuleList
 from functions.videos.models import Video, VideoCreate, VideoList, VideoUpdate
+from shared import error_codes as codes
 from shared import idempotency
 from shared.db import get_db, read_replica
 from shared.errors import NotFound
@@ -155,7 +156,7 @@ def user_account(ctx: Ctx) -> dict[str, Any]:
 def grant_withheld(ctx: Ctx) -> dict[str, Any]:
     raw = ctx.params["withheld_id"]
     if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("no such withheld reward for this user", code="withheld_not_found")
+        raise NotFound("no such withheld reward for this user", code=codes.WITHHELD_NOT_FOUND)
     return _as_staff_replayable(ctx, service.grant_withheld, ctx.params["user_id"], int(raw), ctx.body.reason)
 
 

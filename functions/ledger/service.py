@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
+from shared import error_codes as codes
 from shared import outbox
 from shared.config import get_settings
 from shared.db import (
@@ -124,9 +125,9 @@ def post(
     (a partner's own clearing period; zero: available at once).
     """
     if type not in ENTRY_TYPES and type != "payout_paid":
-        raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
+        raise ValidationFailed(f"unknown entry type {type!r}", code=codes.UNKNOWN_ENTRY_TYPE)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_ENTRY:
-        raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code="invalid_amount")
+        raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code=codes.INVALID_AMOUNT)
     clears_at: datetime | None = None
     if type in CREDIT_TYPES and amount > 0:
         if awaiting is not None:
@@ -136,7 +137,7 @@ def post(
             if period > dt.timedelta(0):
                 clears_at = dt.datetime.now(dt.UTC) + period
     elif awaiting is not None:
-        raise ValidationFailed("only a credit can await a condition", code="invalid_entry")
+        raise ValidationFailed("only a credit can await a condition", code=codes.INVALID_ENTRY)
     params = {
         "user_id": user_id,
         "type": type,
@@ -268,7 +269,7 @@ def balance(conn: Conn, user_id: str) -> dict[str, Any]:
     """
     row = conn.one(q.BALANCE, user_id=user_id)
     if row is None:
-        raise NotFound("no such user", code="unknown_user")
+        raise NotFound("no such user", code=codes.UNKNOWN_USER)
     return row
 
 
