@@ -29,6 +29,7 @@ from shared.db import (
     EP_UNKNOWN_ENTRY,
     EP_UNKNOWN_USER,
     Conn,
+    Query,
     domain_error,
     sqlstate,
 )
@@ -145,7 +146,7 @@ def post(
         "key": idempotency_key,
         "source": source,
         "reference": reference,
-        "metadata": json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        "metadata": _json(metadata),
     }
     try:
         if clears_at is None:
@@ -201,21 +202,7 @@ def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     Reversing twice returns the first reversal with ``duplicate: True``; an entry that cleared (or was
     never pending) is ``NotPending`` (409), an unknown one ``NotFound``.
     """
-    try:
-        row = conn.one(
-            q.REVERSE,
-            user_id=user_id,
-            entry_id=entry_id,
-            source=source,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
-    except DatabaseError as exc:
-        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING))
-        if error is None:
-            raise
-        raise error from exc
-    assert row is not None
-    return row
+    return _take_back(conn, q.REVERSE, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING), user_id, entry_id, source, metadata)
 
 
 def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -226,21 +213,27 @@ def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     clearings pay off first (``recovered: True``). No bucket goes negative. Twice: the first answer
     with ``duplicate: True``.
     """
+    return _take_back(conn, q.RECOVER, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT), user_id, entry_id, source, metadata)
+
+
+def _take_back(
+    conn: Conn, query: Query, expected: tuple[str, ...], user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Runs ``reverse``'s or ``recover``'s SQL function; the states it raises by design become domain errors."""
     try:
-        row = conn.one(
-            q.RECOVER,
-            user_id=user_id,
-            entry_id=entry_id,
-            source=source,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
+        row = conn.one(query, user_id=user_id, entry_id=entry_id, source=source, metadata=_json(metadata))
     except DatabaseError as exc:
-        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT))
+        error = domain_error(exc, expected)
         if error is None:
             raise
         raise error from exc
     assert row is not None
     return row
+
+
+def _json(metadata: dict[str, Any] | None) -> str | None:
+    """Metadata as compact JSON text for a jsonb parameter (None stays NULL)."""
+    return json.dumps(metadata, separators=(",", ":")) if metadata is not None else None
 
 
 def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
@@ -250,7 +243,7 @@ def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, me
             q.SETTLE_AWAITING,
             awaiting=awaiting,
             clears_at=clears_at,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+            metadata=_json(metadata),
         )
         or 0
     )
