@@ -16,7 +16,7 @@ from functions.ledger import service as ledger
 from shared.db import Query, get_db, sqlstate
 from shared.errors import ValidationFailed
 from tests.helpers import Api
-from tests.ledger.test_clearing import balance, verify  # the ledger tests' helpers
+from tests.ledger.test_clearing import balance, concurrently, verify  # the ledger tests' helpers
 
 # Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
 pytestmark = pytest.mark.usefixtures("immediate_clearing")
@@ -142,21 +142,13 @@ def test_verify_detects_tampering(api: Api, owner_conn: Any) -> None:
 def test_concurrent_duplicates_give_one_entry(api: Api) -> None:
     user = api.signup()
     results: list[ledger.Posted] = []
-    errors: list[BaseException] = []
     barrier = threading.Barrier(12)
 
     def worker() -> None:
-        try:
-            barrier.wait()
-            results.append(_post(user.id, 5_000, key="same-credit"))
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        barrier.wait()
+        results.append(_post(user.id, 5_000, key="same-credit"))
 
-    threads = [threading.Thread(target=worker) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = concurrently(*[worker] * 12)
     assert not errors
     assert len({r.entry_id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
