@@ -68,8 +68,9 @@ def check_mfa(db: Database, user_id: str, code: str, settings: Settings, *, requ
 
 def confirm_mfa(db: Database, user_id: str, session_id: int | None, code: str, settings: Settings) -> list[str]:
     """Turns the pending secret on with its first code; returns the 10 recovery codes (shown once)."""
+    mfa.check_format(code)
     with db.connection() as conn:
-        mfa.pending_enrolment(conn, user_id, code)
+        mfa.pending_enrolment(conn, user_id)
     check_mfa(db, user_id, code, settings, require_confirmed=False)
     with db.transaction() as conn:
         return mfa.confirm(conn, user_id, session_id)

@@ -171,10 +171,14 @@ def check(conn: Conn, user_id: str, code: str, *, require_confirmed: bool = True
     return False
 
 
-def pending_enrolment(conn: Conn, user_id: str, code: str) -> None:
-    """Checks that enrolment can be confirmed with ``code``: a 6-digit code (422), a pending secret (409)."""
+def check_format(code: str) -> None:
+    """422 unless ``code`` is a 6-digit code (the first code of an enrolment: checked before anything else)."""
     if not _TOTP.match((code or "").strip()):
         raise ValidationFailed("enter the 6-digit code your authenticator app shows", code=codes.INVALID_MFA_CODE_FORMAT)
+
+
+def pending_enrolment(conn: Conn, user_id: str) -> None:
+    """Checks that there is an enrolment to confirm: 409 when it is on already or was never started."""
     row = conn.one(GET, user_id=user_id)
     assert row is not None
     if row["confirmed_at"] is not None:
