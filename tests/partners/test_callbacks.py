@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.config import get_settings
-from tests.fixtures.secret_manager import SecretManagerStandIn, secret_manager, secret_manager_standin  # noqa: F401  (fixtures)
+from tests.fixtures.secret_manager import SecretManagerStandIn
 from tests.helpers import Api, User, error_code
 from tests.ledger.test_clearing import clear_all_due
 from tests.partners.support import (

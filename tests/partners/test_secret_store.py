@@ -11,7 +11,7 @@ import pytest
 from functions.partners import service
 from shared import secrets
 from shared.config import ConfigError, get_settings
-from tests.fixtures.secret_manager import SecretManagerStandIn, secret_manager, secret_manager_standin  # noqa: F401  (fixtures)
+from tests.fixtures.secret_manager import SecretManagerStandIn
 from tests.helpers import Api, User, error_code
 from tests.partners.support import buckets, callback_log, new_partner, offerwall_query, set_secret
 
@@ -30,7 +30,7 @@ def ow(api: Api, pid: str, query: str) -> Any:
 def test_resolved_secrets_are_cached_and_a_rotation_is_seen_at_once(
     api: Api,
     admin: User,
-    secret_manager: SecretManagerStandIn,  # noqa: F811
+    secret_manager: SecretManagerStandIn,
 ) -> None:
     service.clear_secret_cache()
     pid = new_partner(api, admin, "offerwall")
@@ -65,7 +65,7 @@ def test_the_cache_is_kept_only_briefly(
     api: Api,
     admin: User,
     secret_manager: SecretManagerStandIn,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     service.clear_secret_cache()
     clock = [5_000.0]
@@ -92,7 +92,7 @@ def _versions(standin: SecretManagerStandIn, pid: str) -> list[str]:
 def test_an_unreachable_secret_manager_is_a_retry_not_a_refusal(
     api: Api,
     admin: User,
-    secret_manager: SecretManagerStandIn,  # noqa: F811
+    secret_manager: SecretManagerStandIn,
 ) -> None:
     service.clear_secret_cache()
     pid = new_partner(api, admin, "offerwall")
