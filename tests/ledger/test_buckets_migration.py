@@ -3,17 +3,14 @@ write money the way the previous release did, then apply the new migrations."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from shared.migrate import migrate
-from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture)
+from tests.fixtures.migrations import old_release  # noqa: F401  (the fixture)
+from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "shared" / "migrations"
 FIRST_NEW = 60
 
 OLD_RELEASE_SQL = """
@@ -58,25 +55,15 @@ NEW_PENDING = Query(
 )
 
 
-def _copy(files: list[Path], to: Path) -> Path:
-    to.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        shutil.copy(f, to / f.name)
-    return to
-
-
-def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(scratch: Any, tmp_path: Path) -> None:  # noqa: F811
-    files = sorted(MIGRATIONS.glob("*.sql"))
-    old = [f for f in files if int(f.name[:4]) < FIRST_NEW]
-    conn = scratch()
-    migrate(conn, _copy(old, tmp_path / "previous"))
+def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(old_release: Any) -> None:  # noqa: F811
+    db = old_release(FIRST_NEW)
+    conn = db.conn
     ids = {k: str(uuid.uuid4()) for k in ("u1", "u2", "m", "paid", "open")}
     conn.script(OLD_RELEASE_SQL.format(**ids))
     before = {r["user_id"]: r for r in conn.all(OLD_BALANCES)}
     assert before[ids["u1"]]["available"] == 10_000_000 and before[ids["u1"]]["lifetime_paid_out"] == 10_000_000
 
-    applied = migrate(conn, _copy(files, tmp_path / "current"))
-    assert applied and min(applied) >= FIRST_NEW
+    db.upgrade()
 
     after = {r["user_id"]: r for r in conn.all(BALANCES)}
     u1, u2 = after[ids["u1"]], after[ids["u2"]]
