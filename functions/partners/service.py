@@ -28,6 +28,7 @@ from functions.ledger import service as ledger
 from functions.partners import keys, signatures
 from functions.partners import queries as q
 from shared import audit, ratelimit
+from shared import error_codes as codes
 from shared import secrets as shared_secrets
 from shared.config import get_settings
 from shared.db import Conn, get_db
@@ -117,9 +118,11 @@ def handle(route_kind: str, partner_ref: str, query: str, ip: str) -> Answer:
         with db.transaction() as conn:
             _record(conn, partner_ref, log_kind, txn, user_ref, "refused", refusal.reason, ip, query)
         if refusal.status == 429:
-            raise RateLimited("too many refused partner callbacks from this address", retry_after=BAD_WINDOW_S, code="throttled") from None
+            raise RateLimited(
+                "too many refused partner callbacks from this address", retry_after=BAD_WINDOW_S, code=codes.THROTTLED
+            ) from None
         if partner is None:
-            raise NotFound("no such partner for this kind of callback", code="unknown_partner") from None
+            raise NotFound("no such partner for this kind of callback", code=codes.UNKNOWN_PARTNER) from None
         return _answer(partner, "refused", refusal.reason, refusal.status)
 
 
@@ -429,11 +432,11 @@ def _config_params(body: dict[str, Any]) -> dict[str, Any]:
 
 def _check_kind(kind: str, params: dict[str, Any]) -> None:
     if kind == "rewarded_video" and not params["key_url"]:
-        raise ValidationFailed("a rewarded-video partner needs key_url (its public-key endpoint)", code="key_url_required")
+        raise ValidationFailed("a rewarded-video partner needs key_url (its public-key endpoint)", code=codes.KEY_URL_REQUIRED)
     if kind == "offerwall" and params["key_url"]:
-        raise ValidationFailed("an offerwall partner signs with a secret, not a key endpoint", code="key_url_not_allowed")
+        raise ValidationFailed("an offerwall partner signs with a secret, not a key endpoint", code=codes.KEY_URL_NOT_ALLOWED)
     if kind == "rewarded_video" and params["allowed_sources"] is not None:
-        raise ValidationFailed("allowed_sources applies to offerwall partners", code="allowed_sources_not_allowed")
+        raise ValidationFailed("allowed_sources applies to offerwall partners", code=codes.ALLOWED_SOURCES_NOT_ALLOWED)
 
 
 def list_partners(conn: Conn) -> dict[str, Any]:
@@ -445,7 +448,7 @@ def create_partner(conn: Conn, actor: Actor, body: dict[str, Any]) -> dict[str, 
     _check_kind(body["kind"], params)
     row = conn.one(q.INSERT_PARTNER, id=body["id"], kind=body["kind"], **params)
     if row is None:
-        raise Conflict("a partner with this id exists", code="partner_exists")
+        raise Conflict("a partner with this id exists", code=codes.PARTNER_EXISTS)
     out = present(row)
     _audit(conn, actor, "partner.create", body["id"], None, out)
     return out
@@ -454,7 +457,7 @@ def create_partner(conn: Conn, actor: Actor, body: dict[str, Any]) -> dict[str, 
 def update_partner(conn: Conn, actor: Actor, partner_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     before = conn.one(q.PARTNER, id=partner_id)
     if before is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     # null clears only what may be absent (key_url, allowed_sources); elsewhere it means "unchanged"
     merged = {**before, **{k: v for k, v in changes.items() if v is not None or k in ("key_url", "allowed_sources")}}
     if "allowed_sources" not in changes and before["allowed_sources"] is not None:
@@ -472,9 +475,9 @@ def rotate_secret(conn: Conn, actor: Actor, partner_id: str, secret_hex: str, ov
     """Adds a signing secret; the ones before it keep verifying for ``overlap_hours`` (0: retired now)."""
     partner = conn.one(q.PARTNER, id=partner_id)
     if partner is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     if partner["kind"] != "offerwall":
-        raise Conflict("only offerwall partners sign with a secret", code="no_secrets_for_kind")
+        raise Conflict("only offerwall partners sign with a secret", code=codes.NO_SECRETS_FOR_KIND)
     conn.execute(q.RETIRE_SECRETS, partner_id=partner_id, overlap_seconds=overlap_hours * 3600)
     store = secret_store()
     reference = store.add_version(partner_id, bytes.fromhex(secret_hex))  # Secret Manager: a new version; never in our database
@@ -507,12 +510,12 @@ def staff_reversal(conn: Conn, actor: Actor, partner_id: str, transaction_id: st
     """A chargeback the partner reported another way (rewarded-video networks send no reversal callbacks)."""
     partner = conn.one(q.PARTNER, id=partner_id)
     if partner is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     conn.value(q.LOCK_TRANSACTION, lock_key=f"{partner_id}:{transaction_id}")
     try:
         outcome = apply_reversal(conn, partner, None, source="staff", transaction_id=transaction_id, reason=reason)
     except Refused as exc:
-        raise NotFound("no reward with this transaction id from this partner", code="unknown_transaction") from exc
+        raise NotFound("no reward with this transaction id from this partner", code=codes.UNKNOWN_TRANSACTION) from exc
     row = conn.one(q.REWARD, partner_id=partner_id, transaction_id=transaction_id)
     assert row is not None
     _record(conn, partner_id, "reversal", transaction_id, row["user_id"], outcome, f"staff_{outcome}", "staff", "")
@@ -545,7 +548,7 @@ def callbacks(conn: Conn, partner_id: str, limit: int, before_id: int | None) ->
 def report(conn: Conn, from_day: dt.date, to_day: dt.date, partner_id: str | None) -> dict[str, Any]:
     """Per partner, per UTC day: revenue, rewards credited, reversed and paid out (cleared to users), and the margin."""
     if to_day < from_day or (to_day - from_day).days > 366:
-        raise ValidationFailed("the report covers 1 to 367 days: from <= to", code="invalid_range")
+        raise ValidationFailed("the report covers 1 to 367 days: from <= to", code=codes.INVALID_RANGE)
     items = []
     totals = dict.fromkeys(("revenue", "revenue_reversed", "credited", "reversed", "recovered", "paid_out"), 0)
     for r in conn.all(q.REPORT, from_day=from_day, to_day=to_day, partner_id=partner_id):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import main  # noqa: F401  # loads every area, so every AppError subclass exists
-from shared import errors
+from shared import error_codes, errors
 from shared.config import ROOT
 from shared.db import DATABASE_ERRORS, EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_VIDEO, domain_error
 from shared.error_codes import CATALOGUE, render_markdown
@@ -27,7 +27,8 @@ ERROR_CLASSES = {cls.__name__: cls for cls in _subclasses(errors.AppError)} | {"
 
 
 def _raised_codes() -> list[tuple[str, str, int, str]]:
-    """(code, callee name, line, file) for every ``...(code="literal")`` call in functions/ and shared/."""
+    """(code, callee name, line, file) for every ``...(code="literal")`` or ``...(code=codes.NAME)`` call in functions/
+    and shared/."""
     out = []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -36,6 +37,11 @@ def _raised_codes() -> list[tuple[str, str, int, str]]:
                 for kw in node.keywords:
                     if kw.arg == "code" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
                         out.append((kw.value.value, callee, node.lineno, str(path.relative_to(ROOT))))
+                    # code=codes.NAME (``from shared import error_codes as codes``): the constant's value, or the
+                    # NAME itself when the catalogue has no such constant (reported as missing)
+                    if kw.arg == "code" and isinstance(kw.value, ast.Attribute) and getattr(kw.value.value, "id", None) == "codes":
+                        value = getattr(error_codes, kw.value.attr, kw.value.attr)
+                        out.append((value, callee, node.lineno, str(path.relative_to(ROOT))))
     return out
 
 
