@@ -158,7 +158,7 @@ PARTNER_EXISTS = "partner_exists"
 THROTTLED = "throttled"
 UNKNOWN_PARTNER = "unknown_partner"
 UNKNOWN_TRANSACTION = "unknown_transaction"
-SECRET_STORE_UNAVAILABLE = "secret_store_unavailable"
+SECRET_STORE_UNAVAILABLE = "secret_store_unavailable"  # noqa: S105  # an error code, not a secret
 
 CATALOGUE: dict[str, ErrorCode] = {
     ALLOWED_SOURCES_NOT_ALLOWED: ErrorCode(422, "allowed_sources applies to offerwall partners"),

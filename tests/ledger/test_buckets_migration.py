@@ -8,29 +8,23 @@ from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from tests.fixtures.migrations import old_release  # noqa: F401  (the fixture)
+from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL, old_release  # noqa: F401  (old_release: the fixture)
 from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
 
 FIRST_NEW = 60
 
-OLD_RELEASE_SQL = """
-INSERT INTO users (id, email, password_hash, display_name, referral_code) VALUES
-    ('{u1}', 'one@example.com', 'x', 'One', 'AAAAAAAA'),
-    ('{u2}', 'two@example.com', 'x', 'Two', 'BBBBBBBB');
+OLD_RELEASE_SQL = (
+    OLD_USERS_SQL
+    + """
 SELECT count(*) FROM ledger_post('{u1}', 'video_reward', 5000000, 'video_reward:1', 'progress');
 SELECT count(*) FROM ledger_post('{u1}', 'adjustment', 20000000, 'adjustment:1', 'admin');
 SELECT count(*) FROM ledger_post('{u2}', 'video_reward', 3000, 'video_reward:2', 'progress');
-INSERT INTO payout_methods (id, user_id, type, label, details) VALUES ('{m}', '{u1}', 'paypal', 'o***@example.com', '{{}}');
-INSERT INTO payout_requests (id, user_id, method_id, method_type, method_label, amount_cents, last_actor) VALUES
-    ('{paid}', '{u1}', '{m}', 'paypal', 'o***@example.com', 1000, 'test'),
-    ('{open}', '{u1}', '{m}', 'paypal', 'o***@example.com', 500, 'test');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -10000000, 'payout_hold:{paid}', 'payouts', '{paid}');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -5000000, 'payout_hold:{open}', 'payouts', '{open}');
-UPDATE payout_requests SET status = 'approved', decided_at = now(), last_actor = 'test' WHERE id = '{paid}';
-UPDATE payout_requests SET status = 'submitted', claimed_at = now(), next_check_at = now(), last_actor = 'test' WHERE id = '{paid}';
-UPDATE payout_requests SET status = 'paid', completed_at = now(), last_actor = 'test' WHERE id = '{paid}';
+"""
+    + OLD_PAYOUTS_SQL
+    + """
 SELECT ledger_record_paid_out('{u1}', 10000000);
 """
+)
 
 OLD_BALANCES = Query(
     "t_mig_old_balances",

@@ -14,7 +14,7 @@ from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from tests.fixtures.migrations import old_release  # noqa: F401  (the fixture)
+from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL, old_release  # noqa: F401  (old_release: the fixture)
 from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
 
 FIRST_NEW = 110
@@ -22,10 +22,9 @@ FIRST_NEW = 110
 # The 0101 release's way of writing money: ledger_post / ledger_post_pending / ledger_clear_due / payout holds and
 # ledger_settle_payout. u1: a $20 adjustment, a $5 credit that cleared, a due and a future pending credit, a paid $10
 # payout and an in-flight $5 one. u2: one pending credit only.
-OLD_RELEASE_SQL = """
-INSERT INTO users (id, email, password_hash, display_name, referral_code) VALUES
-    ('{u1}', 'one@example.com', 'x', 'One', 'AAAAAAAA'),
-    ('{u2}', 'two@example.com', 'x', 'Two', 'BBBBBBBB');
+OLD_RELEASE_SQL = (
+    OLD_USERS_SQL
+    + """
 SELECT count(*) FROM ledger_post('{u1}', 'adjustment', 20000000, 'adjustment:1', 'admin');
 SELECT count(*) FROM ledger_post_pending('{u1}', 'video_reward', 5000000, 'video_reward:cleared', 'progress', NULL, NULL,
                                          now() - interval '1 hour', NULL);
@@ -36,18 +35,14 @@ SELECT count(*) FROM ledger_post_pending('{u1}', 'video_reward', 300, 'video_rew
                                          now() + interval '30 days', NULL);
 SELECT count(*) FROM ledger_post_pending('{u2}', 'login_bonus', 1000, 'login_bonus:1', 'progress', NULL, NULL,
                                          now() + interval '2 hours', NULL);
-INSERT INTO payout_methods (id, user_id, type, label, details) VALUES ('{m}', '{u1}', 'paypal', 'o***@example.com', '{{}}');
-INSERT INTO payout_requests (id, user_id, method_id, method_type, method_label, amount_cents, last_actor) VALUES
-    ('{paid}', '{u1}', '{m}', 'paypal', 'o***@example.com', 1000, 'test'),
-    ('{open}', '{u1}', '{m}', 'paypal', 'o***@example.com', 500, 'test');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -10000000, 'payout_hold:{paid}', 'payouts', '{paid}');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -5000000, 'payout_hold:{open}', 'payouts', '{open}');
-UPDATE payout_requests SET status = 'approved', decided_at = now(), last_actor = 'test' WHERE id IN ('{paid}', '{open}');
-UPDATE payout_requests SET status = 'submitted', claimed_at = now(), next_check_at = now(), last_actor = 'test'
- WHERE id IN ('{paid}', '{open}');
-UPDATE payout_requests SET status = 'paid', completed_at = now(), last_actor = 'test' WHERE id = '{paid}';
-SELECT ledger_settle_payout('{u1}', '{paid}', 10000000);
 """
+    + OLD_PAYOUTS_SQL
+    + """
+SELECT ledger_settle_payout('{u1}', '{paid}', 10000000);
+UPDATE payout_requests SET status = 'approved', decided_at = now(), last_actor = 'test' WHERE id = '{open}';
+UPDATE payout_requests SET status = 'submitted', claimed_at = now(), next_check_at = now(), last_actor = 'test' WHERE id = '{open}';
+"""
+)
 
 BUCKETS = Query(
     "t_recmig_buckets",

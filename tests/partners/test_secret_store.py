@@ -23,16 +23,19 @@ def admin(api: Api, owner_conn: Any) -> User:
     return api.staff(owner_conn, "admin")
 
 
+@pytest.fixture()
+def sm(secret_manager: SecretManagerStandIn) -> SecretManagerStandIn:
+    """The Secret Manager stand-in, with this instance's cache of resolved secrets emptied."""
+    service.clear_secret_cache()
+    return secret_manager
+
+
 def ow(api: Api, pid: str, query: str) -> Any:
     return api.call("GET", f"/partner_callbacks/offerwall/{pid}?{query}")
 
 
-def test_resolved_secrets_are_cached_and_a_rotation_is_seen_at_once(
-    api: Api,
-    admin: User,
-    secret_manager: SecretManagerStandIn,
-) -> None:
-    service.clear_secret_cache()
+def test_resolved_secrets_are_cached_and_a_rotation_is_seen_at_once(api: Api, admin: User, sm: SecretManagerStandIn) -> None:
+    secret_manager = sm
     pid = new_partner(api, admin, "offerwall")
     set_secret(api, admin, pid, SECRET)
     assert secret_manager.calls["create_secret"] == 1, "the partner's secret is created with its first version"
@@ -61,13 +64,8 @@ def test_resolved_secrets_are_cached_and_a_rotation_is_seen_at_once(
     assert buckets(user.id)["pending"] == 6_000
 
 
-def test_the_cache_is_kept_only_briefly(
-    api: Api,
-    admin: User,
-    secret_manager: SecretManagerStandIn,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    service.clear_secret_cache()
+def test_the_cache_is_kept_only_briefly(api: Api, admin: User, sm: SecretManagerStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_manager = sm
     clock = [5_000.0]
     monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
     pid = new_partner(api, admin, "offerwall")
@@ -89,12 +87,8 @@ def _versions(standin: SecretManagerStandIn, pid: str) -> list[str]:
     return [f"{secret}/versions/{n}" for n in range(1, len(standin.versions[secret]) + 1)]
 
 
-def test_an_unreachable_secret_manager_is_a_retry_not_a_refusal(
-    api: Api,
-    admin: User,
-    secret_manager: SecretManagerStandIn,
-) -> None:
-    service.clear_secret_cache()
+def test_an_unreachable_secret_manager_is_a_retry_not_a_refusal(api: Api, admin: User, sm: SecretManagerStandIn) -> None:
+    secret_manager = sm
     pid = new_partner(api, admin, "offerwall")
     # rotation while Secret Manager is down: our JSON 503, nothing stored
     secret_manager.fail_next(503)
