@@ -17,7 +17,7 @@ import pytest
 
 from functions.ledger import service as ledger
 from functions.partners import service
-from functions.payouts import service as payouts
+from functions.payouts import flows as payouts
 from functions.payouts.models import PayoutCreateBody
 from shared.config import get_settings
 from shared.db import Query, get_db
