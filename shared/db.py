@@ -11,6 +11,7 @@ round trip. Queries slower than ``SLOW_QUERY_MS`` are logged as warnings with th
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pg8000.dbapi
 import pg8000.native
 from pg8000.converters import make_params
+from pg8000.converters import timestamptz_in as pg8000_timestamptz_in
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -295,8 +297,22 @@ class Conn:
 
 
 # --- connection factories -------------------------------------------------------------------------
+TIMESTAMPTZ_OID = 1184
+
+
+def timestamptz_in(text: str) -> Any:
+    """pg8000's reader for timestamptz text, ~60x faster: ``datetime.fromisoformat`` (C) reads what
+    PostgreSQL writes ("2026-12-07 02:31:28.1234+00"); anything it cannot read (infinity, years
+    past 9999, BC) goes to pg8000's own reader, so the values are the same either way."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return pg8000_timestamptz_in(text)
+
+
 def _session_setup(raw: Any, settings: Settings) -> Any:
     raw.autocommit = True  # we issue BEGIN/COMMIT ourselves
+    raw.register_in_adapter(TIMESTAMPTZ_OID, timestamptz_in)
     raw.execute_simple(
         f"SET statement_timeout = {int(settings.db_statement_timeout_ms)}; "
         "SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'"

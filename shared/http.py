@@ -11,9 +11,9 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,12 +47,16 @@ log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _PARAM = re.compile(r"\{([a-z_]+)\}")  # a path parameter in a route pattern: one whole segment, never empty
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+# NUL, the other C0 controls but tab, newline and carriage return, and lone surrogates: one regex
+# search (C) per string rather than a Python loop over its characters.
+_NOT_ALLOWED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 
 def check_text(value: Any, where: str = "body") -> None:
     """Refuses strings PostgreSQL or our logs cannot hold safely: NUL, other C0 controls but tab/newline, lone surrogates."""
     if isinstance(value, str):
-        if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        if _NOT_ALLOWED.search(value) is not None:
             raise ValidationFailed(f"{where} contains characters that are not allowed", code="invalid_characters")
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -214,12 +218,10 @@ class Router:
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         rid = request.headers.get("X-Request-Id", "")
-        rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        rid = rid if _REQUEST_ID.match(rid) else os.urandom(16).hex()  # as random as uuid4().hex, a third of the cost
         token = request_id_var.set(rid)
         trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
-        trace_token = trace_var.set(
-            f"projects/{get_settings().gcp_project}/traces/{trace}" if re.fullmatch(r"[0-9a-f]{32}", trace) else None
-        )
+        trace_token = trace_var.set(f"projects/{get_settings().gcp_project}/traces/{trace}" if _TRACE_ID.fullmatch(trace) else None)
         status = 500
         try:
             try:
