@@ -31,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from shared import error_codes as codes
-from shared import metrics
+from shared import metrics, tracing
 from shared.config import Settings, get_settings
 from shared.errors import (
     AppError,
@@ -201,8 +201,7 @@ class Conn:
             raw._earnpay_prepared = cache
         self._prepared: dict[str, tuple[bytes, Any, Any]] = cache
 
-    def _run(self, q: Query, params: dict[str, Any]) -> Any:
-        started = time.perf_counter()
+    def _execute(self, q: Query, params: dict[str, Any]) -> Any:
         vals = q.make_vals(params) if params or "$" in q.statement else ()
         if q.prepared:
             ps = self._prepared.get(q.statement)
@@ -210,11 +209,25 @@ class Conn:
                 ps = self.raw.prepare_statement(q.statement, ())
                 self._prepared[q.statement] = ps
             name_bin, cols, input_funcs = ps
-            ctx = self.raw.execute_named(name_bin, make_params(self.raw.py_types, vals), cols, input_funcs, q.statement)
-        elif vals:
-            ctx = self.raw.execute_unnamed(q.statement, vals)
+            return self.raw.execute_named(name_bin, make_params(self.raw.py_types, vals), cols, input_funcs, q.statement)
+        if vals:
+            return self.raw.execute_unnamed(q.statement, vals)
+        return self.raw.execute_simple(q.statement)
+
+    def _run(self, q: Query, params: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        traced = tracing.current()  # the request's span when it is traced (shared/tracing.py); else None
+        if traced is None:
+            ctx = self._execute(q, params)
         else:
-            ctx = self.raw.execute_simple(q.statement)
+            start_ns = time.time_ns()
+            table = q.table or metrics.table_of(q.sql)
+            try:
+                ctx = self._execute(q, params)
+            except BaseException as exc:
+                tracing.query(traced, q.name, table, start_ns, exc)
+                raise
+            tracing.query(traced, q.name, table, start_ns)
         elapsed_ms = (time.perf_counter() - started) * 1000
         metrics.query_finished(q.name, q.table or q.sql, elapsed_ms)
         if elapsed_ms > self._slow_ms:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
 from werkzeug.exceptions import NotFound as NoSuchRoute
 from werkzeug.routing import Map, MapAdapter, Rule
 
-from shared import idempotency, metrics, outbox
+from shared import idempotency, metrics, outbox, tracing
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -222,6 +222,9 @@ class Router:
         token = request_id_var.set(rid)
         trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
         trace_token = trace_var.set(f"projects/{get_settings().gcp_project}/traces/{trace}" if _TRACE_ID.fullmatch(trace) else None)
+        traced = tracing.start_request(self.function, request.method, request.headers.get("traceparent"))
+        if traced is not None and trace_var.get() is None:  # the logs of a traced request point at its trace
+            trace_var.set(f"projects/{get_settings().gcp_project}/traces/{traced.trace_id}")
         status = 500
         try:
             try:
@@ -248,7 +251,10 @@ class Router:
                     status,
                     extra={"event": "http_request", "status": status, "ms": round(elapsed, 2)},
                 )
-            metrics.request_finished(self.function, request.environ.get("earnpay.route", "unmatched"), status, elapsed)
+            route = request.environ.get("earnpay.route", "unmatched")
+            metrics.request_finished(self.function, route, status, elapsed)
+            if traced is not None:
+                tracing.end_request(traced, self.function, request.method, route, status)
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 
