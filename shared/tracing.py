@@ -27,14 +27,11 @@ import contextvars
 import json
 import random
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
-from shared.logs import get_logger
-
-log = get_logger(__name__)
+from shared.metrics import Cadence
 
 _lock = threading.Lock()
 _state: _Tracing | None = None
@@ -86,11 +83,9 @@ class _Tracing:
         settings = get_settings()
         self.exporter = exporter
         self.ratio = ratio
-        self.interval_s = interval_s
-        self.last_export = time.monotonic()
+        self.cadence = Cadence(interval_s, "trace")
         self.buffer: list[Any] = []
         self._buffer_lock = threading.Lock()
-        self._export_lock = threading.Lock()
         buffer, buffer_lock = self.buffer, self._buffer_lock
 
         class Buffering(SpanProcessor):
@@ -108,24 +103,15 @@ class _Tracing:
         self.propagator = TraceContextTextMapPropagator()
 
     def maybe_export(self, *, force: bool = False) -> bool:
-        now = time.monotonic()
-        if not force and now - self.last_export < self.interval_s and len(self.buffer) < MAX_BUFFERED_SPANS:
-            return False
-        if not self._export_lock.acquire(blocking=False):  # another request of this instance is exporting
-            return False
-        try:
-            self.last_export = now
+        def export() -> bool:
             with self._buffer_lock:
                 batch = self.buffer[:]
                 self.buffer.clear()
             if batch:
                 self.exporter.export(batch)
             return bool(batch)
-        except Exception:  # traces never fail a request
-            log.warning("trace export failed", exc_info=True, extra={"event": "trace_export_failed"})
-            return False
-        finally:
-            self._export_lock.release()
+
+        return self.cadence.run(export, force=force or len(self.buffer) >= MAX_BUFFERED_SPANS)
 
 
 def _build() -> _Tracing | None:
