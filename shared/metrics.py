@@ -45,6 +45,7 @@ log = get_logger(__name__)
 
 _lock = threading.Lock()
 _state: _Metrics | None = None
+_built = False
 _pool_sources: list[tuple[str, Callable[[], dict[str, int]]]] = []
 _active_sessions_source: Callable[[], int | None] | None = None
 
@@ -204,22 +205,20 @@ def _build() -> _Metrics | None:
 
 
 def _get() -> _Metrics | None:
-    global _state
-    if _state is None:
+    global _state, _built
+    if not _built:  # decided once per process (until reset): "none" costs a flag test per call, not a lock
         with _lock:
-            if _state is None:
-                built = _build()
-                if built is None:
-                    return None
-                _state = built
+            if not _built:
+                _state = _build()
+                _built = True
     return _state
 
 
 def reset() -> None:
     """Forgets the provider (tests and forked workers after changing settings)."""
-    global _state
+    global _state, _built
     with _lock:
-        _state = None
+        _state, _built = None, False
 
 
 def enabled() -> bool:
