@@ -10,6 +10,7 @@ import sys
 from bench.common import RESULTS
 
 SUITES = ["auth", "earning", "payouts"]
+SUITES.append("partners")  # bench/partners.py: partner callbacks over HTTP
 
 
 def main(argv: list[str]) -> int:

@@ -79,7 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if not args.no_seed:
                 from functions.videos.demo import seed_demo
 
-                seed_demo(get_db())
+                with get_db().transaction() as conn:
+                    seed_demo(conn)
                 seeded = ", demo catalogue loaded"
             where = f"embedded PostgreSQL 16 in {short_path(settings.embedded_pgdata)}" if started_db else "the configured database"
             print(f"  database    {where} ({len(applied)} migrations applied{seeded})", flush=True)
@@ -106,7 +107,7 @@ def _local_eventarc(stop: Any) -> None:
     """The Eventarc stand-in for KYC uploads: the GCS emulator sends no object-finalized events, so
     every 2 s this applies new uploads the way ``kyc_document_uploaded`` would (the same code as the
     production sweep for lost events)."""
-    from functions.kyc.service import reconcile_uploads
+    from functions.kyc.flows import reconcile_uploads
     from shared.logs import get_logger
 
     log = get_logger("serve")
@@ -129,7 +130,8 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         print("the admin password must have at least 12 characters", file=sys.stderr)
         return 2
     prepare(get_settings())
-    user = create_admin(get_db(), args.email, password, args.name)
+    with get_db().transaction() as conn:
+        user = create_admin(conn, args.email, password, args.name)
     enrolment = user.pop("mfa")
     enrolment.pop("qr_svg", None)
     # The second factor is on from the start: the secret (or the otpauth URI, for an authenticator app)
@@ -149,7 +151,9 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from shared.dbsetup import prepare
 
     prepare(get_settings())
-    echo({"videos": seed_demo(get_db())})
+    with get_db().transaction() as conn:
+        seeded = seed_demo(conn)
+    echo({"videos": seeded})
     return 0
 
 

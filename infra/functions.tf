@@ -175,7 +175,7 @@ locals {
       uses_replica  = false
       publishes     = ["domain-events"]
       buckets       = {}
-      kms           = "decrypt" ## reads the offerwall signing secrets (encrypted under the KEK); admin writes them
+      kms           = null ## offerwall signing secrets are in Secret Manager (partners.tf), not under the KEK
       signs_urls    = false
       secrets       = []
     }
@@ -345,6 +345,8 @@ locals {
       },
       f.uses_replica ? { DB_REPLICA_CONNECTION_NAME = google_sql_database_instance.replica[local.primary_replica_key].connection_name } : {},
       f.kms != null ? { PAYOUT_DETAILS_KEK = google_kms_crypto_key.keys["payout-details-kek"].id } : {},
+      ## offerwall signing secrets: admin writes them, partner_callbacks reads them (partners.tf)
+      contains(["admin", "partner_callbacks"], k) ? local.partner_secret_env : {},
       ## the staff console (console.tf) calls these two from its own origin
       contains(["admin", "auth"], k) ? { CONSOLE_ORIGINS = local.console_origin } : {},
       ## The mailer alone talks SMTP (TLS, login from the smtp-password secret); every link in an

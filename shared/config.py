@@ -247,6 +247,45 @@ class Settings(BaseSettings):
         description="refused partner callbacks per source address per minute; beyond it callbacks from there are throttled (429)",
     )
 
+    # --- secrets kept outside the code (shared/secrets.py; partner signing secrets) ----------------
+    secret_store: Literal["database", "secret_manager"] | None = Field(
+        None,
+        alias="SECRET_STORE",
+        description="where runtime-managed secrets (offerwall signing secrets) live: secret_manager (Google Secret Manager) | "
+        "database (encrypted with the payout-details KEK; refused when deployed); unset: secret_manager when deployed, else database",
+    )
+    secret_manager_endpoint: str | None = Field(
+        None,
+        alias="SECRET_MANAGER_ENDPOINT",
+        pattern=r"^https?://[^\s/]{1,200}$",
+        description="Secret Manager REST endpoint; unset: Google's. Tests point it at a local stand-in (anonymous credentials, "
+        "refused when deployed)",
+    )
+    secret_manager_location: str | None = Field(
+        None,
+        alias="SECRET_MANAGER_LOCATION",
+        pattern=r"^[a-z0-9-]{1,40}$",
+        description="region of the single user-managed replica of secrets created at runtime (Terraform: the region); "
+        "unset: automatic replication",
+    )
+    secret_manager_timeout_s: float = Field(
+        5.0, alias="SECRET_MANAGER_TIMEOUT_S", gt=0, le=60, description="timeout of one Secret Manager call"
+    )
+    partner_secret_prefix: str = Field(
+        "partner-offerwall-",
+        alias="PARTNER_SECRET_PREFIX",
+        pattern=r"^[a-z][a-z0-9-]{0,40}$",
+        description="Secret Manager secret id of an offerwall's signing secret: this prefix + the partner id (IAM grants are "
+        "conditioned on it: infra/partners.tf)",
+    )
+    partner_secret_cache_seconds: int = Field(
+        300,
+        alias="PARTNER_SECRET_CACHE_SECONDS",
+        ge=0,
+        le=3600,
+        description="how long an instance keeps a partner's resolved signing secrets (a rotation is seen at once regardless)",
+    )
+
     # --- referrals: when a referral counts (docs/ledger.md, "Referrals") ---------------------------
     referral_qualify_min_micros: int = Field(
         50_000,

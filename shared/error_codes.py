@@ -158,6 +158,7 @@ PARTNER_EXISTS = "partner_exists"
 THROTTLED = "throttled"
 UNKNOWN_PARTNER = "unknown_partner"
 UNKNOWN_TRANSACTION = "unknown_transaction"
+SECRET_STORE_UNAVAILABLE = "secret_store_unavailable"  # noqa: S105  # an error code, not a secret
 
 CATALOGUE: dict[str, ErrorCode] = {
     ALLOWED_SOURCES_NOT_ALLOWED: ErrorCode(422, "allowed_sources applies to offerwall partners"),
@@ -169,6 +170,7 @@ CATALOGUE: dict[str, ErrorCode] = {
     THROTTLED: ErrorCode(429, "too many refused partner callbacks from this address"),
     UNKNOWN_PARTNER: ErrorCode(404, "no such partner"),
     UNKNOWN_TRANSACTION: ErrorCode(404, "no reward with this transaction id from this partner"),
+    SECRET_STORE_UNAVAILABLE: ErrorCode(503, "the secret store (Secret Manager) could not be reached or refused the call; retry later"),
     NOT_A_CREDIT: ErrorCode(409, "the entry is not a credit, so there is nothing to take back"),
     WITHHELD_NOT_FOUND: ErrorCode(404, "no such withheld reward for this user"),
     WITHHELD_RESOLVED: ErrorCode(409, "this withheld reward was … already"),

@@ -26,8 +26,9 @@ from typing import Any
 import pyotp
 import segno
 
+from shared import error_codes as codes
 from shared.config import Settings
-from shared.db import Conn, Database, Query
+from shared.db import Conn, Query
 from shared.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
 
 ISSUER = "EarnPay"
@@ -90,7 +91,7 @@ SESSION_PASSED = Query(
 
 
 class MfaFailed(Unauthorized):
-    code = "invalid_mfa_code"
+    code = codes.INVALID_MFA_CODE
 
 
 def _hash(code: str) -> bytes:
@@ -99,11 +100,11 @@ def _hash(code: str) -> bytes:
 
 def new_recovery_codes() -> list[str]:
     alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-    codes = []
+    recovery = []
     for _ in range(RECOVERY_CODES):
         raw = "".join(secrets.choice(alphabet) for _ in range(10))
-        codes.append(f"{raw[:5]}-{raw[5:]}")
-    return codes
+        recovery.append(f"{raw[:5]}-{raw[5:]}")
+    return recovery
 
 
 def provisioning(secret: str, email: str) -> dict[str, str]:
@@ -118,15 +119,14 @@ def enrolled(conn: Conn, user_id: str) -> bool:
     return bool(row and row["confirmed_at"] is not None)
 
 
-def begin(db: Database, user_id: str) -> dict[str, str]:
+def begin(conn: Conn, user_id: str) -> dict[str, str]:
     """Starts (or restarts) enrolment; 409 when the second factor is already on."""
-    with db.transaction() as conn:
-        row = conn.one(GET, user_id=user_id)
-        assert row is not None
-        if row["confirmed_at"] is not None:
-            raise Conflict("two-factor authentication is already on for this account", code="mfa_already_enrolled")
-        secret = conn.value(UPSERT_PENDING, user_id=user_id, secret=pyotp.random_base32(32))
-        return provisioning(secret, row["email"])
+    row = conn.one(GET, user_id=user_id)
+    assert row is not None
+    if row["confirmed_at"] is not None:
+        raise Conflict("two-factor authentication is already on for this account", code=codes.MFA_ALREADY_ENROLLED)
+    secret = conn.value(UPSERT_PENDING, user_id=user_id, secret=pyotp.random_base32(32))
+    return provisioning(secret, row["email"])
 
 
 def _totp_step(secret: str, code: str, last_step: int, now: float | None = None) -> int | None:
@@ -139,58 +139,64 @@ def _totp_step(secret: str, code: str, last_step: int, now: float | None = None)
     return None
 
 
-def _fail(db: Database, user_id: str, settings: Settings) -> None:
-    with db.transaction() as conn:
-        conn.execute(FAILED, user_id=user_id, max=settings.mfa_max_failures, lock_minutes=settings.login_lock_minutes)
+def record_failure(conn: Conn, user_id: str, settings: Settings) -> None:
+    """Counts a wrong code (``MFA_MAX_FAILURES`` of them lock the second factor for ``LOGIN_LOCK_MINUTES``)."""
+    conn.execute(FAILED, user_id=user_id, max=settings.mfa_max_failures, lock_minutes=settings.login_lock_minutes)
 
 
-def check(db: Database, user_id: str, code: str, settings: Settings, *, require_confirmed: bool = True) -> None:
-    """Accepts one TOTP or recovery code of ``user_id`` or raises (401 ``invalid_mfa_code``, 429 ``mfa_locked``).
+def check(conn: Conn, user_id: str, code: str, *, require_confirmed: bool = True) -> bool:
+    """Accepts one TOTP or recovery code of ``user_id`` (True), or says it is wrong (False); raises 409
+    ``mfa_not_enrolled`` and 429 ``mfa_locked``.
 
-    A wrong code is counted in its own transaction, so the count stands although the caller fails."""
+    ``flows.check_mfa`` runs it: a wrong code is counted in its own transaction (``record_failure``),
+    so the count stands although the caller fails with ``MfaFailed``."""
     code = (code or "").strip().replace(" ", "")
-    with db.transaction() as conn:
-        row = conn.one(LOCK, user_id=user_id)
-        if row is None or (require_confirmed and row["confirmed_at"] is None):
-            raise Conflict("two-factor authentication is not set up for this account", code="mfa_not_enrolled")
-        if row["locked"]:
-            raise RateLimited("too many wrong codes; try again later", retry_after=max(1, int(row["locked_for"] or 1)), code="mfa_locked")
-        if _TOTP.match(code):
-            step = _totp_step(row["secret"], code, int(row["last_step"]))
-            if step is not None:
-                conn.execute(ACCEPTED, user_id=user_id, step=step)
-                return
-        elif (
-            _RECOVERY.match(code.lower())
-            and row["confirmed_at"] is not None
-            and conn.value(USE_CODE, user_id=user_id, code_hash=_hash(code)) is not None
-        ):
-            conn.execute(ACCEPTED, user_id=user_id, step=0)
-            return
-    _fail(db, user_id, settings)
-    raise MfaFailed("the code is wrong, expired or was already used", code="invalid_mfa_code")
+    row = conn.one(LOCK, user_id=user_id)
+    if row is None or (require_confirmed and row["confirmed_at"] is None):
+        raise Conflict("two-factor authentication is not set up for this account", code=codes.MFA_NOT_ENROLLED)
+    if row["locked"]:
+        raise RateLimited("too many wrong codes; try again later", retry_after=max(1, int(row["locked_for"] or 1)), code=codes.MFA_LOCKED)
+    if _TOTP.match(code):
+        step = _totp_step(row["secret"], code, int(row["last_step"]))
+        if step is not None:
+            conn.execute(ACCEPTED, user_id=user_id, step=step)
+            return True
+    elif (
+        _RECOVERY.match(code.lower())
+        and row["confirmed_at"] is not None
+        and conn.value(USE_CODE, user_id=user_id, code_hash=_hash(code)) is not None
+    ):
+        conn.execute(ACCEPTED, user_id=user_id, step=0)
+        return True
+    return False
 
 
-def confirm(db: Database, user_id: str, session_id: int | None, code: str, settings: Settings) -> list[str]:
-    """Turns the pending secret on with its first code; returns the 10 recovery codes (shown once)."""
+def check_format(code: str) -> None:
+    """422 unless ``code`` is a 6-digit code (the first code of an enrolment: checked before anything else)."""
     if not _TOTP.match((code or "").strip()):
-        raise ValidationFailed("enter the 6-digit code your authenticator app shows", code="invalid_mfa_code_format")
-    with db.connection() as conn:
-        row = conn.one(GET, user_id=user_id)
+        raise ValidationFailed("enter the 6-digit code your authenticator app shows", code=codes.INVALID_MFA_CODE_FORMAT)
+
+
+def pending_enrolment(conn: Conn, user_id: str) -> None:
+    """Checks that there is an enrolment to confirm: 409 when it is on already or was never started."""
+    row = conn.one(GET, user_id=user_id)
     assert row is not None
     if row["confirmed_at"] is not None:
-        raise Conflict("two-factor authentication is already on for this account", code="mfa_already_enrolled")
+        raise Conflict("two-factor authentication is already on for this account", code=codes.MFA_ALREADY_ENROLLED)
     if row["secret"] is None:
-        raise Conflict("start the enrolment first (POST /auth/mfa/enrol)", code="mfa_not_started")
-    check(db, user_id, code, settings, require_confirmed=False)
-    codes = new_recovery_codes()
-    with db.transaction() as conn:
-        conn.execute(CONFIRM, user_id=user_id)
-        conn.execute(DELETE_CODES, user_id=user_id)
-        conn.execute(INSERT_CODES, user_id=user_id, hashes=[_hash(c) for c in codes])
-        if session_id is not None:
-            conn.execute(SESSION_PASSED, session_id=session_id, user_id=user_id)
-    return codes
+        raise Conflict("start the enrolment first (POST /auth/mfa/enrol)", code=codes.MFA_NOT_STARTED)
+
+
+def confirm(conn: Conn, user_id: str, session_id: int | None) -> list[str]:
+    """Turns the pending secret on (its first code passed: ``flows.confirm_mfa``); returns the 10
+    recovery codes (shown once) and marks the session as having passed the second factor."""
+    recovery = new_recovery_codes()
+    conn.execute(CONFIRM, user_id=user_id)
+    conn.execute(DELETE_CODES, user_id=user_id)
+    conn.execute(INSERT_CODES, user_id=user_id, hashes=[_hash(c) for c in recovery])
+    if session_id is not None:
+        conn.execute(SESSION_PASSED, session_id=session_id, user_id=user_id)
+    return recovery
 
 
 def enrol_now(conn: Conn, user_id: str) -> dict[str, Any]:
@@ -200,19 +206,18 @@ def enrol_now(conn: Conn, user_id: str) -> dict[str, Any]:
     conn.execute(DELETE_MFA, user_id=user_id)
     conn.execute(UPSERT_PENDING, user_id=user_id, secret=secret)
     conn.execute(CONFIRM, user_id=user_id)
-    codes = new_recovery_codes()
+    recovery = new_recovery_codes()
     conn.execute(DELETE_CODES, user_id=user_id)
-    conn.execute(INSERT_CODES, user_id=user_id, hashes=[_hash(c) for c in codes])
+    conn.execute(INSERT_CODES, user_id=user_id, hashes=[_hash(c) for c in recovery])
     row = conn.one(GET, user_id=user_id)
     assert row is not None
-    return {**provisioning(secret, row["email"]), "recovery_codes": codes}
+    return {**provisioning(secret, row["email"]), "recovery_codes": recovery}
 
 
-def step_up(db: Database, user_id: str, session_id: int, code: str, settings: Settings) -> None:
-    """Records a fresh second-factor code on the session (money moves for MFA_STEP_UP_MINUTES)."""
-    check(db, user_id, code, settings)
-    with db.transaction() as conn:
-        conn.execute(SESSION_PASSED, session_id=session_id, user_id=user_id)
+def step_up(conn: Conn, user_id: str, session_id: int) -> None:
+    """Records a fresh second-factor code (checked by ``flows.step_up``) on the session: money moves
+    for MFA_STEP_UP_MINUTES."""
+    conn.execute(SESSION_PASSED, session_id=session_id, user_id=user_id)
 
 
 def remove(conn: Conn, user_id: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.auth import mfa, service
+from functions.auth import flows, mfa, service
 from functions.auth.models import (
     Accepted,
     EmailChangeBody,
@@ -26,6 +26,7 @@ from functions.auth.models import (
 )
 from functions.notifications import service as notifications
 from functions.risk import signals
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import Forbidden
@@ -50,7 +51,7 @@ def _client(ctx: Ctx) -> service.ClientInfo:
     summary="Create an account (optionally with a referral code); the emailed link verifies it and signs in",
 )
 def signup(ctx: Ctx) -> dict[str, Any]:
-    return service.signup(get_db(), ctx.body, _client(ctx), get_settings())
+    return flows.signup(get_db(), ctx.body, _client(ctx), get_settings())
 
 
 @router.route(
@@ -62,12 +63,14 @@ def signup(ctx: Ctx) -> dict[str, Any]:
     summary="Verify the address with the token of the sign-up link; answers a new session",
 )
 def verify_email(ctx: Ctx) -> dict[str, Any]:
-    return service.verify_email(get_db(), ctx.body.token, _client(ctx), get_settings())
+    with get_db().transaction() as conn:
+        return service.verify_email(conn, ctx.body.token, _client(ctx), get_settings())
 
 
 @router.route("POST", "/email/verification", status=202, response=Accepted, summary="Send the verification link again (throttled)")
 def resend_verification(ctx: Ctx) -> dict[str, Any]:
-    return service.resend_verification(get_db(), ctx.user_id, get_settings())
+    with get_db().transaction() as conn:
+        return service.resend_verification(conn, ctx.user_id)
 
 
 @router.route(
@@ -79,7 +82,7 @@ def resend_verification(ctx: Ctx) -> dict[str, Any]:
     summary="Ask to change the address: a link goes to the new one, which takes effect when it is used",
 )
 def request_email_change(ctx: Ctx) -> dict[str, Any]:
-    return service.request_email_change(get_db(), ctx.user_id, ctx.body.new_email, ctx.body.password, get_settings())
+    return flows.request_email_change(get_db(), ctx.user_id, ctx.body.new_email, ctx.body.password)
 
 
 @router.route(
@@ -91,7 +94,8 @@ def request_email_change(ctx: Ctx) -> dict[str, Any]:
     summary="Confirm a new address with the token of its link (the old address is told)",
 )
 def confirm_email_change(ctx: Ctx) -> dict[str, Any]:
-    return service.confirm_email_change(get_db(), ctx.body.token)
+    with get_db().transaction() as conn:
+        return service.confirm_email_change(conn, ctx.body.token)
 
 
 @router.route(
@@ -103,20 +107,25 @@ def confirm_email_change(ctx: Ctx) -> dict[str, Any]:
     summary="Sign in (bonuses accrue with verified watching, not with a login: bonus is always null)",
 )
 def login(ctx: Ctx) -> dict[str, Any]:
-    return service.login(get_db(), ctx.body.email, ctx.body.password, _client(ctx), get_settings(), ctx.body.mfa_code)
+    return flows.login(get_db(), ctx.body.email, ctx.body.password, _client(ctx), get_settings(), ctx.body.mfa_code)
 
 
 @router.route("POST", "/logout", response=Ok, summary="Revoke the current session")
 def logout(ctx: Ctx) -> Reply:
     assert ctx.principal is not None
-    service.logout(get_db(), ctx.principal.session_id)
+    with get_db().connection() as conn:
+        service.logout(conn, ctx.principal.session_id)
     return Reply({"ok": True})
 
 
 @router.route("GET", "/me", response=UserProfile, summary="The signed-in user's profile")
 def me(ctx: Ctx) -> dict[str, Any]:
     assert ctx.principal is not None
-    return service.me(get_db(), ctx.user_id, ctx.principal.profile_version)
+    cached = service.cached_profile(ctx.user_id, ctx.principal.profile_version)
+    if cached is not None:
+        return cached
+    with get_db().connection() as conn:
+        return service.me(conn, ctx.user_id, ctx.principal.profile_version)
 
 
 @router.route("GET", "/session", response=SessionPrincipal, summary="The current session's principal (a cheap validity check for clients)")
@@ -129,7 +138,7 @@ def session(ctx: Ctx) -> dict[str, Any]:
 @router.route("POST", "/password", body=PasswordChangeBody, response=Ok, summary="Change the password; revokes every other session")
 def change_password(ctx: Ctx) -> dict[str, Any]:
     assert ctx.principal is not None
-    service.change_password(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.current_password, ctx.body.new_password)
+    flows.change_password(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.current_password, ctx.body.new_password)
     return {"ok": True}
 
 
@@ -143,7 +152,8 @@ def change_password(ctx: Ctx) -> dict[str, Any]:
     summary="Email a reset link (the same answer whether or not the address has an account)",
 )
 def forgot_password(ctx: Ctx) -> dict[str, Any]:
-    return service.forgot_password(get_db(), ctx.body.email, _client(ctx), get_settings())
+    with get_db().transaction() as conn:
+        return service.forgot_password(conn, ctx.body.email, _client(ctx))
 
 
 @router.route(
@@ -155,7 +165,7 @@ def forgot_password(ctx: Ctx) -> dict[str, Any]:
     summary="Set a new password with the token of the reset link; revokes every session",
 )
 def reset_password(ctx: Ctx) -> dict[str, Any]:
-    service.reset_password(get_db(), ctx.body.token, ctx.body.new_password)
+    flows.reset_password(get_db(), ctx.body.token, ctx.body.new_password)
     return {"ok": True}
 
 
@@ -163,13 +173,14 @@ def reset_password(ctx: Ctx) -> dict[str, Any]:
 def _staff(ctx: Ctx) -> None:
     assert ctx.principal is not None
     if ctx.principal.role not in STAFF_ROLES:
-        raise Forbidden("two-factor authentication is for staff accounts", code="role_forbidden")
+        raise Forbidden("two-factor authentication is for staff accounts", code=codes.ROLE_FORBIDDEN)
 
 
 @router.route("POST", "/mfa/enrol", response=MfaEnrolment, summary="Staff: start two-factor enrolment (secret, otpauth URI, QR code)")
 def mfa_enrol(ctx: Ctx) -> dict[str, Any]:
     _staff(ctx)
-    return mfa.begin(get_db(), ctx.user_id)
+    with get_db().transaction() as conn:
+        return mfa.begin(conn, ctx.user_id)
 
 
 @router.route(
@@ -182,7 +193,7 @@ def mfa_enrol(ctx: Ctx) -> dict[str, Any]:
 def mfa_confirm(ctx: Ctx) -> dict[str, Any]:
     _staff(ctx)
     assert ctx.principal is not None
-    return {"recovery_codes": mfa.confirm(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.code, get_settings())}
+    return {"recovery_codes": flows.confirm_mfa(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.code, get_settings())}
 
 
 @router.route(
@@ -191,11 +202,12 @@ def mfa_confirm(ctx: Ctx) -> dict[str, Any]:
 def mfa_step_up(ctx: Ctx) -> dict[str, Any]:
     _staff(ctx)
     assert ctx.principal is not None
-    mfa.step_up(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.code, get_settings())
+    flows.step_up(get_db(), ctx.user_id, ctx.principal.session_id, ctx.body.code, get_settings())
     return {"ok": True}
 
 
 # --- notifications -----------------------------------------------------------------------------------
 @router.route("GET", "/notifications", query=NotificationsQuery, response=NotificationPage, summary="What we told you, newest first")
 def list_notifications(ctx: Ctx) -> dict[str, Any]:
-    return notifications.list_for_user(get_db(), ctx.user_id, limit=ctx.query.limit, before=ctx.query.before)
+    with get_db().connection() as conn:
+        return notifications.list_for_user(conn, ctx.user_id, limit=ctx.query.limit, before=ctx.query.before)

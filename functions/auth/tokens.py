@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from shared import error_codes as codes
 from shared.db import Conn, Query
 from shared.errors import BadRequest
 from shared.sessions import hash_token, new_token
@@ -48,7 +49,7 @@ SPEND = Query(
 
 
 class InvalidToken(BadRequest):
-    code = "invalid_token"
+    code = codes.INVALID_TOKEN
 
 
 def issue(conn: Conn, user_id: str, purpose: str, *, minutes: int, new_email: str | None = None) -> tuple[str, dt.datetime]:
@@ -66,6 +67,6 @@ def consume(conn: Conn, token: str, purpose: str) -> dict[str, Any]:
     """Spends ``token`` for ``purpose`` in the caller's transaction; 400 ``invalid_token`` otherwise."""
     row = conn.one(SPEND, token_hash=hash_token(token), purpose=purpose) if 20 <= len(token) <= 128 else None
     if row is None:
-        raise InvalidToken("this link is invalid, expired or already used; ask for a new one", code="invalid_token")
+        raise InvalidToken("this link is invalid, expired or already used; ask for a new one", code=codes.INVALID_TOKEN)
     conn.execute(SUPERSEDE, user_id=row["user_id"], purpose=purpose)  # the other links of the purpose are spent too
     return row

@@ -1,6 +1,6 @@
 """Feature flags for gradual rollouts.
 
-``is_enabled(key, user_id)`` is the hot path: it reads a per-instance snapshot of every flag (one
+``is_enabled(conn, key, user_id)`` is the hot path: it reads a per-instance snapshot of every flag (one
 small query at most every ``CACHE_TTL_S`` seconds) and decides with a stable hash, so all
 instances give a user the same answer and raising a percentage only ever adds users:
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.flags import queries as q
-from shared.db import Conn, Database, get_db
+from shared import error_codes as codes
+from shared.db import Conn
 from shared.errors import ValidationFailed
 
 CACHE_TTL_S = 30.0
@@ -67,13 +68,13 @@ class FlagCache:
         self._loaded_at = 0.0
         self.loads = 0  # how many times the table was read (tests and metrics)
 
-    def states(self, db: Database) -> dict[str, FlagState]:
+    def states(self, conn: Conn) -> dict[str, FlagState]:
+        """Every flag's state: the snapshot while fresh, else read again on the caller's connection."""
         now = self.clock()
         with self._lock:
             if self._states is not None and now - self._loaded_at < self.ttl_s:
                 return self._states
-        with db.connection() as conn:
-            rows = conn.all(q.ALL_FLAG_STATES)
+        rows = conn.all(q.ALL_FLAG_STATES)
         states = {r["key"]: FlagState(bool(r["enabled"]), int(r["rollout_percent"])) for r in rows}
         with self._lock:
             self._states, self._loaded_at = states, now
@@ -88,9 +89,9 @@ class FlagCache:
 _cache = FlagCache()
 
 
-def is_enabled(key: str, user_id: str | None, *, db: Database | None = None, cache: FlagCache | None = None) -> bool:
-    """Whether flag ``key`` is on for ``user_id`` (cached read: at most one query per instance per TTL)."""
-    state = (cache or _cache).states(db or get_db()).get(key)
+def is_enabled(conn: Conn, key: str, user_id: str | None, *, cache: FlagCache | None = None) -> bool:
+    """Whether flag ``key`` is on for ``user_id`` (cached read: at most one query on ``conn`` per instance per TTL)."""
+    state = (cache or _cache).states(conn).get(key)
     return state is not None and decide(state.enabled, state.rollout_percent, key, user_id)
 
 
@@ -118,13 +119,13 @@ def set_flag(
     None keeps the current one.
     """
     if not isinstance(key, str) or not KEY_PATTERN.match(key):
-        raise ValidationFailed("flag key must be 2-64 characters: lower case letters, digits, '_', '.', '-'", code="invalid_flag_key")
+        raise ValidationFailed("flag key must be 2-64 characters: lower case letters, digits, '_', '.', '-'", code=codes.INVALID_FLAG_KEY)
     if not isinstance(enabled, bool):
-        raise ValidationFailed("enabled must be true or false", code="invalid_flag")
+        raise ValidationFailed("enabled must be true or false", code=codes.INVALID_FLAG)
     if not isinstance(rollout_percent, int) or isinstance(rollout_percent, bool) or not 0 <= rollout_percent <= 100:
-        raise ValidationFailed("rollout_percent must be an integer from 0 to 100", code="invalid_rollout_percent")
+        raise ValidationFailed("rollout_percent must be an integer from 0 to 100", code=codes.INVALID_ROLLOUT_PERCENT)
     if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION):
-        raise ValidationFailed(f"description must be at most {MAX_DESCRIPTION} characters", code="invalid_flag")
+        raise ValidationFailed(f"description must be at most {MAX_DESCRIPTION} characters", code=codes.INVALID_FLAG)
     before = conn.one(q.FLAG_FOR_UPDATE, key=key)
     after = conn.one(q.UPSERT_FLAG, key=key, description=description, enabled=enabled, rollout_percent=rollout_percent, staff_id=staff_id)
     assert after is not None

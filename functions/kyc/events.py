@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.kyc import service
+from functions.kyc import flows
 from functions.kyc.models import StorageObject
+from shared import error_codes as codes
 from shared.db import get_db
 from shared.errors import PermanentEventError
 from shared.events import RECORD_DEAD_LETTER
@@ -44,14 +45,14 @@ def parse_event(event: Any) -> StorageObject | None:
         try:
             data = json.loads(data)
         except ValueError as exc:
-            raise PermanentEventError("event data is not JSON", code="malformed_event") from exc
+            raise PermanentEventError("event data is not JSON", code=codes.MALFORMED_EVENT) from exc
     if not isinstance(data, dict):
-        raise PermanentEventError("event data is not a storage object resource", code="malformed_event")
+        raise PermanentEventError("event data is not a storage object resource", code=codes.MALFORMED_EVENT)
     try:
         return StorageObject.model_validate(data)
     except ValidationError as exc:
         raise PermanentEventError(
-            f"event data is not a storage object resource: {exc.error_count()} errors", code="malformed_event"
+            f"event data is not a storage object resource: {exc.error_count()} errors", code=codes.MALFORMED_EVENT
         ) from exc
 
 
@@ -75,5 +76,5 @@ def kyc_document_uploaded(event: Any) -> None:
     if obj is None:
         log.info("%s ignored event type %s", SOURCE, _attr(event, "type"), extra={"event": "kyc_event_ignored", "message_id": event_id})
         return
-    outcome = service.record_upload(get_db(), obj)
+    outcome = flows.record_upload(get_db(), obj)
     log.info("%s %s: %s", SOURCE, event_id, outcome, extra={"event": "kyc_event_applied", "outcome": outcome, "message_id": event_id})

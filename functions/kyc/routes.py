@@ -22,11 +22,12 @@ router = Router("kyc")
     summary="Start a document upload: returns a 15-minute V4 signed PUT URL and the headers to send with it",
 )
 def create_document(ctx: Ctx) -> dict[str, Any]:
-    return service.request_upload(get_db(), ctx.user_id, ctx.body)
+    return get_db().run_in_transaction(lambda conn: service.request_upload(conn, ctx.user_id, ctx.body))
 
 
 @router.route(
     "GET", "/", query=DocumentsQuery, response=KycStatus, summary="The user's KYC status, last decision and documents (newest first)"
 )
 def kyc_status(ctx: Ctx) -> dict[str, Any]:
-    return service.status(get_db(), ctx.user_id, ctx.query.limit, ctx.query.cursor)
+    with get_db().connection() as conn:
+        return service.status(conn, ctx.user_id, ctx.query.limit, ctx.query.cursor)

@@ -10,7 +10,6 @@ decide (verified or rejected, with a reason). Every KYC transaction locks the us
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from typing import Any
 
@@ -18,9 +17,10 @@ from functions.earnings import bonuses
 from functions.kyc import queries as q
 from functions.kyc.models import DocumentUploadBody, StorageObject
 from functions.notifications.service import notify
+from shared import error_codes as codes
 from shared import pagination, storage
 from shared.config import get_settings
-from shared.db import Conn, Database
+from shared.db import Conn
 from shared.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from shared.ids import uuid_or
 from shared.logs import get_logger
@@ -56,14 +56,14 @@ def decode_cursor(kind: str, cursor: str) -> tuple[dt.datetime, str]:
         at = dt.datetime.fromisoformat(key["at"])
         row_id = str(uuid.UUID(key["id"]))
     except ValueError as exc:
-        raise ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor") from exc
+        raise ValidationFailed("the cursor is not valid for this list; start again without it", code=codes.INVALID_CURSOR) from exc
     if at.tzinfo is None:
-        raise ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor")
+        raise ValidationFailed("the cursor is not valid for this list; start again without it", code=codes.INVALID_CURSOR)
     return at, row_id
 
 
-def _uuid(value: str, what: str) -> str:
-    return uuid_or(value, NotFound(f"no such {what}", code=f"{what}_not_found"))
+def _uuid(value: str, what: str, code: str) -> str:
+    return uuid_or(value, NotFound(f"no such {what}", code=code))
 
 
 # --- the user's side ------------------------------------------------------------------------------
@@ -72,79 +72,74 @@ def new_object_name() -> str:
     return f"kyc/{uuid.uuid4().hex}"
 
 
-def request_upload(db: Database, user_id: str, body: DocumentUploadBody) -> dict[str, Any]:
+def request_upload(conn: Conn, user_id: str, body: DocumentUploadBody) -> dict[str, Any]:
     """Registers a document the user is about to upload and returns its signed upload URL.
 
     Refused for a verified user (409) and past the caps on open URLs and daily documents (429).
-    The URL is signed inside the transaction: if signing fails, nothing is written.
+    The URL is signed inside the caller's transaction: if signing fails, nothing is written.
     """
     bucket = get_settings().kyc_bucket
-
-    def run(conn: Conn) -> dict[str, Any]:
-        user = conn.one(q.LOCK_USER, user_id=user_id)
-        if user is None:
-            raise NotFound("no such user", code="user_not_found")
-        if user["kyc_status"] == "verified":
-            raise Conflict("your identity is already verified", code="kyc_already_verified")
-        counts = conn.one(q.UPLOAD_COUNTS, user_id=user_id) or {}
-        now = dt.datetime.now(dt.UTC)
-        if int(counts.get("open_urls") or 0) >= MAX_OPEN_UPLOADS:
-            wait = (counts["first_expiry"] - now).total_seconds() if counts.get("first_expiry") else UPLOAD_URL_TTL_S
-            raise RateLimited(
-                f"you already have {MAX_OPEN_UPLOADS} uploads waiting; use them or wait until they expire",
-                retry_after=int(wait) + 1,
-                code="too_many_open_uploads",
-            )
-        if int(counts.get("last_day") or 0) >= MAX_DOCUMENTS_PER_DAY:
-            first = counts.get("first_of_day")
-            wait = (first + dt.timedelta(days=1) - now).total_seconds() if first else 86_400
-            raise RateLimited(
-                f"at most {MAX_DOCUMENTS_PER_DAY} documents a day; try again later", retry_after=int(wait) + 1, code="too_many_documents"
-            )
-        object_name = new_object_name()
-        doc = conn.one(
-            q.INSERT_DOCUMENT,
-            user_id=user_id,
-            bucket=bucket,
-            object_name=object_name,
-            kind=body.kind,
-            content_type=body.content_type,
-            size_bytes=body.size_bytes,
-            ttl_s=UPLOAD_URL_TTL_S,
+    user = conn.one(q.LOCK_USER, user_id=user_id)
+    if user is None:
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
+    if user["kyc_status"] == "verified":
+        raise Conflict("your identity is already verified", code=codes.KYC_ALREADY_VERIFIED)
+    counts = conn.one(q.UPLOAD_COUNTS, user_id=user_id) or {}
+    now = dt.datetime.now(dt.UTC)
+    if int(counts.get("open_urls") or 0) >= MAX_OPEN_UPLOADS:
+        wait = (counts["first_expiry"] - now).total_seconds() if counts.get("first_expiry") else UPLOAD_URL_TTL_S
+        raise RateLimited(
+            f"you already have {MAX_OPEN_UPLOADS} uploads waiting; use them or wait until they expire",
+            retry_after=int(wait) + 1,
+            code=codes.TOO_MANY_OPEN_UPLOADS,
         )
-        assert doc is not None
-        conn.execute(q.SET_PENDING, user_id=user_id)
-        signed = storage.signed_upload_url(bucket, object_name, body.content_type, body.size_bytes, UPLOAD_URL_TTL_S)
-        log.info(
-            "kyc upload url issued for document %s",
-            doc["id"],
-            extra={"event": "kyc_upload_url_issued", "document_id": doc["id"], "kind": body.kind, "size_bytes": body.size_bytes},
+    if int(counts.get("last_day") or 0) >= MAX_DOCUMENTS_PER_DAY:
+        first = counts.get("first_of_day")
+        wait = (first + dt.timedelta(days=1) - now).total_seconds() if first else 86_400
+        raise RateLimited(
+            f"at most {MAX_DOCUMENTS_PER_DAY} documents a day; try again later", retry_after=int(wait) + 1, code=codes.TOO_MANY_DOCUMENTS
         )
-        return {
-            "document_id": doc["id"],
-            "kind": body.kind,
-            "upload_url": signed.url,
-            "method": signed.method,
-            "headers": signed.headers,
-            "expires_at": min(signed.expires_at, doc["upload_expires_at"]),
-            "max_bytes": body.size_bytes,
-        }
+    object_name = new_object_name()
+    doc = conn.one(
+        q.INSERT_DOCUMENT,
+        user_id=user_id,
+        bucket=bucket,
+        object_name=object_name,
+        kind=body.kind,
+        content_type=body.content_type,
+        size_bytes=body.size_bytes,
+        ttl_s=UPLOAD_URL_TTL_S,
+    )
+    assert doc is not None
+    conn.execute(q.SET_PENDING, user_id=user_id)
+    signed = storage.signed_upload_url(bucket, object_name, body.content_type, body.size_bytes, UPLOAD_URL_TTL_S)
+    log.info(
+        "kyc upload url issued for document %s",
+        doc["id"],
+        extra={"event": "kyc_upload_url_issued", "document_id": doc["id"], "kind": body.kind, "size_bytes": body.size_bytes},
+    )
+    return {
+        "document_id": doc["id"],
+        "kind": body.kind,
+        "upload_url": signed.url,
+        "method": signed.method,
+        "headers": signed.headers,
+        "expires_at": min(signed.expires_at, doc["upload_expires_at"]),
+        "max_bytes": body.size_bytes,
+    }
 
-    return db.run_in_transaction(run)
 
-
-def status(db: Database, user_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+def status(conn: Conn, user_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
     """The user's KYC status, the last decision (without its reason) and their documents, newest first."""
-    with db.connection() as conn:
-        kyc_status = conn.value(q.USER_KYC_STATUS, user_id=user_id)
-        if kyc_status is None:
-            raise NotFound("no such user", code="user_not_found")
-        last = conn.one(q.LAST_DECISION, user_id=user_id)
-        if cursor:
-            after_at, after_id = decode_cursor("kyc_documents", cursor)
-            rows = conn.all(q.USER_DOCUMENTS_AFTER, user_id=user_id, after_at=after_at, after_id=after_id, limit=limit + 1)
-        else:
-            rows = conn.all(q.USER_DOCUMENTS_FIRST, user_id=user_id, limit=limit + 1)
+    kyc_status = conn.value(q.USER_KYC_STATUS, user_id=user_id)
+    if kyc_status is None:
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
+    last = conn.one(q.LAST_DECISION, user_id=user_id)
+    if cursor:
+        after_at, after_id = decode_cursor("kyc_documents", cursor)
+        rows = conn.all(q.USER_DOCUMENTS_AFTER, user_id=user_id, after_at=after_at, after_id=after_id, limit=limit + 1)
+    else:
+        rows = conn.all(q.USER_DOCUMENTS_FIRST, user_id=user_id, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -158,7 +153,7 @@ def status(db: Database, user_id: str, limit: int = 50, cursor: str | None = Non
 
 
 # --- the finalize event ---------------------------------------------------------------------------
-def _mismatch(doc: dict[str, Any], obj: StorageObject) -> str | None:
+def mismatch(doc: dict[str, Any], obj: StorageObject) -> str | None:
     """Why what arrived is not what was declared, or None (size and content type only)."""
     received_type = (obj.content_type or "").split(";")[0].strip().lower()
     if received_type != doc["content_type"]:
@@ -168,24 +163,24 @@ def _mismatch(doc: dict[str, Any], obj: StorageObject) -> str | None:
     return None
 
 
-class _ObjectGone(Exception):
+class ObjectGone(Exception):
     """The object named by the event no longer exists."""
 
 
-def _sniff(obj: StorageObject, content_type: str) -> str | None:
+def sniff(obj: StorageObject, content_type: str) -> str | None:
     """Checks the file's magic number: None when it matches, else the reason to refuse it."""
     from google.api_core.exceptions import NotFound as GcsNotFound
 
     try:
         head = storage.read_head(obj.bucket, obj.name, 16)
     except GcsNotFound as exc:
-        raise _ObjectGone(obj.name) from exc
+        raise ObjectGone(obj.name) from exc
     if any(head.startswith(m) for m in MAGIC[content_type]):
         return None
     return f"content_not_{content_type.split('/')[1]}: the file does not start like a {content_type} file"
 
 
-def _delete_quietly(obj: StorageObject) -> None:
+def delete_quietly(obj: StorageObject) -> None:
     """Deletes the refused object (that generation only). A 403 (the bucket's retention policy, or
     no delete permission) is logged and accepted: the document is refused either way."""
     from google.api_core.exceptions import Forbidden as GcsForbidden
@@ -211,119 +206,38 @@ def _event_values(obj: StorageObject) -> dict[str, Any]:
     }
 
 
-def _reject(db: Database, doc: dict[str, Any], obj: StorageObject, reason: str) -> str:
-    def run(conn: Conn) -> bool:
-        conn.one(q.LOCK_USER, user_id=doc["user_id"])
-        return conn.one(q.MARK_REJECTED, id=doc["id"], reason=reason, **_event_values(obj)) is not None
-
-    changed = db.run_in_transaction(run)
-    log.warning(
-        "kyc document %s refused: %s",
-        doc["id"],
-        reason,
-        extra={"event": "kyc_document_refused", "document_id": doc["id"], "object": obj.name},
-    )
-    # After the commit: a redelivery finds the document rejected and deletes again (idempotent).
-    _delete_quietly(obj)
-    return "rejected" if changed else "duplicate"
+def mark_rejected(conn: Conn, doc: dict[str, Any], obj: StorageObject, reason: str) -> bool:
+    """Refuses a document for what arrived (``flows.record_upload`` deletes the object after the commit);
+    False when a redelivery finds it refused already."""
+    conn.one(q.LOCK_USER, user_id=doc["user_id"])
+    return conn.one(q.MARK_REJECTED, id=doc["id"], reason=reason, **_event_values(obj)) is not None
 
 
-def record_upload(db: Database, obj: StorageObject) -> str:
-    """Applies one object-finalized event; returns what happened (for logs and tests).
+def mark_uploaded(conn: Conn, doc: dict[str, Any], obj: StorageObject) -> bool:
+    """Records the checked upload and moves the user to review; False when a redelivery finds it done."""
+    conn.one(q.LOCK_USER, user_id=doc["user_id"])
+    if conn.one(q.MARK_UPLOADED, id=doc["id"], **_event_values(obj)) is None:
+        return False
+    conn.one(q.SET_IN_REVIEW, user_id=doc["user_id"])
+    return True
 
-    ``recorded``: the document is uploaded and the user in review; ``rejected``: what arrived differs
-    from what was declared (the object is deleted); ``duplicate``: a redelivery, nothing changed;
-    ``ignored``: not one of our documents; ``gone``: the object vanished before we could check it;
-    ``deleted``: the document was erased, so the late upload is deleted too.
-    Database or storage trouble raises (the event is retried).
-    """
-    with db.connection() as conn:
-        doc = conn.one(q.DOCUMENT_BY_OBJECT, bucket=obj.bucket, object_name=obj.name)
+
+def document_for_object(conn: Conn, obj: StorageObject) -> dict[str, Any] | None:
+    """The document a stored object belongs to, or None (not one of ours)."""
+    return conn.one(q.DOCUMENT_BY_OBJECT, bucket=obj.bucket, object_name=obj.name)
+
+
+def document_location(conn: Conn, document_id: str) -> dict[str, Any]:
+    """Where a document's object is (bucket, object_name); 404 for an unknown document."""
+    doc = conn.one(q.DOCUMENT_LOCATION, id=_uuid(document_id, "document", codes.DOCUMENT_NOT_FOUND))
     if doc is None:
-        expected = obj.bucket == get_settings().kyc_bucket
-        log.log(
-            logging.INFO if expected else logging.WARNING,
-            "kyc event for an unknown object %s/%s ignored",
-            obj.bucket,
-            obj.name,
-            extra={"event": "kyc_unknown_object", "bucket": obj.bucket, "object": obj.name},
-        )
-        return "ignored"
-
-    if doc["status"] == "deleted":
-        # Erased (privacy): a file that still arrives through a live upload URL must not stay.
-        _delete_quietly(obj)
-        log.info("kyc upload for an erased document deleted", extra={"event": "kyc_erased_upload_deleted", "document_id": doc["id"]})
-        return "deleted"
-    if doc["status"] != "awaiting_upload":
-        if doc["generation"] is not None and int(doc["generation"]) == obj.generation:
-            if doc["status"] == "rejected":
-                _delete_quietly(obj)  # finish a deletion a failed delivery may have left undone
-            return "duplicate"
-        if doc["status"] == "uploaded" and doc["review_id"] is None:
-            # The same name finalized again with new bytes: never review something that changed.
-            return _reject(db, doc, obj, "object_replaced: the file changed after it was uploaded")
-        log.warning(
-            "kyc event for document %s in status %s ignored",
-            doc["id"],
-            doc["status"],
-            extra={"event": "kyc_stale_event", "document_id": doc["id"], "object": obj.name},
-        )
-        return "ignored"
-
-    try:
-        reason = _mismatch(doc, obj) or _sniff(obj, doc["content_type"])
-    except _ObjectGone:
-        log.warning(
-            "kyc object %s vanished before it was checked",
-            obj.name,
-            extra={"event": "kyc_object_gone", "document_id": doc["id"], "object": obj.name},
-        )
-        return "gone"
-    if reason is not None:
-        return _reject(db, doc, obj, reason)
-
-    def run(conn: Conn) -> bool:
-        conn.one(q.LOCK_USER, user_id=doc["user_id"])
-        if conn.one(q.MARK_UPLOADED, id=doc["id"], **_event_values(obj)) is None:
-            return False
-        conn.one(q.SET_IN_REVIEW, user_id=doc["user_id"])
-        return True
-
-    recorded = db.run_in_transaction(run)
-    if recorded:
-        log.info(
-            "kyc document %s uploaded",
-            doc["id"],
-            extra={"event": "kyc_document_recorded", "document_id": doc["id"], "size_bytes": obj.size},
-        )
-    return "recorded" if recorded else "duplicate"
+        raise NotFound("no such document", code=codes.DOCUMENT_NOT_FOUND)
+    return doc
 
 
-def sync_document(db: Database, document_id: str) -> str:
-    """Applies the object's current state as its finalize event would; ``missing`` when nothing was uploaded.
-
-    For local runs (the emulator sends no events) and for a sweep after lost events.
-    """
-    with db.connection() as conn:
-        doc = conn.one(q.DOCUMENT_LOCATION, id=_uuid(document_id, "document"))
-    if doc is None:
-        raise NotFound("no such document", code="document_not_found")
-    meta = storage.object_metadata(doc["bucket"], doc["object_name"])
-    if meta is None:
-        return "missing"
-    return record_upload(db, StorageObject.model_validate(meta))
-
-
-def reconcile_uploads(db: Database, *, min_age_s: int = 120, limit: int = 500) -> dict[str, int]:
-    """Syncs documents still awaiting upload ``min_age_s`` after their URL was issued; counts the outcomes."""
-    with db.connection() as conn:
-        ids = [r["id"] for r in conn.all(q.AWAITING_UPLOADS, min_age_s=min_age_s, limit=limit)]
-    outcomes: dict[str, int] = {}
-    for document_id in ids:
-        outcome = sync_document(db, document_id)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+def awaiting_uploads(conn: Conn, *, min_age_s: int, limit: int) -> list[str]:
+    """The documents still awaiting upload ``min_age_s`` after their URL was issued (oldest first)."""
+    return [r["id"] for r in conn.all(q.AWAITING_UPLOADS, min_age_s=min_age_s, limit=limit)]
 
 
 # --- compliance (called by the admin function) -----------------------------------------------------
@@ -353,7 +267,7 @@ def documents_for_review(conn: Conn, user_id: str) -> list[dict[str, Any]]:
     rejection_reason, reviewed (bool), created_at, uploaded_at, download_url (None unless uploaded),
     download_expires_at.
     """
-    user_id = _uuid(user_id, "user")
+    user_id = _uuid(user_id, "user", codes.USER_NOT_FOUND)
     rows = conn.all(q.DOCUMENTS_FOR_REVIEW, user_id=user_id)
     out: list[dict[str, Any]] = []
     expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=DOWNLOAD_URL_TTL_S)
@@ -382,14 +296,14 @@ def documents_for_review(conn: Conn, user_id: str) -> list[dict[str, Any]]:
 
 def _clean_reason(reason: Any) -> str:
     if not isinstance(reason, str):
-        raise ValidationFailed("a reason is required", code="reason_required")
+        raise ValidationFailed("a reason is required", code=codes.REASON_REQUIRED)
     text = reason.strip()
     if not text:
-        raise ValidationFailed("a reason is required", code="reason_required")
+        raise ValidationFailed("a reason is required", code=codes.REASON_REQUIRED)
     if len(text) > REASON_MAX:
-        raise ValidationFailed(f"the reason must be at most {REASON_MAX} characters", code="reason_too_long")
+        raise ValidationFailed(f"the reason must be at most {REASON_MAX} characters", code=codes.REASON_TOO_LONG)
     if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        raise ValidationFailed("the reason contains characters that are not allowed", code="invalid_characters")
+        raise ValidationFailed("the reason contains characters that are not allowed", code=codes.INVALID_CHARACTERS)
     return text
 
 
@@ -402,33 +316,33 @@ def decide(conn: Conn, user_id: str, decision: str, reason: str, reviewer_id: st
     'verified', when no document was uploaded).
     """
     if decision not in DECISIONS:
-        raise ValidationFailed("decision must be 'verified' or 'rejected'", code="invalid_decision")
+        raise ValidationFailed("decision must be 'verified' or 'rejected'", code=codes.INVALID_DECISION)
     text = _clean_reason(reason)
-    user_id = _uuid(user_id, "user")
+    user_id = _uuid(user_id, "user", codes.USER_NOT_FOUND)
     try:
         reviewer_id = str(uuid.UUID(str(reviewer_id)))
     except ValueError as exc:
-        raise Forbidden("unknown reviewer", code="reviewer_forbidden") from exc
+        raise Forbidden("unknown reviewer", code=codes.REVIEWER_FORBIDDEN) from exc
     if reviewer_id == user_id:
-        raise Forbidden("nobody may decide on their own identity", code="own_kyc_decision")
+        raise Forbidden("nobody may decide on their own identity", code=codes.OWN_KYC_DECISION)
 
     def run(c: Conn) -> dict[str, Any]:
         reviewer = c.one(q.REVIEWER, id=reviewer_id)
         if reviewer is None or reviewer["role"] not in REVIEWER_ROLES or reviewer["status"] != "active":
-            raise Forbidden("only active compliance staff may decide on KYC", code="reviewer_forbidden")
+            raise Forbidden("only active compliance staff may decide on KYC", code=codes.REVIEWER_FORBIDDEN)
         user = c.one(q.LOCK_USER, user_id=user_id)
         if user is None:
-            raise NotFound("no such user", code="user_not_found")
+            raise NotFound("no such user", code=codes.USER_NOT_FOUND)
         before = user["kyc_status"]
         if before != "in_review":
             raise Conflict(
-                f"KYC can only be decided while in review (it is {before})", code="kyc_not_in_review", details={"kyc_status": before}
+                f"KYC can only be decided while in review (it is {before})", code=codes.KYC_NOT_IN_REVIEW, details={"kyc_status": before}
             )
         review = c.one(q.INSERT_REVIEW, user_id=user_id, decision=decision, reason=text, reviewer_id=reviewer_id)
         assert review is not None
         documents = [r["id"] for r in c.all(q.ATTACH_REVIEW, review_id=review["id"], user_id=user_id)]
         if decision == "verified" and not documents:
-            raise Conflict("there is no uploaded document to verify against", code="kyc_no_documents")
+            raise Conflict("there is no uploaded document to verify against", code=codes.KYC_NO_DOCUMENTS)
         c.execute(q.SET_DECISION, user_id=user_id, decision=decision)
         notify(c, user_id, "kyc_decided", {"decision": decision, "reason": text if decision == "rejected" else None})
         if decision == "verified":  # verified KYC may be what the user's referral was waiting for

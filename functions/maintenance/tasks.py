@@ -308,7 +308,7 @@ def risk_scan(conn: Conn, opts: RiskScanOptions, settings: Settings) -> dict[str
     """The rules over the accounts with new observations or completions since the last run (functions/risk)."""
     from functions.risk import service as risk
 
-    return risk.scan(get_db(), conn, limit=opts.limit)
+    return risk.scan(conn, limit=opts.limit)
 
 
 # --- restore drill ----------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.notifications import service
+from functions.notifications import flows
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import PermanentEventError
@@ -22,13 +23,13 @@ TOPIC = "notifications"
 def _apply(message: Message) -> None:
     notification_id = message.data.get("notification_id")
     if isinstance(notification_id, bool) or not isinstance(notification_id, int) or not 0 < notification_id < 2**63:
-        raise PermanentEventError("notification_id must be a positive integer", code="invalid_message")
+        raise PermanentEventError("notification_id must be a positive integer", code=codes.INVALID_MESSAGE)
     settings = get_settings()
     try:
         sender = SmtpSender(settings)
     except MailConfigError as exc:
-        raise PermanentEventError(f"mail provider misconfigured: {exc}", code="mail_misconfigured") from exc
-    service.deliver(get_db(), notification_id, settings, sender)
+        raise PermanentEventError(f"mail provider misconfigured: {exc}", code=codes.MAIL_MISCONFIGURED) from exc
+    flows.deliver(get_db(), notification_id, settings, sender)
 
 
 def send_notifications(event: Any) -> None:

@@ -2,10 +2,11 @@
 
 ``notify(conn, user_id, kind, data)`` runs inside the causing transaction: it inserts the
 notification (listed by GET /auth/notifications) and writes an outbox row to the ``notifications``
-topic, so the email exists exactly when the change committed. ``deliver`` is the consumer: it locks
-the notification row, sends nothing when ``email_sent_at`` is already set (a redelivery, or two at
-once: the second waits on the lock), issues the link's token for the kinds that carry one (committed
-at once, on a second connection), sends through the SMTP adapter and marks the row sent.
+topic, so the email exists exactly when the change committed. ``flows.deliver`` is the consumer:
+it locks the notification row (``claim``), sends nothing when ``email_sent_at`` is already set (a
+redelivery, or two at once: the second waits on the lock), issues the link's token for the kinds that
+carry one (``issue_token``, committed at once in its own transaction), sends through the SMTP adapter
+and marks the row sent (``send``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from functions.notifications import queries as q
 from functions.notifications.templates import KINDS, TOKEN_PURPOSE, render
 from shared import outbox
 from shared.config import Settings
-from shared.db import Conn, Database
+from shared.db import Conn
 from shared.logs import get_logger
 from shared.mail import Mail, SmtpSender
 
@@ -40,9 +41,8 @@ def notify(
     return notification_id
 
 
-def list_for_user(db: Database, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
-    with db.connection() as conn:
-        rows = conn.all(q.LIST_FOR_USER, user_id=user_id, limit=limit + 1, before=before)
+def list_for_user(conn: Conn, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:
+    rows = conn.all(q.LIST_FOR_USER, user_id=user_id, limit=limit + 1, before=before)
     items = [
         {
             "id": r["id"],
@@ -68,31 +68,37 @@ def token_minutes(purpose: str, settings: Settings) -> int:
     return settings.password_reset_minutes if purpose == "reset_password" else settings.email_verify_hours * 60
 
 
-def deliver(db: Database, notification_id: int, settings: Settings, sender: SmtpSender | None = None) -> str:
-    """Sends one notification's email at most once; returns "sent", "duplicate" or "skipped"."""
-    with db.transaction() as conn:
-        row = conn.one(q.CLAIM, id=notification_id)
-        if row is None or not row["email_to"] or row["status"] == "erased":
-            return "skipped"
-        if row["email_sent_at"] is not None:
-            return "duplicate"
-        data = json.loads(row["data"])
-        purpose = TOKEN_PURPOSE.get(row["kind"])
-        if purpose is not None:
-            # Committed on its own before the send: the link works the moment the email arrives (a fast
-            # reader, or a test, must not beat this transaction's commit). A token of a send that fails
-            # was never shown to anyone and just expires; the redelivery issues another.
-            new_email = data.get("new_email") if purpose == "change_email" else None
-            with db.transaction() as token_conn:
-                data["token"], _ = tokens.issue(
-                    token_conn, row["user_id"], purpose, minutes=token_minutes(purpose, settings), new_email=new_email
-                )
-        rendered = render(row["kind"], data, base_url=settings.public_base_url, display_name=row["display_name"])
-        domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "earnpay.local"
-        mail = Mail(row["email_to"], rendered.subject, rendered.text, rendered.html, f"<notification-{notification_id}@{domain}>")
-        # Sent while the row is locked: a failure rolls back and Pub/Sub redelivers; once the server
-        # accepted the message, the commit records it and no redelivery sends it again.
-        (sender or SmtpSender(settings)).send(mail)
-        conn.execute(q.MARK_SENT, id=notification_id)
-    log.info("notification emailed", extra={"event": "notification_sent", "notification_id": notification_id, "kind": row["kind"]})
-    return "sent"
+def claim(conn: Conn, notification_id: int) -> dict[str, Any] | str:
+    """Locks a notification for its email (in the caller's transaction, held while it is sent): the row,
+    or "skipped" (nothing to send) or "duplicate" (already sent)."""
+    row = conn.one(q.CLAIM, id=notification_id)
+    if row is None or not row["email_to"] or row["status"] == "erased":
+        return "skipped"
+    if row["email_sent_at"] is not None:
+        return "duplicate"
+    return row
+
+
+def needs_token(row: dict[str, Any]) -> bool:
+    """Whether the notification's email carries a link with a token (verification, reset, email change)."""
+    return row["kind"] in TOKEN_PURPOSE
+
+
+def issue_token(conn: Conn, row: dict[str, Any], settings: Settings) -> str:
+    """Issues the token of a claimed notification's link (``flows.deliver`` commits it on its own)."""
+    purpose = TOKEN_PURPOSE[row["kind"]]
+    new_email = json.loads(row["data"]).get("new_email") if purpose == "change_email" else None
+    token, _ = tokens.issue(conn, row["user_id"], purpose, minutes=token_minutes(purpose, settings), new_email=new_email)
+    return token
+
+
+def send(conn: Conn, row: dict[str, Any], token: str | None, settings: Settings, sender: SmtpSender | None = None) -> None:
+    """Sends a claimed notification's email and marks it sent (in the claiming transaction)."""
+    data = json.loads(row["data"])
+    if token is not None:
+        data["token"] = token
+    rendered = render(row["kind"], data, base_url=settings.public_base_url, display_name=row["display_name"])
+    domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">").strip() or "earnpay.local"
+    mail = Mail(row["email_to"], rendered.subject, rendered.text, rendered.html, f"<notification-{row['id']}@{domain}>")
+    (sender or SmtpSender(settings)).send(mail)
+    conn.execute(q.MARK_SENT, id=row["id"])

@@ -91,6 +91,9 @@ class ReportQuery(QueryParams):
 
 class SecretVersion(Response):
     version: int
+    store: Literal["database", "secret_manager"] = Field(
+        description="where the secret is: Secret Manager (the database holds only the version's name) or encrypted here"
+    )
     created_at: dt.datetime
     retires_at: dt.datetime | None = Field(description="null: the current secret; else it verifies until then")
 

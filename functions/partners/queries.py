@@ -6,7 +6,14 @@ _PARTNER_COLUMNS = """id, name, kind, enabled, reward_micros_per_unit, revenue_m
        clearing_hours, key_url, allowed_sources::text[] AS allowed_sources, timestamp_window_seconds, answer_ok, answer_error,
        answer_content_type, error_status, created_at, updated_at"""
 
-PARTNER = Query("partner_by_id", f"SELECT {_PARTNER_COLUMNS} FROM partners WHERE id = :id")
+# secret_generation: the newest signing-secret version. Every rotation adds one (and retires the others in
+# the same transaction), so a cached set of secrets with another generation is stale (service._live_secrets).
+PARTNER = Query(
+    "partner_by_id",
+    f"""SELECT {_PARTNER_COLUMNS},
+               (SELECT max(version) FROM partner_secrets s WHERE s.partner_id = partners.id) AS secret_generation
+          FROM partners WHERE id = :id""",
+)
 
 PARTNERS = Query("partners_all", f"SELECT {_PARTNER_COLUMNS} FROM partners ORDER BY id")
 
@@ -40,16 +47,18 @@ SOURCE_ALLOWED = Query(
 )
 
 # --- secrets ---------------------------------------------------------------------------------------
+# The versions in this process's store still verifying; reference: the Secret Manager version's name, or
+# the envelope (shared/secrets.py).
 LIVE_SECRETS = Query(
     "partner_live_secrets",
-    """SELECT version, envelope::text AS envelope FROM partner_secrets
-        WHERE partner_id = :partner_id AND (retires_at IS NULL OR retires_at > now())
+    """SELECT version, retires_at, coalesce(secret_version, envelope::text) AS reference FROM partner_secrets
+        WHERE partner_id = :partner_id AND store = :store AND (retires_at IS NULL OR retires_at > now())
         ORDER BY version DESC""",
 )
 
 SECRET_VERSIONS = Query(
     "partner_secret_versions",
-    """SELECT version, created_at, retires_at FROM partner_secrets WHERE partner_id = :partner_id ORDER BY version DESC""",
+    """SELECT version, store, created_at, retires_at FROM partner_secrets WHERE partner_id = :partner_id ORDER BY version DESC""",
 )
 
 RETIRE_SECRETS = Query(
@@ -60,9 +69,10 @@ RETIRE_SECRETS = Query(
 
 INSERT_SECRET = Query(
     "partner_insert_secret",
-    """INSERT INTO partner_secrets (partner_id, version, envelope)
-       SELECT :partner_id, coalesce(max(version), 0) + 1, CAST(:envelope AS jsonb) FROM partner_secrets WHERE partner_id = :partner_id
-       RETURNING version, created_at, retires_at""",
+    """INSERT INTO partner_secrets (partner_id, version, store, envelope, secret_version)
+       SELECT :partner_id, coalesce(max(version), 0) + 1, :store, CAST(:envelope AS jsonb), :secret_version
+         FROM partner_secrets WHERE partner_id = :partner_id
+       RETURNING version, store, created_at, retires_at""",
 )
 
 # --- rewards ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,10 +27,15 @@ from typing import Any
 from functions.ledger import service as ledger
 from functions.partners import keys, signatures
 from functions.partners import queries as q
-from shared import audit, crypto, ratelimit
+from shared import audit, ratelimit
+from shared import error_codes as codes
+from shared import secrets as shared_secrets
 from shared.config import get_settings
 from shared.db import Conn, get_db
 from shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 KINDS = ("rewarded_video", "offerwall")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
@@ -68,8 +74,7 @@ class Callback:
     units: int
 
 
-def secret_aad(partner_id: str) -> str:
-    return f"partner_secret:{partner_id}"
+SECRET_AAD_PREFIX = "partner_secret:"  # noqa: S105  # not a secret: a database-stored secret's envelope is bound to its partner
 
 
 # --- the callback pipeline -------------------------------------------------------------------------
@@ -113,9 +118,11 @@ def handle(route_kind: str, partner_ref: str, query: str, ip: str) -> Answer:
         with db.transaction() as conn:
             _record(conn, partner_ref, log_kind, txn, user_ref, "refused", refusal.reason, ip, query)
         if refusal.status == 429:
-            raise RateLimited("too many refused partner callbacks from this address", retry_after=BAD_WINDOW_S, code="throttled") from None
+            raise RateLimited(
+                "too many refused partner callbacks from this address", retry_after=BAD_WINDOW_S, code=codes.THROTTLED
+            ) from None
         if partner is None:
-            raise NotFound("no such partner for this kind of callback", code="unknown_partner") from None
+            raise NotFound("no such partner for this kind of callback", code=codes.UNKNOWN_PARTNER) from None
         return _answer(partner, "refused", refusal.reason, refusal.status)
 
 
@@ -171,7 +178,7 @@ def _verified_offerwall(conn: Conn, partner: dict[str, Any], query: str, ip: str
             raise Refused("source_not_allowed", 403)
     try:
         params = signatures.query_params(query)
-        secrets = [_secret(partner["id"], int(r["version"]), r["envelope"]) for r in conn.all(q.LIVE_SECRETS, partner_id=partner["id"])]
+        secrets = _live_secrets(conn, partner)
         if not secrets:
             raise Refused("no_secret")
         signatures.verify_hmac(secrets, params)
@@ -180,19 +187,59 @@ def _verified_offerwall(conn: Conn, partner: dict[str, Any], query: str, ip: str
         raise Refused(exc.reason) from None
 
 
-# Decrypted secrets by (partner, version): a version's secret never changes, so it is unwrapped (a Cloud KMS
-# call in production) once per instance; which versions are live is read from the database every time.
-_secrets: dict[tuple[str, int], bytes] = {}
+def secret_store() -> shared_secrets.SecretStore:
+    """Where offerwall signing secrets live: Secret Manager when deployed, encrypted in the database elsewhere."""
+    return shared_secrets.get_store(aad_prefix=SECRET_AAD_PREFIX, prefix=get_settings().partner_secret_prefix)
 
 
-def _secret(partner_id: str, version: int, envelope: str) -> bytes:
-    secret = _secrets.get((partner_id, version))
-    if secret is None:
-        secret = bytes.fromhex(crypto.decrypt_json(json.loads(envelope), secret_aad(partner_id))["secret_hex"])
-        if len(_secrets) > 1000:
-            _secrets.clear()
-        _secrets[(partner_id, version)] = secret
-    return secret
+@dataclass(frozen=True)
+class _Resolved:
+    generation: int  # the partner's newest secret version when these were read (queries.PARTNER)
+    loaded_at: float  # monotonic
+    versions: tuple[tuple[dt.datetime | None, bytes], ...]  # (retires_at, secret), newest first
+
+
+# A partner's resolved signing secrets, per instance, by (store, partner). Kept at most
+# PARTNER_SECRET_CACHE_SECONDS, and dropped at once when the partner row's secret generation differs
+# (a rotation, by any instance): the partner row is read by every callback anyway, so a rotation is seen
+# by the next callback, and a forged signature never makes us read the store again.
+_resolved: dict[tuple[str, str], _Resolved] = {}
+_resolved_lock = threading.Lock()
+
+
+def clear_secret_cache() -> None:
+    with _resolved_lock:
+        _resolved.clear()
+
+
+def _live_secrets(conn: Conn, partner: dict[str, Any]) -> list[bytes]:
+    store = secret_store()
+    key = (store.kind, partner["id"])
+    generation = int(partner["secret_generation"] or 0)
+    now = time.monotonic()
+    entry = _resolved.get(key)
+    if entry is None or entry.generation != generation or now - entry.loaded_at >= get_settings().partner_secret_cache_seconds:
+        versions = []
+        for row in conn.all(q.LIVE_SECRETS, partner_id=partner["id"], store=store.kind):
+            try:
+                versions.append((row["retires_at"], store.access(partner["id"], row["reference"])))
+            except shared_secrets.SecretNotFound as exc:  # destroyed or disabled in the store: it verifies nothing
+                log.warning(
+                    "partner %s secret version %s is unreadable: %s",
+                    partner["id"],
+                    row["version"],
+                    exc,
+                    extra={"event": "partner_secret_unreadable"},
+                )
+            except shared_secrets.SecretUnavailable:
+                raise Refused("secret_store_unavailable", 503) from None
+        entry = _Resolved(generation, now, tuple(versions))
+        with _resolved_lock:
+            if len(_resolved) > 1000:
+                _resolved.clear()
+            _resolved[key] = entry
+    wall = dt.datetime.now(dt.UTC)
+    return [secret for retires_at, secret in entry.versions if retires_at is None or retires_at > wall]
 
 
 def _callback(partner: dict[str, Any], params: dict[str, str], route_kind: str) -> Callback:
@@ -354,7 +401,7 @@ def present(row: dict[str, Any], secrets: list[dict[str, Any]] | None = None) ->
         )
     }
     out["daily_cap"] = ledger.money(int(row["daily_cap_micros"]))
-    out["secrets"] = [{"version": s["version"], "created_at": s["created_at"], "retires_at": s["retires_at"]} for s in secrets or []]
+    out["secrets"] = [_secret_view(s) for s in secrets or []]
     return out
 
 
@@ -385,11 +432,11 @@ def _config_params(body: dict[str, Any]) -> dict[str, Any]:
 
 def _check_kind(kind: str, params: dict[str, Any]) -> None:
     if kind == "rewarded_video" and not params["key_url"]:
-        raise ValidationFailed("a rewarded-video partner needs key_url (its public-key endpoint)", code="key_url_required")
+        raise ValidationFailed("a rewarded-video partner needs key_url (its public-key endpoint)", code=codes.KEY_URL_REQUIRED)
     if kind == "offerwall" and params["key_url"]:
-        raise ValidationFailed("an offerwall partner signs with a secret, not a key endpoint", code="key_url_not_allowed")
+        raise ValidationFailed("an offerwall partner signs with a secret, not a key endpoint", code=codes.KEY_URL_NOT_ALLOWED)
     if kind == "rewarded_video" and params["allowed_sources"] is not None:
-        raise ValidationFailed("allowed_sources applies to offerwall partners", code="allowed_sources_not_allowed")
+        raise ValidationFailed("allowed_sources applies to offerwall partners", code=codes.ALLOWED_SOURCES_NOT_ALLOWED)
 
 
 def list_partners(conn: Conn) -> dict[str, Any]:
@@ -401,7 +448,7 @@ def create_partner(conn: Conn, actor: Actor, body: dict[str, Any]) -> dict[str, 
     _check_kind(body["kind"], params)
     row = conn.one(q.INSERT_PARTNER, id=body["id"], kind=body["kind"], **params)
     if row is None:
-        raise Conflict("a partner with this id exists", code="partner_exists")
+        raise Conflict("a partner with this id exists", code=codes.PARTNER_EXISTS)
     out = present(row)
     _audit(conn, actor, "partner.create", body["id"], None, out)
     return out
@@ -410,7 +457,7 @@ def create_partner(conn: Conn, actor: Actor, body: dict[str, Any]) -> dict[str, 
 def update_partner(conn: Conn, actor: Actor, partner_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     before = conn.one(q.PARTNER, id=partner_id)
     if before is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     # null clears only what may be absent (key_url, allowed_sources); elsewhere it means "unchanged"
     merged = {**before, **{k: v for k, v in changes.items() if v is not None or k in ("key_url", "allowed_sources")}}
     if "allowed_sources" not in changes and before["allowed_sources"] is not None:
@@ -428,33 +475,47 @@ def rotate_secret(conn: Conn, actor: Actor, partner_id: str, secret_hex: str, ov
     """Adds a signing secret; the ones before it keep verifying for ``overlap_hours`` (0: retired now)."""
     partner = conn.one(q.PARTNER, id=partner_id)
     if partner is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     if partner["kind"] != "offerwall":
-        raise Conflict("only offerwall partners sign with a secret", code="no_secrets_for_kind")
+        raise Conflict("only offerwall partners sign with a secret", code=codes.NO_SECRETS_FOR_KIND)
     conn.execute(q.RETIRE_SECRETS, partner_id=partner_id, overlap_seconds=overlap_hours * 3600)
-    envelope = crypto.encrypt_json({"secret_hex": secret_hex.lower()}, secret_aad(partner_id))
-    row = conn.one(q.INSERT_SECRET, partner_id=partner_id, envelope=json.dumps(envelope))
+    store = secret_store()
+    reference = store.add_version(partner_id, bytes.fromhex(secret_hex))  # Secret Manager: a new version; never in our database
+    row = conn.one(
+        q.INSERT_SECRET,
+        partner_id=partner_id,
+        store=store.kind,
+        envelope=reference if store.kind == "database" else None,
+        secret_version=reference if store.kind == "secret_manager" else None,
+    )
     assert row is not None
     versions = conn.all(q.SECRET_VERSIONS, partner_id=partner_id)
     # never the secret itself in the audit log: only which versions verify until when
-    _audit(conn, actor, "partner.secret_rotate", partner_id, None, {"version": row["version"], "overlap_hours": overlap_hours})
-    return {
-        "partner_id": partner_id,
-        "version": row["version"],
-        "secrets": [{"version": s["version"], "created_at": s["created_at"], "retires_at": s["retires_at"]} for s in versions],
-    }
+    _audit(
+        conn,
+        actor,
+        "partner.secret_rotate",
+        partner_id,
+        None,
+        {"version": row["version"], "store": store.kind, "overlap_hours": overlap_hours},
+    )
+    return {"partner_id": partner_id, "version": row["version"], "secrets": [_secret_view(v) for v in versions]}
+
+
+def _secret_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"version": row["version"], "store": row["store"], "created_at": row["created_at"], "retires_at": row["retires_at"]}
 
 
 def staff_reversal(conn: Conn, actor: Actor, partner_id: str, transaction_id: str, reason: str) -> dict[str, Any]:
     """A chargeback the partner reported another way (rewarded-video networks send no reversal callbacks)."""
     partner = conn.one(q.PARTNER, id=partner_id)
     if partner is None:
-        raise NotFound("no such partner", code="unknown_partner")
+        raise NotFound("no such partner", code=codes.UNKNOWN_PARTNER)
     conn.value(q.LOCK_TRANSACTION, lock_key=f"{partner_id}:{transaction_id}")
     try:
         outcome = apply_reversal(conn, partner, None, source="staff", transaction_id=transaction_id, reason=reason)
     except Refused as exc:
-        raise NotFound("no reward with this transaction id from this partner", code="unknown_transaction") from exc
+        raise NotFound("no reward with this transaction id from this partner", code=codes.UNKNOWN_TRANSACTION) from exc
     row = conn.one(q.REWARD, partner_id=partner_id, transaction_id=transaction_id)
     assert row is not None
     _record(conn, partner_id, "reversal", transaction_id, row["user_id"], outcome, f"staff_{outcome}", "staff", "")
@@ -487,7 +548,7 @@ def callbacks(conn: Conn, partner_id: str, limit: int, before_id: int | None) ->
 def report(conn: Conn, from_day: dt.date, to_day: dt.date, partner_id: str | None) -> dict[str, Any]:
     """Per partner, per UTC day: revenue, rewards credited, reversed and paid out (cleared to users), and the margin."""
     if to_day < from_day or (to_day - from_day).days > 366:
-        raise ValidationFailed("the report covers 1 to 367 days: from <= to", code="invalid_range")
+        raise ValidationFailed("the report covers 1 to 367 days: from <= to", code=codes.INVALID_RANGE)
     items = []
     totals = dict.fromkeys(("revenue", "revenue_reversed", "credited", "reversed", "recovered", "paid_out"), 0)
     for r in conn.all(q.REPORT, from_day=from_day, to_day=to_day, partner_id=partner_id):

@@ -16,6 +16,9 @@ Three steps, and never a transaction open across a provider call:
 
 A crash after 1 leaves payouts ``submitted`` until their lease expires; then the next batch claims them
 again (step 2 makes that safe). Nothing is lost: every claimed payout ends paid, failed or due again.
+
+``process_batch`` is the workflow: it opens each step's transaction with the pool's helpers (``claim``
+and ``record`` take the ``Conn``), and logs the failures after the commit.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from functions.payouts.providers import (
 from functions.payouts.service import method_aad, release
 from shared.config import Settings, get_settings
 from shared.crypto import CryptoError, decrypt_json
-from shared.db import Database, get_db
+from shared.db import Conn, Database, get_db
 from shared.errors import ServiceUnavailable
 from shared.logs import get_logger
 
@@ -116,12 +119,11 @@ def provider_for(settings: Settings | None = None) -> PayoutProvider:
 
 
 # --- 1. claim ----------------------------------------------------------------------------------------
-def claim(db: Database, *, worker_id: str, batch_size: int, provider_name: str, lease_s: int) -> list[Claimed]:
-    """Claims up to ``batch_size`` payouts (due re-checks first, then approved ones) in one short transaction."""
-    with db.transaction() as conn:
-        rows = conn.all(q.CLAIM_DUE, limit=batch_size, worker=worker_id, lease_s=lease_s)
-        if len(rows) < batch_size:
-            rows += conn.all(q.CLAIM_APPROVED, limit=batch_size - len(rows), worker=worker_id, lease_s=lease_s, provider=provider_name)
+def claim(conn: Conn, *, worker_id: str, batch_size: int, provider_name: str, lease_s: int) -> list[Claimed]:
+    """Claims up to ``batch_size`` payouts (due re-checks first, then approved ones) in the caller's short transaction."""
+    rows = conn.all(q.CLAIM_DUE, limit=batch_size, worker=worker_id, lease_s=lease_s)
+    if len(rows) < batch_size:
+        rows += conn.all(q.CLAIM_APPROVED, limit=batch_size - len(rows), worker=worker_id, lease_s=lease_s, provider=provider_name)
     return [Claimed(**r) for r in rows]
 
 
@@ -214,9 +216,8 @@ def _money_cents(cents: int) -> dict[str, Any]:
     return ledger.money(int(cents) * ledger.MICROS_PER_CENT)
 
 
-def record(db: Database, outcomes: list[Outcome], *, provider_name: str, settings: Settings | None = None) -> list[str]:
-    """Records a batch's outcomes in one short transaction; returns the ids this call marked failed."""
-    settings = settings or get_settings()
+def record(conn: Conn, outcomes: list[Outcome]) -> list[str]:
+    """Records a batch's outcomes in the caller's (short) transaction; returns the ids this call marked failed."""
     paid = [{"id": o.payout.id, "reference": o.reference} for o in outcomes if o.kind == "paid"]
     failed = sorted((o for o in outcomes if o.kind == "failed"), key=lambda o: (o.payout.user_id, o.payout.id))
     not_final = [
@@ -230,37 +231,37 @@ def record(db: Database, outcomes: list[Outcome], *, provider_name: str, setting
         for o in outcomes
         if o.kind in ("pending", "retry")
     ]
-
-    def write(conn: Any) -> list[str]:
-        newly_failed: list[str] = []
-        if paid:
-            done = conn.one(q.RECORD_PAID, rows=json.dumps(paid), micros_per_cent=ledger.MICROS_PER_CENT)
-            for p in json.loads(done["done_rows"]) if done else []:
-                notify(conn, str(p["user_id"]), "payout_paid", {"payout_id": str(p["id"]), "amount": _money_cents(p["amount_cents"])})
-        for o in failed:
-            row = conn.one(
-                q.RECORD_FAILED,
-                id=o.payout.id,
-                reference=o.reference,
-                failure_code=(o.failure_code or "unknown")[:100],
-                failure_message=o.failure_message,
-                reason=f"failed: {o.failure_code}"[:500],
+    newly_failed: list[str] = []
+    if paid:
+        done = conn.one(q.RECORD_PAID, rows=json.dumps(paid), micros_per_cent=ledger.MICROS_PER_CENT)
+        for p in json.loads(done["done_rows"]) if done else []:
+            notify(conn, str(p["user_id"]), "payout_paid", {"payout_id": str(p["id"]), "amount": _money_cents(p["amount_cents"])})
+    for o in failed:
+        row = conn.one(
+            q.RECORD_FAILED,
+            id=o.payout.id,
+            reference=o.reference,
+            failure_code=(o.failure_code or "unknown")[:100],
+            failure_message=o.failure_message,
+            reason=f"failed: {o.failure_code}"[:500],
+        )
+        if row is not None:  # this call made the change: release exactly once
+            release(conn, row, "failed")
+            newly_failed.append(row["id"])
+            notify(
+                conn,
+                row["user_id"],
+                "payout_failed",
+                {"payout_id": row["id"], "amount": _money_cents(row["amount_cents"]), "reason": "the payment provider refused it"},
             )
-            if row is not None:  # this call made the change: release exactly once
-                release(conn, row, "failed")
-                newly_failed.append(row["id"])
-                notify(
-                    conn,
-                    row["user_id"],
-                    "payout_failed",
-                    {"payout_id": row["id"], "amount": _money_cents(row["amount_cents"]), "reason": "the payment provider refused it"},
-                )
-        if not_final:
-            conn.execute(q.RECORD_NOT_FINAL, rows=json.dumps(not_final))
-        return newly_failed
+    if not_final:
+        conn.execute(q.RECORD_NOT_FINAL, rows=json.dumps(not_final))
+    return newly_failed
 
-    newly_failed = db.run_in_transaction(write)
-    by_id = {o.payout.id: o for o in failed}
+
+def log_recorded(outcomes: list[Outcome], newly_failed: list[str], *, provider_name: str, settings: Settings) -> None:
+    """After the commit: an alert per payout that failed, a warning (an error once stuck) per retry."""
+    by_id = {o.payout.id: o for o in outcomes if o.kind == "failed"}
     for pid in newly_failed:
         o = by_id[pid]
         log.error(
@@ -288,7 +289,6 @@ def record(db: Database, outcomes: list[Outcome], *, provider_name: str, setting
                 o.error,
                 extra={"event": "payout_stuck" if stuck else "payout_retry", "payout_id": o.payout.id, "attempts": o.payout.attempts},
             )
-    return newly_failed
 
 
 # --- the whole batch ---------------------------------------------------------------------------------
@@ -307,7 +307,8 @@ def process_batch(
     report = BatchReport(worker=worker_id or new_worker_id())
     started = time.perf_counter()
     size = batch_size or settings.payout_batch_size
-    items = claim(db, worker_id=report.worker, batch_size=size, provider_name=provider.name, lease_s=settings.payout_lease_seconds)
+    with db.transaction() as conn:
+        items = claim(conn, worker_id=report.worker, batch_size=size, provider_name=provider.name, lease_s=settings.payout_lease_seconds)
     report.claimed = len(items)
     claimed_at = time.perf_counter()
     report.claim_ms = (claimed_at - started) * 1000
@@ -316,7 +317,8 @@ def process_batch(
     outcomes = execute(provider, items, settings)
     executed_at = time.perf_counter()
     report.provider_ms = (executed_at - claimed_at) * 1000
-    newly_failed = record(db, outcomes, provider_name=provider.name, settings=settings)
+    newly_failed = db.run_in_transaction(lambda conn: record(conn, outcomes))
+    log_recorded(outcomes, newly_failed, provider_name=provider.name, settings=settings)
     report.record_ms = (time.perf_counter() - executed_at) * 1000
     report.paid = sum(1 for o in outcomes if o.kind == "paid")
     report.failed = len(newly_failed)

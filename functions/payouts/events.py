@@ -11,6 +11,7 @@ from typing import Any
 
 from functions.payouts import batch
 from functions.payouts.providers import ProviderConfigError
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.errors import PermanentEventError
 from shared.events import Message, handle
@@ -22,7 +23,7 @@ MAX_BATCH_SIZE = 10_000
 def _int_field(data: dict[str, Any], name: str, default: int, high: int) -> int:
     value = data.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise PermanentEventError(f"{name} must be an integer from 1 to {high}", code="invalid_message")
+        raise PermanentEventError(f"{name} must be an integer from 1 to {high}", code=codes.INVALID_MESSAGE)
     return value
 
 
@@ -33,7 +34,7 @@ def _apply(message: Message) -> None:
     try:
         provider = batch.provider_for(settings)
     except ProviderConfigError as exc:
-        raise PermanentEventError(f"payout provider misconfigured: {exc}", code="provider_misconfigured") from exc
+        raise PermanentEventError(f"payout provider misconfigured: {exc}", code=codes.PROVIDER_MISCONFIGURED) from exc
     batch.process_payouts(provider=provider, batch_size=size, max_batches=max_batches, settings=settings)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.payouts import service
+from functions.payouts import flows, service
 from functions.payouts.models import (
     MethodCreateBody,
     MethodRemoved,
@@ -34,17 +34,19 @@ router = Router("payouts")
     summary="Add a payout method (PayPal or bank account); needs the password",
 )
 def add_method(ctx: Ctx) -> dict[str, Any]:
-    return service.add_method(get_db(), ctx.user_id, ctx.body)
+    return flows.add_method(get_db(), ctx.user_id, ctx.body)
 
 
 @router.route("GET", "/methods", response=PayoutMethodList, summary="The signed-in user's payout methods, masked")
 def list_methods(ctx: Ctx) -> dict[str, Any]:
-    return service.list_methods(get_db(), ctx.user_id)
+    with get_db().connection() as conn:
+        return service.list_methods(conn, ctx.user_id)
 
 
 @router.route("POST", "/methods/{method_id}/default", response=PayoutMethod, summary="Make a payout method the default")
 def set_default_method(ctx: Ctx) -> dict[str, Any]:
-    return service.set_default_method(get_db(), ctx.user_id, ctx.params["method_id"])
+    with get_db().transaction() as conn:
+        return service.set_default_method(conn, ctx.user_id, ctx.params["method_id"])
 
 
 @router.route(
@@ -54,7 +56,8 @@ def set_default_method(ctx: Ctx) -> dict[str, Any]:
     summary="Remove a payout method (its details are destroyed); not while a payout to it is in flight",
 )
 def remove_method(ctx: Ctx) -> dict[str, Any]:
-    return service.remove_method(get_db(), ctx.user_id, ctx.params["method_id"])
+    with get_db().transaction() as conn:
+        return service.remove_method(conn, ctx.user_id, ctx.params["method_id"])
 
 
 @router.route(
@@ -68,20 +71,23 @@ def remove_method(ctx: Ctx) -> dict[str, Any]:
 )
 def request_payout(ctx: Ctx) -> dict[str, Any]:
     client = (ctx.ip, ctx.request.headers.get(signals.INSTALL_ID_HEADER))
-    payout, _created = service.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key, client=client)
+    payout, _created = flows.request_payout(get_db(), ctx.user_id, ctx.body, ctx.idempotency_key, client=client)
     return payout
 
 
 @router.route("GET", "/", query=PayoutListQuery, response=PayoutPage, summary="The signed-in user's payouts, newest first")
 def list_payouts(ctx: Ctx) -> dict[str, Any]:
-    return service.list_payouts(get_db(), ctx.user_id, limit=ctx.query.limit, cursor=ctx.query.cursor, status=ctx.query.status)
+    with get_db().connection() as conn:
+        return service.list_payouts(conn, ctx.user_id, limit=ctx.query.limit, cursor=ctx.query.cursor, status=ctx.query.status)
 
 
 @router.route("GET", "/{payout_id}", response=PayoutDetail, summary="One payout with its history")
 def get_payout(ctx: Ctx) -> dict[str, Any]:
-    return service.get_payout(get_db(), ctx.user_id, ctx.params["payout_id"])
+    with get_db().connection() as conn:
+        return service.get_payout(conn, ctx.user_id, ctx.params["payout_id"])
 
 
 @router.route("POST", "/{payout_id}/cancel", response=Payout, summary="Cancel a payout still awaiting approval; releases the hold")
 def cancel_payout(ctx: Ctx) -> dict[str, Any]:
-    return service.cancel_payout(get_db(), ctx.user_id, ctx.params["payout_id"])
+    with get_db().transaction() as conn:
+        return service.cancel_payout(conn, ctx.user_id, ctx.params["payout_id"])

@@ -11,7 +11,7 @@ from shared.render import echo
 
 def cmd_process_exports(args: argparse.Namespace) -> int:
     """Build every data export still queued (Pub/Sub disabled, down, or a message lost)."""
-    from functions.privacy.service import process_pending
+    from functions.privacy.flows import process_pending
 
     echo({"exports": process_pending(get_db())})
     return 0

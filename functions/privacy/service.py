@@ -18,20 +18,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 from typing import Any
 
 from functions.auth import service as auth
 from functions.auth.service import new_referral_code
 from functions.privacy import queries as q
 from shared import audit, ratelimit, storage
-from shared.config import get_settings
-from shared.db import Conn, Database
+from shared import error_codes as codes
+from shared.db import Conn
 from shared.errors import Conflict, NotFound, PermanentEventError, ServiceUnavailable
 from shared.ids import uuid_or
 from shared.logs import get_logger
 from shared.models import rfc3339
-from shared.pubsub import publish
 from shared.render import dumps
 
 log = get_logger(__name__)
@@ -49,7 +47,7 @@ IN_FLIGHT_PAYOUT_STATES = ("requested", "approved", "submitted")
 
 
 def _uuid_or_404(value: str) -> str:
-    return uuid_or(value, NotFound("no such export", code="export_not_found"))
+    return uuid_or(value, NotFound("no such export", code=codes.EXPORT_NOT_FOUND))
 
 
 def pseudonymous_email(user_id: str) -> str:
@@ -84,40 +82,31 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- exports ---------------------------------------------------------------------------------------
-def request_export(db: Database, user_id: str) -> tuple[dict[str, Any], bool]:
-    """Queues an export (or returns the one already queued); returns (export, created)."""
-    with db.transaction() as conn:
-        row = conn.one(q.INSERT_EXPORT, user_id=user_id)
-        created = row is not None
-        if created:
-            ratelimit.hit(conn, f"privacy-export:{user_id}", limit=EXPORTS_PER_DAY, window_s=86_400, message="too many exports today")
-        else:
-            row = conn.one(q.QUEUED_EXPORT, user_id=user_id)
-            if row is None:  # finished between our two statements: ask again
-                raise Conflict("an export was just completed; ask again", code="export_in_progress")
-    assert row is not None
+def queue_export(conn: Conn, user_id: str) -> tuple[dict[str, Any], bool]:
+    """Queues an export (or finds the one already queued); returns (row, created). ``flows.request_export``
+    publishes a new one after the commit."""
+    row = conn.one(q.INSERT_EXPORT, user_id=user_id)
+    created = row is not None
     if created:
-        try:
-            message_id = publish(TOPIC, {"export_id": row["id"], "user_id": user_id})
-        except Exception:  # Pub/Sub down: the export stays queued for process-exports
-            log.exception(
-                "could not publish export %s", row["id"], extra={"event": "privacy_export_publish_failed", "export_id": row["id"]}
-            )
-            message_id = "unpublished"
-        if message_id is None:  # Pub/Sub disabled (local): build it now
-            process_export(db, row["id"])
-            with db.connection() as conn:
-                row = conn.one(q.EXPORT_BY_ID, id=row["id"])
-            assert row is not None
-    return view(row), created
+        ratelimit.hit(conn, f"privacy-export:{user_id}", limit=EXPORTS_PER_DAY, window_s=86_400, message="too many exports today")
+    else:
+        row = conn.one(q.QUEUED_EXPORT, user_id=user_id)
+        if row is None:  # finished between our two statements: ask again
+            raise Conflict("an export was just completed; ask again", code=codes.EXPORT_IN_PROGRESS)
+    assert row is not None
+    return row, created
 
 
-def get_export(db: Database, user_id: str, export_id: str) -> dict[str, Any]:
+def export_row(conn: Conn, export_id: str) -> dict[str, Any] | None:
+    """An export's row (anyone's: for the workflows), or None."""
+    return conn.one(q.EXPORT_BY_ID, id=export_id)
+
+
+def get_export(conn: Conn, user_id: str, export_id: str) -> dict[str, Any]:
     """The caller's own export (404 for anyone else's, indistinguishable from a missing one)."""
-    with db.connection() as conn:
-        row = conn.one(q.USER_EXPORT, id=_uuid_or_404(export_id), user_id=user_id)
+    row = conn.one(q.USER_EXPORT, id=_uuid_or_404(export_id), user_id=user_id)
     if row is None:
-        raise NotFound("no such export", code="export_not_found")
+        raise NotFound("no such export", code=codes.EXPORT_NOT_FOUND)
     return view(row)
 
 
@@ -142,13 +131,13 @@ def restyle(section: str) -> str:
 
 
 def build_bundle(conn: Conn, user_id: str, export_id: str) -> str:
-    """The export document (JSON text): every section of queries.EXPORT_SECTIONS, from one snapshot."""
+    """The export document (JSON text): every section of queries.EXPORT_SECTIONS, from one snapshot
+    (the caller's transaction, fresh: its first statement makes it a read-only repeatable read)."""
     parts = []
-    with conn.transaction():
-        conn.script(q.SNAPSHOT)
-        generated_at = dt.datetime.now(dt.UTC)
-        for table, query in q.EXPORT_SECTIONS.items():
-            parts.append(f"{json.dumps(table)}:{restyle(conn.value(query, user_id=user_id))}")
+    conn.script(q.SNAPSHOT)
+    generated_at = dt.datetime.now(dt.UTC)
+    for table, query in q.EXPORT_SECTIONS.items():
+        parts.append(f"{json.dumps(table)}:{restyle(conn.value(query, user_id=user_id))}")
     head = dumps(
         {
             "format": FORMAT,
@@ -165,128 +154,105 @@ def build_bundle(conn: Conn, user_id: str, export_id: str) -> str:
     return head[:-1] + ',"data":{' + ",".join(parts) + "}}"
 
 
-def process_export(db: Database, export_id: str, *, user_id: str | None = None) -> str:
-    """Builds and stores one export; returns its outcome. Idempotent: a finished export is left alone.
-
-    Raises PermanentEventError for an export that does not exist or belongs to someone else;
-    anything else (storage, database) propagates so the message is redelivered.
-    """
-    with db.connection() as conn:
-        row = conn.one(q.EXPORT_BY_ID, id=export_id)
+def export_to_build(conn: Conn, export_id: str, user_id: str | None = None) -> dict[str, Any]:
+    """The export a message asks for; PermanentEventError for one that does not exist or belongs to
+    someone else (the message is dead-lettered)."""
+    row = export_row(conn, export_id)
     if row is None or (user_id is not None and row["user_id"] != user_id):
-        raise PermanentEventError(f"no export {export_id} for that user", code="unknown_export")
-    if row["status"] != "queued":
-        return row["status"]
-    object_name = f"exports/{secrets.token_hex(16)}.json"
-    bucket = get_settings().exports_bucket
-    try:
-        with db.connection() as conn:
-            payload = build_bundle(conn, row["user_id"], row["id"]).encode()
-        storage.upload_bytes(bucket, object_name, payload, "application/json")
-    except Exception as exc:
-        with db.connection() as conn:
-            status = conn.value(q.MARK_ATTEMPT_FAILED, id=export_id, error=type(exc).__name__[:200], max_attempts=MAX_ATTEMPTS)
-        log.error("export %s failed: %s", export_id, exc, extra={"event": "privacy_export_failed", "export_id": export_id})
-        if status == "failed":
-            return "failed"  # given up: the user may ask again
-        raise
-    with db.connection() as conn:
-        marked = conn.value(
-            q.MARK_READY, id=export_id, bucket=bucket, object_name=object_name, size_bytes=len(payload), keep_days=KEEP_DAYS
-        )
-    if marked is None:  # finished by a duplicate delivery, or the account was erased meanwhile
-        try:
-            storage.delete_object(bucket, object_name)
-        except Exception:  # best effort: the bucket's lifecycle rule removes it within days anyway
-            log.warning("could not delete orphan export object", extra={"event": "privacy_export_orphan", "export_id": export_id})
-        return "duplicate"
-    log.info("export %s ready", export_id, extra={"event": "privacy_export_ready", "export_id": export_id, "bytes": len(payload)})
-    return "ready"
+        raise PermanentEventError(f"no export {export_id} for that user", code=codes.UNKNOWN_EXPORT)
+    return row
 
 
-def process_pending(db: Database, *, limit: int = 100, min_age_s: int = 0) -> dict[str, int]:
-    """Builds every export still queued (a lost message, Pub/Sub down): the ``process-exports`` command."""
-    with db.connection() as conn:
-        ids = [r["id"] for r in conn.all(q.PENDING_EXPORTS, min_age_s=min_age_s, limit=limit)]
-    outcomes: dict[str, int] = {}
-    for export_id in ids:
-        try:
-            outcome = process_export(db, export_id)
-        except Exception:
-            outcome = "error"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+def mark_attempt_failed(conn: Conn, export_id: str, exc: Exception) -> str:
+    """Counts a failed build; returns the export's status ("failed" once ``MAX_ATTEMPTS`` are spent)."""
+    status = conn.value(q.MARK_ATTEMPT_FAILED, id=export_id, error=type(exc).__name__[:200], max_attempts=MAX_ATTEMPTS)
+    log.error("export %s failed: %s", export_id, exc, extra={"event": "privacy_export_failed", "export_id": export_id})
+    return str(status)
+
+
+def mark_ready(conn: Conn, export_id: str, bucket: str, object_name: str, size_bytes: int) -> bool:
+    """Records the stored export; False when a duplicate delivery finished it, or the account was erased meanwhile."""
+    marked = conn.value(q.MARK_READY, id=export_id, bucket=bucket, object_name=object_name, size_bytes=size_bytes, keep_days=KEEP_DAYS)
+    return marked is not None
+
+
+def pending_exports(conn: Conn, *, limit: int, min_age_s: int) -> list[str]:
+    """The exports still queued ``min_age_s`` after they were asked for (a lost message, Pub/Sub down)."""
+    return [r["id"] for r in conn.all(q.PENDING_EXPORTS, min_age_s=min_age_s, limit=limit)]
 
 
 # --- erasure ---------------------------------------------------------------------------------------
-def erase(db: Database, user_id: str, password: str, *, request_id: str | None = None) -> dict[str, Any]:
-    """Erases the caller's personal data after re-authentication; keeps the financial record pseudonymous.
+def reauthenticate(conn: Conn, user_id: str, password: str) -> None:
+    """401 unless ``password`` is the user's (5 tries per 15 minutes, then 429); without a transaction
+    (``db.connection()``), so a wrong try counts."""
+    ratelimit.hit(conn, f"reauth:{user_id}", limit=REAUTH_PER_15_MIN, window_s=900, message="too many password attempts")
+    auth.verify_password(conn, user_id, password)
 
-    401 wrong password (5 tries per 15 minutes, then 429); 409 ``payouts_in_flight`` while a payout is
-    requested, approved or submitted; 409 ``staff_account`` for staff (an admin demotes them first).
+
+def erase(conn: Conn, user_id: str, *, request_id: str | None = None) -> dict[str, Any]:
+    """Erases the caller's personal data (re-authenticated before: ``flows.erase``) in the caller's
+    transaction; keeps the financial record pseudonymous.
+
+    409 ``payouts_in_flight`` while a payout is requested, approved or submitted; 409 ``staff_account``
+    for staff (an admin demotes them first).
     """
-    with db.connection() as conn:
-        ratelimit.hit(conn, f"reauth:{user_id}", limit=REAUTH_PER_15_MIN, window_s=900, message="too many password attempts")
-        auth.verify_password(conn, user_id, password)
-    with db.transaction() as conn:
-        user = conn.one(q.LOCK_USER, user_id=user_id)
-        if user is None:
-            raise NotFound("no such user", code="user_not_found")
-        if user["status"] == "erased":
-            raise Conflict("this account is already erased", code="already_erased")
-        if user["role"] != "user":
-            raise Conflict("staff accounts cannot be erased; ask an admin to remove your role first", code="staff_account")
-        in_flight = conn.value(q.PAYOUTS_IN_FLIGHT, user_id=user_id)
-        if in_flight:
-            raise Conflict(
-                "a payout is on its way; erase once it is paid, or cancel it first",
-                code="payouts_in_flight",
-                details={"payouts_in_flight": in_flight},
-            )
-        pseudonym = pseudonymous_email(user_id)
-        erased_at = conn.value(
-            q.ERASE_USER,
-            user_id=user_id,
-            email=pseudonym,
-            password_hash=UNUSABLE_PASSWORD_HASH,
-            referral_code=new_referral_code(),
+    user = conn.one(q.LOCK_USER, user_id=user_id)
+    if user is None:
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
+    if user["status"] == "erased":
+        raise Conflict("this account is already erased", code=codes.ALREADY_ERASED)
+    if user["role"] != "user":
+        raise Conflict("staff accounts cannot be erased; ask an admin to remove your role first", code=codes.STAFF_ACCOUNT)
+    in_flight = conn.value(q.PAYOUTS_IN_FLIGHT, user_id=user_id)
+    if in_flight:
+        raise Conflict(
+            "a payout is on its way; erase once it is paid, or cancel it first",
+            code=codes.PAYOUTS_IN_FLIGHT,
+            details={"payouts_in_flight": in_flight},
         )
-        counts = {
-            "sessions": conn.execute(q.ERASE_SESSIONS, user_id=user_id),
-            "login_attempts": conn.execute(q.ERASE_LOGIN_ATTEMPTS, user_id=user_id, pseudonym=pseudonym, email=user["email"]),
-            "idempotency_keys": conn.execute(q.DELETE_IDEMPOTENCY_KEYS, user_id=user_id),
-            "payout_methods": conn.execute(q.ERASE_PAYOUT_METHODS, user_id=user_id),
-            "payout_requests": conn.execute(q.ERASE_PAYOUT_REQUESTS, user_id=user_id),
-            "notifications": conn.execute(q.DELETE_NOTIFICATIONS, user_id=user_id),
-            "account_tokens": conn.execute(q.DELETE_ACCOUNT_TOKENS, user_id=user_id),
-            "known_devices": conn.execute(q.DELETE_KNOWN_DEVICES, user_id=user_id),
-            "mfa": conn.execute(q.DELETE_RECOVERY_CODES, user_id=user_id) + conn.execute(q.DELETE_MFA, user_id=user_id),
-            "risk_observations": conn.execute(q.ERASE_RISK_OBSERVATIONS, user_id=user_id),
-        }
-        kyc_objects = conn.all(q.ERASE_KYC_DOCUMENTS, user_id=user_id)
-        export_objects = [o for o in conn.all(q.ERASE_EXPORTS, user_id=user_id) if o["object_name"]]
-        counts["kyc_documents"] = len(kyc_objects)
-        counts["exports"] = len(export_objects)
-        audit.record(
-            conn,
-            actor_id=user_id,
-            actor_role="user",
-            action="privacy.erase",
-            target_type="user",
-            target_id=user_id,
-            before={"status": user["status"]},
-            after={"status": "erased", **counts},
-            request_id=request_id,
-        )
-        # Last, still inside the transaction: if storage fails the erasure rolls back and the user
-        # may retry (deleting an object twice is harmless); once it commits, nothing is left behind.
-        try:
-            for obj in [*kyc_objects, *export_objects]:
-                storage.delete_object(obj["bucket"], obj["object_name"])
-        except Exception as exc:
-            log.exception("erasure could not delete stored files", extra={"event": "erasure_storage_failed", "user_id": user_id})
-            raise ServiceUnavailable(
-                "file storage is unavailable; nothing was erased, try again shortly", code="storage_unavailable"
-            ) from exc
-    log.info("account erased", extra={"event": "account_erased", "user_id": user_id, **counts})
+    pseudonym = pseudonymous_email(user_id)
+    erased_at = conn.value(
+        q.ERASE_USER,
+        user_id=user_id,
+        email=pseudonym,
+        password_hash=UNUSABLE_PASSWORD_HASH,
+        referral_code=new_referral_code(),
+    )
+    counts = {
+        "sessions": conn.execute(q.ERASE_SESSIONS, user_id=user_id),
+        "login_attempts": conn.execute(q.ERASE_LOGIN_ATTEMPTS, user_id=user_id, pseudonym=pseudonym, email=user["email"]),
+        "idempotency_keys": conn.execute(q.DELETE_IDEMPOTENCY_KEYS, user_id=user_id),
+        "payout_methods": conn.execute(q.ERASE_PAYOUT_METHODS, user_id=user_id),
+        "payout_requests": conn.execute(q.ERASE_PAYOUT_REQUESTS, user_id=user_id),
+        "notifications": conn.execute(q.DELETE_NOTIFICATIONS, user_id=user_id),
+        "account_tokens": conn.execute(q.DELETE_ACCOUNT_TOKENS, user_id=user_id),
+        "known_devices": conn.execute(q.DELETE_KNOWN_DEVICES, user_id=user_id),
+        "mfa": conn.execute(q.DELETE_RECOVERY_CODES, user_id=user_id) + conn.execute(q.DELETE_MFA, user_id=user_id),
+        "risk_observations": conn.execute(q.ERASE_RISK_OBSERVATIONS, user_id=user_id),
+    }
+    kyc_objects = conn.all(q.ERASE_KYC_DOCUMENTS, user_id=user_id)
+    export_objects = [o for o in conn.all(q.ERASE_EXPORTS, user_id=user_id) if o["object_name"]]
+    counts["kyc_documents"] = len(kyc_objects)
+    counts["exports"] = len(export_objects)
+    audit.record(
+        conn,
+        actor_id=user_id,
+        actor_role="user",
+        action="privacy.erase",
+        target_type="user",
+        target_id=user_id,
+        before={"status": user["status"]},
+        after={"status": "erased", **counts},
+        request_id=request_id,
+    )
+    # Last, still inside the transaction: if storage fails the erasure rolls back and the user
+    # may retry (deleting an object twice is harmless); once it commits, nothing is left behind.
+    try:
+        for obj in [*kyc_objects, *export_objects]:
+            storage.delete_object(obj["bucket"], obj["object_name"])
+    except Exception as exc:
+        log.exception("erasure could not delete stored files", extra={"event": "erasure_storage_failed", "user_id": user_id})
+        raise ServiceUnavailable(
+            "file storage is unavailable; nothing was erased, try again shortly", code=codes.STORAGE_UNAVAILABLE
+        ) from exc
     return {"user_id": user_id, "status": "erased", "erased_at": erased_at, "removed": counts}

@@ -22,7 +22,8 @@ from functions.ledger import service as ledger
 from functions.ledger.service import NotPending
 from functions.notifications.service import notify
 from functions.risk import queries as q
-from shared.db import Conn, Database
+from shared import error_codes as codes
+from shared.db import Conn
 from shared.errors import ValidationFailed
 from shared.logs import get_logger
 
@@ -47,7 +48,7 @@ def target_state(score: int) -> str:
     return "review" if score >= REVIEW_AT else "watch" if score >= WATCH_AT else "ok"
 
 
-def assess(conn: Conn, db: Database, user_id: str, rule_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def assess(conn: Conn, user_id: str, rule_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Measures every rule for one account, records the signals, and escalates its state if due.
 
     Call in a transaction. Returns {"score", "shadow_score", "state", "changed"}.
@@ -57,7 +58,7 @@ def assess(conn: Conn, db: Database, user_id: str, rule_rows: list[dict[str, Any
         row = conn.one(q.MEASURE[rule["name"]], user_id=user_id, window_minutes=rule["window_minutes"])
         value = int(row["value"] or 0) if row else 0
         hit = value >= rule["threshold"]
-        enforced = flags.is_enabled(flag_key(rule["name"]), user_id, db=db)
+        enforced = flags.is_enabled(conn, flag_key(rule["name"]), user_id)
         points = rule["weight"] if hit else 0
         if hit or value > 0:
             details = row["details"] if row else {}
@@ -104,7 +105,7 @@ def transition(
     each; available and paid money is never touched). Leaving banned unblocks the account.
     """
     if to_state not in STATES:
-        raise ValidationFailed(f"unknown risk state {to_state!r}", code="invalid_risk_state")
+        raise ValidationFailed(f"unknown risk state {to_state!r}", code=codes.INVALID_RISK_STATE)
     cleared = score if (to_state == "ok" and actor_kind == "staff") else None
     conn.execute(q.SET_STATE, user_id=user_id, state=to_state, cleared_score=cleared)
     row = conn.one(
@@ -153,7 +154,7 @@ def transition(
     return {"id": row["id"], "created_at": row["created_at"], "effects": effects}
 
 
-def scan(db: Database, conn: Conn, *, limit: int = 5000) -> dict[str, Any]:
+def scan(conn: Conn, *, limit: int = 5000) -> dict[str, Any]:
     """One pass of the rules over what is new since the watermark; returns counts and how long it took.
 
     ``conn`` is the task's connection; each account is assessed in its own short transaction so a
@@ -170,7 +171,7 @@ def scan(db: Database, conn: Conn, *, limit: int = 5000) -> dict[str, Any]:
     changed: list[str] = []
     for user_id in users:
         with conn.transaction():
-            result = assess(conn, db, user_id, rule_rows)
+            result = assess(conn, user_id, rule_rows)
         if result["changed"]:
             changed.append(user_id)
     with conn.transaction():

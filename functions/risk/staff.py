@@ -9,6 +9,7 @@ from typing import Any
 from functions.ledger import service as ledger
 from functions.risk import queries as q
 from functions.risk import service
+from shared import error_codes as codes
 from shared.db import Conn
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.ids import uuid_or
@@ -18,14 +19,14 @@ DECISION_STATE = {"clear": "ok", "watch": "watch", "review": "review", "suspend"
 
 
 def _uid(value: str) -> str:
-    return uuid_or(value, NotFound("no such user", code="user_not_found"))
+    return uuid_or(value, NotFound("no such user", code=codes.USER_NOT_FOUND))
 
 
 def queue(conn: Conn, state: str, limit: int, cursor: str | None) -> dict[str, Any]:
     after: dict[str, Any] = {"at": None, "id": None}
     if cursor:
         after = decode_cursor(cursor, "risk_queue", {"at": str, "id": str})
-        bad = ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor")
+        bad = ValidationFailed("the cursor is not valid for this list; start again without it", code=codes.INVALID_CURSOR)
         try:
             after = {"at": dt.datetime.fromisoformat(after["at"]), "id": uuid_or(after["id"], bad)}
         except ValueError as exc:
@@ -45,7 +46,7 @@ def case(conn: Conn, user_id: str) -> dict[str, Any]:
     uid = _uid(user_id)
     user = conn.one(q.USER_STATE, user_id=uid)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     signals = conn.all(q.SIGNALS, user_id=uid)
     for s in signals:
         s["details"] = json.loads(s["details"])
@@ -78,17 +79,17 @@ def decide(conn: Conn, staff_id: str, user_id: str, decision: str, reason: str) 
     """A staff decision on an account (clear, watch, review, suspend, ban) with its reason and effects."""
     uid = _uid(user_id)
     if uid == staff_id:
-        raise Conflict("staff cannot decide on their own account", code="own_account")
+        raise Conflict("staff cannot decide on their own account", code=codes.OWN_ACCOUNT)
     user = conn.one(q.USER_STATE, user_id=uid)
     if user is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     if user["role"] != "user":
-        raise Conflict("staff accounts are not subject to risk decisions", code="staff_account")
+        raise Conflict("staff accounts are not subject to risk decisions", code=codes.STAFF_ACCOUNT)
     if user["status"] == "erased":
-        raise Conflict("this account was erased", code="account_erased")
+        raise Conflict("this account was erased", code=codes.ACCOUNT_ERASED)
     to_state = DECISION_STATE[decision]
     if to_state == user["risk_state"]:
-        raise Conflict(f"the account is already in {to_state}", code="risk_state_unchanged")
+        raise Conflict(f"the account is already in {to_state}", code=codes.RISK_STATE_UNCHANGED)
     score = sum(s["score"] for s in conn.all(q.SIGNALS, user_id=uid) if s["enforced"])
     done = service.transition(conn, uid, user["risk_state"], to_state, actor_kind="staff", actor_id=staff_id, reason=reason, score=score)
     return {"user_id": uid, "from_state": user["risk_state"], "to_state": to_state, "transition_id": done["id"], "effects": done["effects"]}
@@ -105,12 +106,12 @@ def _rule(row: dict[str, Any]) -> dict[str, Any]:
 def set_rule(conn: Conn, staff_id: str, name: str, threshold: int, window_minutes: int, weight: int) -> dict[str, Any]:
     """Changes a rule's threshold, window and weight; returns {"before", "after"} for the audit log."""
     if name not in q.MEASURE:
-        raise NotFound("no such rule", code="rule_not_found")
+        raise NotFound("no such rule", code=codes.RULE_NOT_FOUND)
     before = conn.one(q.RULE_FOR_UPDATE, name=name)
     if before is None:
-        raise NotFound("no such rule", code="rule_not_found")
+        raise NotFound("no such rule", code=codes.RULE_NOT_FOUND)
     if (threshold, window_minutes, weight) == (before["threshold"], before["window_minutes"], before["weight"]):
-        raise ValidationFailed("nothing to change", code="rule_unchanged")
+        raise ValidationFailed("nothing to change", code=codes.RULE_UNCHANGED)
     after = conn.one(q.UPDATE_RULE, name=name, threshold=threshold, window_minutes=window_minutes, weight=weight, staff_id=staff_id)
     assert after is not None
     return {"before": _rule(before), "after": _rule(after)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functions.videos.service import ensure_video
-from shared.db import Database
+from shared.db import Conn
 
 # Realistic lengths (30 s to 10 min) and rewards of a quarter cent to five cents.
 DEMO_VIDEOS: tuple[dict[str, object], ...] = (
@@ -24,11 +24,11 @@ DEMO_VIDEOS: tuple[dict[str, object], ...] = (
 )
 
 
-def seed_demo(db: Database) -> int:
-    """Loads the demo catalogue (existing slugs are left as they are); returns how many demo videos exist."""
-    with db.transaction() as conn:
-        for video in DEMO_VIDEOS:
-            fields = dict(video)
-            slug = str(fields.pop("slug"))
-            ensure_video(conn, slug=slug, description="An EarnPay demo video.", **fields)
+def seed_demo(conn: Conn) -> int:
+    """Loads the demo catalogue (existing slugs are left as they are) in the caller's transaction;
+    returns how many demo videos exist."""
+    for video in DEMO_VIDEOS:
+        fields = dict(video)
+        slug = str(fields.pop("slug"))
+        ensure_video(conn, slug=slug, description="An EarnPay demo video.", **fields)
     return len(DEMO_VIDEOS)

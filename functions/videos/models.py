@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from shared import error_codes as codes
 from shared.errors import ValidationFailed
 from shared.models import Body, Money, Page, Response
 
@@ -21,7 +22,7 @@ def parse_video_id(value: str) -> str:
             raise ValueError(value)
         return str(uuid.UUID(value))
     except ValueError as exc:
-        raise ValidationFailed("the video id must be a UUID", code="invalid_video_id") from exc
+        raise ValidationFailed("the video id must be a UUID", code=codes.INVALID_VIDEO_ID) from exc
 
 
 class VideoCreate(Body):

@@ -19,7 +19,8 @@ _CACHE_CONTROL = "private, no-cache"
 
 @router.route("GET", "/", response=VideoList, statuses=(304,), summary="The active video catalogue (ETag / If-None-Match -> 304)")
 def list_videos(ctx: Ctx) -> flask.Response:
-    cat = service.catalogue(get_db())
+    with get_db().connection() as conn:
+        cat = service.catalogue(conn)
     headers = {"ETag": cat.etag, "Cache-Control": _CACHE_CONTROL}
     if service.etag_matches(ctx.request.headers.get("If-None-Match"), cat.etag):
         return flask.Response(status=304, headers=headers)

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from functions.ledger.service import money
 from functions.videos import queries as q
 from functions.videos.models import VideoCreate
-from shared.db import Conn, Database
+from shared import error_codes as codes
+from shared.db import Conn
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.render import dumps
 
@@ -67,18 +68,17 @@ def invalidate_catalogue() -> None:
         _cached = None
 
 
-def catalogue(db: Database) -> Catalogue:
+def catalogue(conn: Conn) -> Catalogue:
     """The active catalogue as JSON text with a strong ETag, from the instance cache when fresh."""
     global _cached
     now = time.monotonic()
     current = _cached
-    with db.connection() as conn:
-        version = int(conn.value(q.CATALOGUE_VERSION) or 0)
-        if current is not None and current.expires_at > now and current.version == version:
-            return current
-        # The version was read before the list: a change in between pairs a newer list with the older
-        # version (refetched once more next time), never an older list with the newer version.
-        rows = conn.all(q.CATALOGUE, max_rows=CATALOGUE_MAX_VIDEOS)
+    version = int(conn.value(q.CATALOGUE_VERSION) or 0)
+    if current is not None and current.expires_at > now and current.version == version:
+        return current
+    # The version was read before the list: a change in between pairs a newer list with the older
+    # version (refetched once more next time), never an older list with the newer version.
+    rows = conn.all(q.CATALOGUE, max_rows=CATALOGUE_MAX_VIDEOS)
     body = dumps({"items": [present(r) for r in rows], "next_cursor": None})
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
     fresh = Catalogue(body=body, etag=etag, count=len(rows), expires_at=now + CATALOGUE_TTL_S, version=version)
@@ -99,7 +99,7 @@ def get_video(conn: Conn, video_id: str) -> dict[str, Any]:
     """One active video; 404 for unknown or inactive ones."""
     row = conn.one(q.ACTIVE_VIDEO, id=video_id)
     if row is None:
-        raise NotFound("no such video", code="video_not_found")
+        raise NotFound("no such video", code=codes.VIDEO_NOT_FOUND)
     return present(row)
 
 
@@ -135,10 +135,10 @@ def create_video(
     except ValidationError as exc:
         from shared.http import validation_details
 
-        raise ValidationFailed("the video is invalid", code="invalid_video", details=validation_details(exc)) from exc
+        raise ValidationFailed("the video is invalid", code=codes.INVALID_VIDEO, details=validation_details(exc)) from exc
     row = conn.one(q.INSERT, **data.model_dump(), created_by=created_by)
     if row is None:
-        raise Conflict("a video with this slug exists already", code="video_slug_taken")
+        raise Conflict("a video with this slug exists already", code=codes.VIDEO_SLUG_TAKEN)
     invalidate_catalogue()
     return present(row)
 
@@ -168,7 +168,7 @@ def update_video(conn: Conn, video_id: str, changes: dict[str, Any]) -> tuple[di
     """Edits a video (fields left out keep their value); ``active=False`` deactivates it. Returns (before, after)."""
     before = conn.one(q.VIDEO, id=video_id)
     if before is None:
-        raise NotFound("no such video", code="video_not_found")
+        raise NotFound("no such video", code=codes.VIDEO_NOT_FOUND)
     fields = {k: changes.get(k) for k in ("title", "description", "reward_micros", "required_watch_pct", "active")}
     row = conn.one(q.UPDATE, id=video_id, **fields)
     assert row is not None

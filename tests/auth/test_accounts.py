@@ -227,5 +227,6 @@ def test_create_admin_makes_a_staff_account(database: str) -> None:
     from functions.auth.service import create_admin
     from shared.db import get_db
 
-    user = create_admin(get_db(), unique_email("Admin"), "a long admin password", "Root")
+    with get_db().transaction() as conn:
+        user = create_admin(conn, unique_email("Admin"), "a long admin password", "Root")
     assert user["role"] == "admin"

@@ -161,7 +161,8 @@ def test_admin_resets_another_staff_members_mfa_but_not_their_own(api: Api, owne
 
 def test_create_admin_enrols_the_first_admin(api: Api) -> None:
     email = unique_email("first-admin")
-    created = create_admin(get_db(), email, "a long admin password", "First Admin")
+    with get_db().transaction() as conn:
+        created = create_admin(conn, email, "a long admin password", "First Admin")
     enrolment = created["mfa"]
     assert len(enrolment["recovery_codes"]) == 10 and created["email_verified"] is True
     assert api.login(email, "a long admin password").status_code == 401

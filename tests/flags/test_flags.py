@@ -99,14 +99,16 @@ def test_cache_serves_for_its_ttl_then_reloads(owner_conn: Any) -> None:
     now = [1000.0]
     cache = flags.FlagCache(ttl_s=30, clock=lambda: now[0])
     uid = IDS[1]
-    assert flags.is_enabled(key, uid, cache=cache) and cache.loads == 1
+    with get_db().connection() as conn:
+        assert flags.is_enabled(conn, key, uid, cache=cache) and cache.loads == 1
     # another instance switches it off (a write this instance did not make)
     owner_conn.execute(Query("t_flag_off", "UPDATE feature_flags SET enabled = false WHERE key = :k", prepared=False), k=key)
     now[0] += 29
-    assert flags.is_enabled(key, uid, cache=cache) and cache.loads == 1  # still cached: no query
-    now[0] += 2
-    assert not flags.is_enabled(key, uid, cache=cache) and cache.loads == 2  # expired: reloaded
-    assert not flags.is_enabled("no-such-flag", uid, cache=cache)  # unknown flags are off
+    with get_db().connection() as conn:
+        assert flags.is_enabled(conn, key, uid, cache=cache) and cache.loads == 1  # still cached: no query
+        now[0] += 2
+        assert not flags.is_enabled(conn, key, uid, cache=cache) and cache.loads == 2  # expired: reloaded
+        assert not flags.is_enabled(conn, "no-such-flag", uid, cache=cache)  # unknown flags are off
 
 
 def test_a_local_write_invalidates_this_instances_cache() -> None:
@@ -114,8 +116,10 @@ def test_a_local_write_invalidates_this_instances_cache() -> None:
     uid = IDS[2]
     with get_db().transaction() as conn:
         flags.set_flag(conn, key, True, 100, None, None)
-    assert flags.is_enabled(key, uid)
+    with get_db().connection() as conn:
+        assert flags.is_enabled(conn, key, uid)
     with get_db().transaction() as conn:
         flags.set_flag(conn, key, False, 100, None, None)
     flags.invalidate_cache()  # as the admin route does after its commit
-    assert not flags.is_enabled(key, uid)
+    with get_db().connection() as conn:
+        assert not flags.is_enabled(conn, key, uid)

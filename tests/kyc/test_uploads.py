@@ -322,7 +322,7 @@ def test_database_unavailable_raises_so_the_event_is_retried(api: Api, client: A
     """With the database down the handler raises (Eventarc redelivers); the redelivery then applies it."""
     import socket
 
-    from functions.kyc import service
+    from functions.kyc import flows
     from functions.kyc.models import StorageObject
     from shared.config import get_settings
     from shared.db import Database, get_db
@@ -337,29 +337,29 @@ def test_database_unavailable_raises_so_the_event_is_retried(api: Api, client: A
         port = s.getsockname()[1]
     down = Database(get_settings().model_copy(update={"database_url": f"postgresql://earnpay_app@127.0.0.1:{port}/earnpay"}))
     with pytest.raises(ServiceUnavailable):
-        service.record_upload(down, obj)
+        flows.record_upload(down, obj)
     down.dispose()
     assert owner_conn.one(DOCUMENT, id=upload["document_id"])["status"] == "awaiting_upload"
-    assert service.record_upload(get_db(), obj) == "recorded"
-    assert service.record_upload(get_db(), obj) == "duplicate"
+    assert flows.record_upload(get_db(), obj) == "recorded"
+    assert flows.record_upload(get_db(), obj) == "duplicate"
     assert owner_conn.value(KYC_STATUS, id=user.id) == "in_review"
 
 
 def test_sync_applies_an_upload_whose_event_never_came(api: Api, gcs: Gcs, owner_conn: Any) -> None:
     """Locally the emulator sends no events; in production an event may be lost: the sweep catches up."""
-    from functions.kyc import service
+    from functions.kyc import flows
     from shared.db import get_db
 
     user = api.signup()
     uploaded = request_upload(api, user, size=len(PNG))
     never = request_upload(api, user, size=len(PNG))
     assert put_file(uploaded, PNG) == 200
-    assert service.sync_document(get_db(), never["document_id"]) == "missing"
-    assert service.sync_document(get_db(), uploaded["document_id"]) == "recorded"
-    assert service.sync_document(get_db(), uploaded["document_id"]) == "duplicate"
+    assert flows.sync_document(get_db(), never["document_id"]) == "missing"
+    assert flows.sync_document(get_db(), uploaded["document_id"]) == "recorded"
+    assert flows.sync_document(get_db(), uploaded["document_id"]) == "duplicate"
     assert owner_conn.value(KYC_STATUS, id=user.id) == "in_review"
     # the sweep (over every user's waiting documents) leaves one with nothing uploaded as it is
-    outcomes = service.reconcile_uploads(get_db(), min_age_s=0, limit=10_000)
+    outcomes = flows.reconcile_uploads(get_db(), min_age_s=0, limit=10_000)
     assert outcomes.get("missing", 0) >= 1
     assert owner_conn.one(DOCUMENT, id=never["document_id"])["status"] == "awaiting_upload"
 

@@ -3,37 +3,28 @@ write money the way the previous release did, then apply the new migrations."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from shared.migrate import migrate
-from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture)
+from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL, old_release  # noqa: F401  (old_release: the fixture)
+from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "shared" / "migrations"
 FIRST_NEW = 60
 
-OLD_RELEASE_SQL = """
-INSERT INTO users (id, email, password_hash, display_name, referral_code) VALUES
-    ('{u1}', 'one@example.com', 'x', 'One', 'AAAAAAAA'),
-    ('{u2}', 'two@example.com', 'x', 'Two', 'BBBBBBBB');
+OLD_RELEASE_SQL = (
+    OLD_USERS_SQL
+    + """
 SELECT count(*) FROM ledger_post('{u1}', 'video_reward', 5000000, 'video_reward:1', 'progress');
 SELECT count(*) FROM ledger_post('{u1}', 'adjustment', 20000000, 'adjustment:1', 'admin');
 SELECT count(*) FROM ledger_post('{u2}', 'video_reward', 3000, 'video_reward:2', 'progress');
-INSERT INTO payout_methods (id, user_id, type, label, details) VALUES ('{m}', '{u1}', 'paypal', 'o***@example.com', '{{}}');
-INSERT INTO payout_requests (id, user_id, method_id, method_type, method_label, amount_cents, last_actor) VALUES
-    ('{paid}', '{u1}', '{m}', 'paypal', 'o***@example.com', 1000, 'test'),
-    ('{open}', '{u1}', '{m}', 'paypal', 'o***@example.com', 500, 'test');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -10000000, 'payout_hold:{paid}', 'payouts', '{paid}');
-SELECT count(*) FROM ledger_post('{u1}', 'payout_hold', -5000000, 'payout_hold:{open}', 'payouts', '{open}');
-UPDATE payout_requests SET status = 'approved', decided_at = now(), last_actor = 'test' WHERE id = '{paid}';
-UPDATE payout_requests SET status = 'submitted', claimed_at = now(), next_check_at = now(), last_actor = 'test' WHERE id = '{paid}';
-UPDATE payout_requests SET status = 'paid', completed_at = now(), last_actor = 'test' WHERE id = '{paid}';
+"""
+    + OLD_PAYOUTS_SQL
+    + """
 SELECT ledger_record_paid_out('{u1}', 10000000);
 """
+)
 
 OLD_BALANCES = Query(
     "t_mig_old_balances",
@@ -58,25 +49,15 @@ NEW_PENDING = Query(
 )
 
 
-def _copy(files: list[Path], to: Path) -> Path:
-    to.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        shutil.copy(f, to / f.name)
-    return to
-
-
-def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(scratch: Any, tmp_path: Path) -> None:  # noqa: F811
-    files = sorted(MIGRATIONS.glob("*.sql"))
-    old = [f for f in files if int(f.name[:4]) < FIRST_NEW]
-    conn = scratch()
-    migrate(conn, _copy(old, tmp_path / "previous"))
+def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(old_release: Any) -> None:  # noqa: F811
+    db = old_release(FIRST_NEW)
+    conn = db.conn
     ids = {k: str(uuid.uuid4()) for k in ("u1", "u2", "m", "paid", "open")}
     conn.script(OLD_RELEASE_SQL.format(**ids))
     before = {r["user_id"]: r for r in conn.all(OLD_BALANCES)}
     assert before[ids["u1"]]["available"] == 10_000_000 and before[ids["u1"]]["lifetime_paid_out"] == 10_000_000
 
-    applied = migrate(conn, _copy(files, tmp_path / "current"))
-    assert applied and min(applied) >= FIRST_NEW
+    db.upgrade()
 
     after = {r["user_id"]: r for r in conn.all(BALANCES)}
     u1, u2 = after[ids["u1"]], after[ids["u2"]]

@@ -14,7 +14,7 @@ import pytest
 
 from functions.ledger import service as ledger
 from functions.maintenance import service as maintenance
-from functions.payouts import service as payouts
+from functions.payouts import flows as payouts
 from functions.payouts.models import PayoutCreateBody
 from shared.config import get_settings
 from shared.db import Conn, Query, _session_setup, connect_url, get_db

@@ -5,6 +5,7 @@ with key or secret rotation. The ledger is verified after each."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.config import get_settings
+from tests.fixtures.secret_manager import SecretManagerStandIn
 from tests.helpers import Api, User, error_code
 from tests.ledger.test_clearing import clear_all_due
 from tests.partners.support import (
@@ -27,6 +29,20 @@ from tests.partners.support import (
 )
 
 LATER = dt.timedelta(hours=73)  # past the test partners' 72-hour clearing period
+
+
+@pytest.fixture(params=["database", "secret_manager"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> SecretManagerStandIn | None:
+    """Each offerwall test runs with the secrets encrypted in the database (local) and in Secret Manager (the
+    stand-in, over HTTP with the official client): the stand-in when it is Secret Manager, else None."""
+    from functions.partners import service
+
+    service.clear_secret_cache()
+    if request.param == "secret_manager":
+        return request.getfixturevalue("secret_manager")  # type: ignore[no-any-return]
+    monkeypatch.setenv("SECRET_STORE", "database")
+    get_settings.cache_clear()
+    return None
 
 
 @pytest.fixture()
@@ -220,7 +236,7 @@ def test_rewarded_video_reversed_before_and_after_clearing_by_staff(api: Api, ad
 SECRET = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
 
 
-def test_offerwall_credit_replay_forgery_and_json_answers(api: Api, admin: User) -> None:
+def test_offerwall_credit_replay_forgery_and_json_answers(api: Api, admin: User, store: SecretManagerStandIn | None) -> None:
     pid = new_partner(
         api, admin, "offerwall", answer_ok='{"status":"ok"}', answer_error='{"status":"error"}', answer_content_type="application/json"
     )
@@ -245,7 +261,9 @@ def test_offerwall_credit_replay_forgery_and_json_answers(api: Api, admin: User)
     verify_ok(user.id)
 
 
-def test_offerwall_secret_rotation_with_an_overlap_window(api: Api, admin: User, owner_conn: Any) -> None:
+def test_offerwall_secret_rotation_with_an_overlap_window(
+    api: Api, admin: User, owner_conn: Any, store: SecretManagerStandIn | None
+) -> None:
     pid = new_partner(api, admin, "offerwall")
     user = api.signup()
     assert ow(api, pid, offerwall_query(SECRET, user_id=user.id, transaction_id="a1", amount=1)).status_code == 400  # no secret yet
@@ -262,9 +280,18 @@ def test_offerwall_secret_rotation_with_an_overlap_window(api: Api, admin: User,
     set_secret(api, admin, pid, newest, overlap_hours=0)
     assert ow(api, pid, offerwall_query(new_secret, user_id=user.id, transaction_id="a4", amount=1)).status_code == 400
     assert ow(api, pid, offerwall_query(newest, user_id=user.id, transaction_id="a5", amount=1)).status_code == 200
-    # the secret is stored encrypted, and the audit log has the rotation without it
-    stored = owner_conn.all(_q("SELECT envelope::text AS e FROM partner_secrets WHERE partner_id = :p"), p=pid)
-    assert stored and all(SECRET.hex() not in r["e"] and new_secret.hex() not in r["e"] for r in stored)
+    stored = owner_conn.all(
+        _q("SELECT store, envelope::text AS e, secret_version FROM partner_secrets WHERE partner_id = :p ORDER BY version"), p=pid
+    )
+    if store is None:  # the secret is stored encrypted
+        assert [r["store"] for r in stored] == ["database"] * 3 and all(r["secret_version"] is None for r in stored)
+        assert all(SECRET.hex() not in r["e"] and new_secret.hex() not in r["e"] for r in stored)
+    else:  # the database holds only the Secret Manager version's name; the secret is there
+        assert [r["store"] for r in stored] == ["secret_manager"] * 3 and all(r["e"] is None for r in stored)
+        names = [r["secret_version"] for r in stored]
+        assert names == [f"projects/{get_settings().gcp_project}/secrets/partner-offerwall-{pid}/versions/{n}" for n in (1, 2, 3)]
+        assert [store.value(n) for n in names] == [SECRET, new_secret, newest]
+    # the audit log has the rotation without the secret
     audit = owner_conn.all(_q("SELECT action, after::text AS after FROM audit_log WHERE target_id = :p ORDER BY id"), p=pid)
     assert [a["action"] for a in audit] == ["partner.create"] + ["partner.secret_rotate"] * 3
     assert all(newest.hex() not in (a["after"] or "") for a in audit)
@@ -276,11 +303,15 @@ def _q(sql: str) -> Any:
     return Query("t_partner_" + str(abs(hash(sql))), sql, prepared=False)
 
 
-def test_offerwall_source_allow_list_cap_and_throttle(api: Api, admin: User, monkeypatch: pytest.MonkeyPatch) -> None:
-    pid = new_partner(api, admin, "offerwall", allowed_sources=["203.0.113.0/24"], daily_cap_micros=5_000)
+def test_offerwall_source_allow_list_cap_and_throttle(
+    api: Api, admin: User, monkeypatch: pytest.MonkeyPatch, store: SecretManagerStandIn | None
+) -> None:
+    # a network of its own (throttling counts refusals per address for a minute, across tests)
+    net = f"100.{64 + secrets.randbelow(64)}.{secrets.randbelow(256)}"
+    pid = new_partner(api, admin, "offerwall", allowed_sources=[f"{net}.0/24"], daily_cap_micros=5_000)
     set_secret(api, admin, pid, SECRET)
     user = api.signup()
-    ok_ip = "203.0.113.9"
+    ok_ip = f"{net}.9"
     assert ow(api, pid, offerwall_query(SECRET, user_id=user.id, transaction_id="c1", amount=3), ip=ok_ip).status_code == 200
     outside = ow(api, pid, offerwall_query(SECRET, user_id=user.id, transaction_id="c2", amount=1), ip="198.51.100.7")
     assert outside.status_code == 403 and outside.get_data(as_text=True) == "0"
@@ -293,7 +324,7 @@ def test_offerwall_source_allow_list_cap_and_throttle(api: Api, admin: User, mon
     # a flood of bad callbacks from one address is throttled before any signature work
     monkeypatch.setenv("PARTNER_BAD_CALLBACK_LIMIT", "3")
     get_settings.cache_clear()
-    flood_ip = f"203.0.113.{100 + int(time.time()) % 100}"
+    flood_ip = f"{net}.200"
     statuses = [
         ow(api, pid, offerwall_query(b"forged", user_id=user.id, transaction_id=f"f{i}", amount=1), ip=flood_ip).status_code
         for i in range(5)
@@ -305,7 +336,9 @@ def test_offerwall_source_allow_list_cap_and_throttle(api: Api, admin: User, mon
     assert [r[3] for r in callback_log(pid)][-3:] == ["throttled", "throttled", "daily_cap_reached"]
 
 
-def test_offerwall_reversal_before_and_after_clearing_then_clearing_pays_the_recovery_first(api: Api, admin: User) -> None:
+def test_offerwall_reversal_before_and_after_clearing_then_clearing_pays_the_recovery_first(
+    api: Api, admin: User, store: SecretManagerStandIn | None
+) -> None:
     pid = new_partner(api, admin, "offerwall")
     set_secret(api, admin, pid, SECRET)
     user = api.signup()

@@ -102,7 +102,8 @@ def test_a_batch_pays_approved_payouts_and_counts_them(api: Api, owner_conn: Any
     assert owner_conn.all(EVENTS, id=ids[0]) == [{"to_state": s} for s in ("requested", "approved", "submitted", "paid")]
     assert {pid for pid in ids if provider.record(pid)} == set(ids)
     # the user sees it paid
-    seen = service.get_payout(get_db(), user, ids[0])
+    with get_db().connection() as conn:
+        seen = service.get_payout(conn, user, ids[0])
     assert seen["status"] == "paid" and [e["to"] for e in seen["events"]] == ["requested", "approved", "submitted", "paid"]
     assert ledger_ok(user)
 
@@ -174,7 +175,7 @@ def test_provider_failure_releases_the_hold(api: Api, owner_conn: Any, caplog: p
     assert len(alerts) == 1 and alerts[0].levelno == logging.ERROR
     # recording the same failure again (a second worker after a lease expiry) releases nothing more
     outcome = batch.Outcome(batch.Claimed(ids[0], user, 1_013, "USD", "paypal", 1, None, None, None), "failed", failure_code="again")
-    assert batch.record(get_db(), [outcome], provider_name="sandbox") == []
+    assert get_db().run_in_transaction(lambda conn: batch.record(conn, [outcome])) == []
     assert available_cents(user) == before + 1_013
     assert ledger_ok(user)
 
@@ -212,7 +213,8 @@ def test_transient_errors_retry_with_the_same_id(api: Api, owner_conn: Any) -> N
 def test_crash_after_claim_before_submit(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [1_500, 1_600])
     provider = SandboxProvider()
-    claimed = batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600)
+    with get_db().transaction() as conn:
+        claimed = batch.claim(conn, worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600)
     assert set(ids) <= {c.id for c in claimed}
     # the worker dies here. Until the lease expires nobody touches them...
     batch.process_batch(get_db(), provider, settings=with_retry(0))
@@ -230,7 +232,8 @@ def test_crash_after_claim_before_submit(api: Api, owner_conn: Any) -> None:
 def test_crash_after_submit_before_recording(api: Api, owner_conn: Any) -> None:
     ids, (user,) = approved(api, owner_conn, [1_700, 1_800])
     provider = SandboxProvider()
-    claimed = [c for c in batch.claim(get_db(), worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600) if c.id in ids]
+    with get_db().transaction() as conn:
+        claimed = [c for c in batch.claim(conn, worker_id="doomed", batch_size=1000, provider_name="sandbox", lease_s=600) if c.id in ids]
     late = batch.execute(provider, claimed, with_retry(0))  # the money moved...
     assert {o.kind for o in late} == {"paid"} and all(pid in provider.payments() for pid in ids)
     # ...and the worker died before writing it down. After the lease, another worker finds out.
@@ -240,7 +243,7 @@ def test_crash_after_submit_before_recording(api: Api, owner_conn: Any) -> None:
     assert all(provider.submits_of(pid) == 1 for pid in ids)  # looked up with get_status, not resubmitted
     assert paid_out(user) == 3_500 * ledger.MICROS_PER_CENT
     # the zombie wakes up and records its (same) outcome: counted once
-    batch.record(get_db(), late, provider_name="sandbox")
+    get_db().run_in_transaction(lambda conn: batch.record(conn, late))
     assert paid_out(user) == 3_500 * ledger.MICROS_PER_CENT
     assert [e["to_state"] for e in owner_conn.all(EVENTS, id=ids[0])] == ["requested", "approved", "submitted", "submitted", "paid"]
     assert ledger_ok(user)

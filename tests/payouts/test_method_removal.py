@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from functions.payouts import service
+from functions.payouts import flows, service
 from functions.payouts.models import PayoutCreateBody
 from shared.db import Query, get_db
 from tests.helpers import PASSWORD, Api, User, error_code
@@ -129,7 +129,8 @@ def _race_once(api: Api, owner_conn: Any) -> tuple[str, str]:
     def remove() -> None:
         barrier.wait()
         try:
-            service.remove_method(get_db(), user.id, method_id)
+            with get_db().transaction() as conn:
+                service.remove_method(conn, user.id, method_id)
             outcome["remove"] = "removed"
         except Exception as exc:
             outcome["remove"] = getattr(exc, "code", repr(exc))
@@ -137,7 +138,7 @@ def _race_once(api: Api, owner_conn: Any) -> tuple[str, str]:
     def pay() -> None:
         barrier.wait()
         try:
-            service.request_payout(get_db(), user.id, PayoutCreateBody(amount_cents=1_000, password=PASSWORD, method_id=method_id))
+            flows.request_payout(get_db(), user.id, PayoutCreateBody(amount_cents=1_000, password=PASSWORD, method_id=method_id))
             outcome["pay"] = "requested"
         except Exception as exc:
             outcome["pay"] = getattr(exc, "code", repr(exc))

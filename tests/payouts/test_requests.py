@@ -11,7 +11,7 @@ from pg8000.exceptions import DatabaseError
 from werkzeug.test import Client
 
 from functions.ledger import service as ledger
-from functions.payouts import service
+from functions.payouts import flows, service
 from functions.payouts.models import PayoutCreateBody
 from shared.config import get_settings
 from shared.db import Query, get_db, sqlstate
@@ -75,7 +75,7 @@ def request(api: Api, user: User, cents: int, *, key: str | None = None, **extra
 
 def new_payout(user_id: str, cents: int) -> dict[str, Any]:
     """A payout through the service (no HTTP), for staff and batch tests."""
-    payout, created = service.request_payout(get_db(), user_id, PayoutCreateBody(amount_cents=cents, password=PASSWORD))
+    payout, created = flows.request_payout(get_db(), user_id, PayoutCreateBody(amount_cents=cents, password=PASSWORD))
     assert created
     return payout
 
@@ -135,7 +135,7 @@ def test_idempotency_key_replays_the_first_answer_and_holds_once(api: Api, owner
     assert available_cents(user.id) == 7_000
     assert len(owner_conn.all(USER_PAYOUTS, id=user.id)) == 1
     with pytest.raises(Exception) as exc:
-        service.request_payout(get_db(), user.id, PayoutCreateBody(amount_cents=2_000, password=PASSWORD), "payout-key-1")
+        flows.request_payout(get_db(), user.id, PayoutCreateBody(amount_cents=2_000, password=PASSWORD), "payout-key-1")
     assert getattr(exc.value, "code", "") == "idempotency_key_reused"
     assert ledger_ok(user.id)
 
@@ -318,7 +318,8 @@ def test_cancel_racing_approval_has_one_outcome(api: Api, owner_conn: Any) -> No
         def cancel() -> None:
             barrier.wait()
             try:
-                service.cancel_payout(get_db(), user.id, pid)
+                with get_db().transaction() as conn:
+                    service.cancel_payout(conn, user.id, pid)
                 outcomes[pid].append("cancelled")
             except Exception as exc:
                 outcomes[pid].append(getattr(exc, "code", repr(exc)))

@@ -11,8 +11,8 @@ from typing import Any
 
 from werkzeug.test import Client
 
+from functions.privacy import flows, service
 from functions.privacy import queries as pq
-from functions.privacy import service
 from shared import storage
 from shared.db import Query, get_db
 from shared.http import dumps
@@ -134,7 +134,7 @@ def test_bad_export_messages_are_dead_lettered_not_retried(api: Api, client: Cli
 def test_process_exports_command_builds_what_is_still_queued(api: Api, gcs: Gcs) -> None:
     user = api.signup()
     export_id = queue_only(user.id)
-    outcomes = service.process_pending(get_db())
+    outcomes = flows.process_pending(get_db())
     assert outcomes.get("ready", 0) >= 1
     with get_db().connection() as conn:
         assert conn.one(EXPORT_ROW, id=export_id)["status"] == "ready"  # type: ignore[index]

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import main  # noqa: F401  # loads every area, so every AppError subclass exists
-from shared import errors
+from shared import error_codes, errors
 from shared.config import ROOT
 from shared.db import DATABASE_ERRORS, EP_INSUFFICIENT_FUNDS, EP_UNKNOWN_VIDEO, domain_error
 from shared.error_codes import CATALOGUE, render_markdown
@@ -26,16 +26,28 @@ def _subclasses(cls: type) -> set[type]:
 ERROR_CLASSES = {cls.__name__: cls for cls in _subclasses(errors.AppError)} | {"AppError": errors.AppError}
 
 
+def _code_value(node: ast.expr) -> str | None:
+    """The code a ``code=`` argument names: a literal, or a catalogue constant (``codes.VIDEO_NOT_FOUND``)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "codes":
+        value = getattr(error_codes, node.attr, None)
+        return value if isinstance(value, str) else f"<no constant codes.{node.attr}>"
+    return None
+
+
 def _raised_codes() -> list[tuple[str, str, int, str]]:
-    """(code, callee name, line, file) for every ``...(code="literal")`` call in functions/ and shared/."""
+    """(code, callee name, line, file) for every ``...(code="literal")`` or ``...(code=codes.NAME)`` call
+    in functions/ and shared/."""
     out = []
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call):
                 callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "?")
                 for kw in node.keywords:
-                    if kw.arg == "code" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                        out.append((kw.value.value, callee, node.lineno, str(path.relative_to(ROOT))))
+                    code = _code_value(kw.value) if kw.arg == "code" else None
+                    if code is not None:
+                        out.append((code, callee, node.lineno, str(path.relative_to(ROOT))))
     return out
 
 

@@ -109,8 +109,10 @@ def test_slug_is_unique_and_demo_seed_is_idempotent() -> None:
     with pytest.raises(Exception) as exc:
         _create(slug=slug)
     assert getattr(exc.value, "code", "") == "video_slug_taken"
-    assert seed_demo(get_db()) == len(DEMO_VIDEOS)
-    assert seed_demo(get_db()) == len(DEMO_VIDEOS)
+    with get_db().transaction() as conn:
+        assert seed_demo(conn) == len(DEMO_VIDEOS)
+    with get_db().transaction() as conn:
+        assert seed_demo(conn) == len(DEMO_VIDEOS)
     with get_db().connection() as conn:
         n = conn.value(Query("t_demo_count", "SELECT count(*) FROM videos WHERE slug LIKE 'demo-%'", prepared=False))
     assert n == len(DEMO_VIDEOS)

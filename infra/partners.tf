@@ -1,0 +1,66 @@
+## Offerwall signing secrets in Secret Manager (docs/partners.md, "Where the secrets live").
+##
+## Partners are configuration made at run time by the admin API, so their secrets are too: the
+## admin function creates one secret per offerwall, "<prefix><partner id>", on the partner's first
+## rotation, and adds a version on every rotation; the database keeps only the version's resource
+## name. Terraform therefore owns no secret here, only who may touch secrets with that prefix:
+##
+##   admin              create secrets and add versions (a custom role, nothing else: it never
+##                      reads a secret back, lists, deletes or changes IAM)
+##   partner_callbacks  read versions (secretAccessor) to verify postbacks
+##
+## Both are project-level grants narrowed by an IAM condition on the secret's resource name
+## (projects/<number>/secrets/<prefix>...; a version's name starts with its secret's), because the
+## secrets do not exist when Terraform runs. The other secrets of the project (secrets.tf) stay
+## out of reach of both.
+
+locals {
+  partner_secret_prefix = "partner-offerwall-"
+
+  ## Environment of the two functions that use the secrets (shared/config.py names).
+  partner_secret_env = {
+    SECRET_STORE            = "secret_manager"
+    PARTNER_SECRET_PREFIX   = local.partner_secret_prefix
+    SECRET_MANAGER_LOCATION = var.region
+  }
+
+  partner_secret_condition = {
+    title       = "offerwall-secrets-only"
+    description = "Only the secrets named ${local.partner_secret_prefix}<partner id> (and their versions)."
+    expression  = "resource.name.startsWith(\"projects/${data.google_project.this.number}/secrets/${local.partner_secret_prefix}\")"
+  }
+}
+
+resource "google_project_iam_custom_role" "partner_secret_writer" {
+  role_id     = "earnpay_${var.env}_partner_secret_writer"
+  title       = "EarnPay partner secret writer (${var.env})"
+  description = "Create an offerwall's signing secret and add versions to it (rotation); never read one."
+  permissions = [
+    "secretmanager.secrets.create",
+    "secretmanager.versions.add",
+  ]
+}
+
+resource "google_project_iam_member" "partner_secret_writer" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.partner_secret_writer.id
+  member  = "serviceAccount:${google_service_account.fn["admin"].email}"
+
+  condition {
+    title       = local.partner_secret_condition.title
+    description = local.partner_secret_condition.description
+    expression  = local.partner_secret_condition.expression
+  }
+}
+
+resource "google_project_iam_member" "partner_secret_reader" {
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.fn["partner_callbacks"].email}"
+
+  condition {
+    title       = local.partner_secret_condition.title
+    description = local.partner_secret_condition.description
+    expression  = local.partner_secret_condition.expression
+  }
+}
