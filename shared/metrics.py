@@ -39,13 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
+from shared.lazy import Lazy
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-_lock = threading.Lock()
-_state: _Metrics | None = None
-_built = False
 _pool_sources: list[tuple[str, Callable[[], dict[str, int]]]] = []
 _active_sessions_source: Callable[[], int | None] | None = None
 
@@ -204,21 +202,14 @@ def _build() -> _Metrics | None:
     return _Metrics(exporter, settings.metrics_export_interval_s)
 
 
-def _get() -> _Metrics | None:
-    global _state, _built
-    if not _built:  # decided once per process (until reset): "none" costs a flag test per call, not a lock
-        with _lock:
-            if not _built:
-                _state = _build()
-                _built = True
-    return _state
+# Decided once per process (until reset): metrics that are off cost a flag test per call, not a lock.
+_provider: Lazy[_Metrics | None] = Lazy(_build)
+_get = _provider.get
 
 
 def reset() -> None:
     """Forgets the provider (tests and forked workers after changing settings)."""
-    global _state, _built
-    with _lock:
-        _state, _built = None, False
+    _provider.reset()
 
 
 def enabled() -> bool:

@@ -31,11 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
+from shared.lazy import Lazy
 from shared.metrics import Cadence
 
-_lock = threading.Lock()
-_state: _Tracing | None = None
-_built = False
 # The span of the request this thread (or context) is serving, when that request is traced.
 _current: contextvars.ContextVar[Any] = contextvars.ContextVar("earnpay_request_span", default=None)
 # Spans buffered beyond this are exported at the next traced request's end, whatever the interval.
@@ -128,21 +126,13 @@ def _build() -> _Tracing | None:
     return _Tracing(exporter, settings.trace_sample_ratio, settings.traces_export_interval_s)
 
 
-def _get() -> _Tracing | None:
-    global _state, _built
-    if not _built:
-        with _lock:
-            if not _built:
-                _state = _build()
-                _built = True
-    return _state
+_provider: Lazy[_Tracing | None] = Lazy(_build)  # made once per process: tracing that is off costs a flag test
+_get = _provider.get
 
 
 def reset() -> None:
     """Forgets the provider (tests, after changing settings)."""
-    global _state, _built
-    with _lock:
-        _state, _built = None, False
+    _provider.reset()
 
 
 def flush() -> bool:
