@@ -120,7 +120,8 @@ def _pgbench_heartbeats(db: BenchDb, video: str, seconds: int) -> float:
     script = (
         "\\set seq :seq + 1\n"
         "SELECT status FROM progress_heartbeat(md5('earnpay-bench-user-' || (:client_id + 100))::uuid, CAST(:vid AS uuid),"
-        " (:seq * 0.01)::numeric, true, :seq, md5('bench-session-' || :client_id || '-' || CAST(:run AS text))::uuid, false, 5000000);\n"
+        " (:seq * 0.01)::numeric, true, :seq, md5('bench-session-' || :client_id || '-' || CAST(:run AS text))::uuid, false, 5000000,"
+        " 1000000000);\n"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
         fh.write(script)

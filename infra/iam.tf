@@ -16,13 +16,14 @@ resource "google_service_account" "fn" {
 }
 
 locals {
-  ## Every function talks to the database as its own IAM user, and writes its metrics
-  ## (shared/metrics.py, OpenTelemetry to Cloud Monitoring).
+  ## Every function talks to the database as its own IAM user, writes its metrics
+  ## (shared/metrics.py, OpenTelemetry to Cloud Monitoring) and its sampled traces
+  ## (shared/tracing.py, OpenTelemetry to Cloud Trace).
   function_project_roles = {
     for pair in flatten([
       for fn, f in local.function_config : [
         for role in concat(
-          ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/monitoring.metricWriter"],
+          ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"],
           lookup(local.function_extra_project_roles, fn, []),
         ) : { key = "${fn}/${role}", fn = fn, role = role }
       ]

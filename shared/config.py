@@ -356,6 +356,25 @@ class Settings(BaseSettings):
         60.0, alias="METRICS_EXPORT_INTERVAL_S", ge=0, description="export at the end of the first request this long after the last export"
     )
 
+    # --- traces (shared/tracing.py) -------------------------------------------------------------
+    traces_exporter: Literal["gcp", "file", "none"] | None = Field(
+        None, alias="TRACES_EXPORTER", description="gcp (Cloud Trace) | file (JSON lines) | none; unset: gcp when deployed, else none"
+    )
+    traces_file: Path = Field(ROOT / ".data" / "traces.jsonl", alias="TRACES_FILE", description="where the file span exporter appends")
+    trace_sample_ratio: float = Field(
+        0.01,
+        alias="TRACE_SAMPLE_RATIO",
+        ge=0,
+        le=1,
+        description="share of requests traced (a sampled caller's traceparent is always followed)",
+    )
+    traces_export_interval_s: float = Field(
+        10.0,
+        alias="TRACES_EXPORT_INTERVAL_S",
+        ge=0,
+        description="finished spans are exported at the end of the first traced request this long after the last export",
+    )
+
     # --- maintenance ----------------------------------------------------------------------------
     pg_bin_dir: Path | None = Field(
         None, alias="PG_BIN_DIR", description="PostgreSQL 16 client programs for the restore drill; unset: pgserver's, then PATH"

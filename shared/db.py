@@ -11,6 +11,7 @@ round trip. Queries slower than ``SLOW_QUERY_MS`` are logged as warnings with th
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pg8000.dbapi
 import pg8000.native
 from pg8000.converters import make_params
+from pg8000.converters import timestamptz_in as pg8000_timestamptz_in
 from pg8000.exceptions import DatabaseError, InterfaceError
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -29,7 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import QueuePool
 
 from shared import error_codes as codes
-from shared import metrics
+from shared import metrics, tracing
 from shared.config import Settings, get_settings
 from shared.errors import (
     AppError,
@@ -199,8 +201,7 @@ class Conn:
             raw._earnpay_prepared = cache
         self._prepared: dict[str, tuple[bytes, Any, Any]] = cache
 
-    def _run(self, q: Query, params: dict[str, Any]) -> Any:
-        started = time.perf_counter()
+    def _execute(self, q: Query, params: dict[str, Any]) -> Any:
         vals = q.make_vals(params) if params or "$" in q.statement else ()
         if q.prepared:
             ps = self._prepared.get(q.statement)
@@ -208,11 +209,25 @@ class Conn:
                 ps = self.raw.prepare_statement(q.statement, ())
                 self._prepared[q.statement] = ps
             name_bin, cols, input_funcs = ps
-            ctx = self.raw.execute_named(name_bin, make_params(self.raw.py_types, vals), cols, input_funcs, q.statement)
-        elif vals:
-            ctx = self.raw.execute_unnamed(q.statement, vals)
+            return self.raw.execute_named(name_bin, make_params(self.raw.py_types, vals), cols, input_funcs, q.statement)
+        if vals:
+            return self.raw.execute_unnamed(q.statement, vals)
+        return self.raw.execute_simple(q.statement)
+
+    def _run(self, q: Query, params: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        traced = tracing.current()  # the request's span when it is traced (shared/tracing.py); else None
+        if traced is None:
+            ctx = self._execute(q, params)
         else:
-            ctx = self.raw.execute_simple(q.statement)
+            start_ns = time.time_ns()
+            table = q.table or metrics.table_of(q.sql)
+            try:
+                ctx = self._execute(q, params)
+            except BaseException as exc:
+                tracing.query(traced, q.name, table, start_ns, exc)
+                raise
+            tracing.query(traced, q.name, table, start_ns)
         elapsed_ms = (time.perf_counter() - started) * 1000
         metrics.query_finished(q.name, q.table or q.sql, elapsed_ms)
         if elapsed_ms > self._slow_ms:
@@ -295,8 +310,22 @@ class Conn:
 
 
 # --- connection factories -------------------------------------------------------------------------
+TIMESTAMPTZ_OID = 1184
+
+
+def timestamptz_in(text: str) -> Any:
+    """pg8000's reader for timestamptz text, ~60x faster: ``datetime.fromisoformat`` (C) reads what
+    PostgreSQL writes ("2026-12-07 02:31:28.1234+00"); anything it cannot read (infinity, years
+    past 9999, BC) goes to pg8000's own reader, so the values are the same either way."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return pg8000_timestamptz_in(text)
+
+
 def _session_setup(raw: Any, settings: Settings) -> Any:
     raw.autocommit = True  # we issue BEGIN/COMMIT ourselves
+    raw.register_in_adapter(TIMESTAMPTZ_OID, timestamptz_in)
     raw.execute_simple(
         f"SET statement_timeout = {int(settings.db_statement_timeout_ms)}; "
         "SET idle_in_transaction_session_timeout = 60000; SET TIME ZONE 'UTC'"

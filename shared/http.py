@@ -11,9 +11,9 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
 from werkzeug.exceptions import NotFound as NoSuchRoute
 from werkzeug.routing import Map, MapAdapter, Rule
 
-from shared import idempotency, metrics, outbox
+from shared import idempotency, metrics, outbox, tracing
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -47,12 +47,16 @@ log = get_logger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 _PARAM = re.compile(r"\{([a-z_]+)\}")  # a path parameter in a route pattern: one whole segment, never empty
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+# NUL, the other C0 controls but tab, newline and carriage return, and lone surrogates: one regex
+# search (C) per string rather than a Python loop over its characters.
+_NOT_ALLOWED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 
 def check_text(value: Any, where: str = "body") -> None:
     """Refuses strings PostgreSQL or our logs cannot hold safely: NUL, other C0 controls but tab/newline, lone surrogates."""
     if isinstance(value, str):
-        if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        if _NOT_ALLOWED.search(value) is not None:
             raise ValidationFailed(f"{where} contains characters that are not allowed", code="invalid_characters")
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -214,12 +218,13 @@ class Router:
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
         rid = request.headers.get("X-Request-Id", "")
-        rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        rid = rid if _REQUEST_ID.match(rid) else os.urandom(16).hex()  # as random as uuid4().hex, a third of the cost
         token = request_id_var.set(rid)
         trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
-        trace_token = trace_var.set(
-            f"projects/{get_settings().gcp_project}/traces/{trace}" if re.fullmatch(r"[0-9a-f]{32}", trace) else None
-        )
+        trace_token = trace_var.set(f"projects/{get_settings().gcp_project}/traces/{trace}" if _TRACE_ID.fullmatch(trace) else None)
+        traced = tracing.start_request(self.function, request.method, request.headers.get("traceparent"))
+        if traced is not None and trace_var.get() is None:  # the logs of a traced request point at its trace
+            trace_var.set(f"projects/{get_settings().gcp_project}/traces/{traced.trace_id}")
         status = 500
         try:
             try:
@@ -246,7 +251,10 @@ class Router:
                     status,
                     extra={"event": "http_request", "status": status, "ms": round(elapsed, 2)},
                 )
-            metrics.request_finished(self.function, request.environ.get("earnpay.route", "unmatched"), status, elapsed)
+            route = request.environ.get("earnpay.route", "unmatched")
+            metrics.request_finished(self.function, route, status, elapsed)
+            if traced is not None:
+                tracing.end_request(traced, self.function, request.method, route, status)
             request_id_var.reset(token)
             trace_var.reset(trace_token)
 

@@ -5,25 +5,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
 
 class Lazy(Generic[T]):
-    """``make()`` runs once, on the first ``get()``, under a lock; ``reset()`` forgets the value (tests)."""
+    """``make()`` runs once, on the first ``get()``, under a lock; ``reset()`` forgets the value (tests).
+
+    Once made, ``get()`` takes no lock (hot paths ask on every call: telemetry that is off is a made
+    ``None``)."""
 
     def __init__(self, make: Callable[[], T]) -> None:
         self._make = make
         self._lock = threading.Lock()
         self._value: T | None = None
+        self._made = False
 
     def get(self) -> T:
-        with self._lock:
-            if self._value is None:
-                self._value = self._make()
-            return self._value
+        if not self._made:
+            with self._lock:
+                if not self._made:
+                    self._value = self._make()
+                    self._made = True
+        return cast(T, self._value)
 
     def reset(self) -> None:
         with self._lock:
             self._value = None
+            self._made = False

@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
+from shared.lazy import Lazy
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-_lock = threading.Lock()
-_state: _Metrics | None = None
 _pool_sources: list[tuple[str, Callable[[], dict[str, int]]]] = []
 _active_sessions_source: Callable[[], int | None] | None = None
 
@@ -108,6 +107,34 @@ def _make_reader(exporter: Any) -> Any:
     return RequestEndReader()
 
 
+class Cadence:
+    """Exports at most once per ``interval_s``, from whichever request of the instance gets there first
+    (on its thread: no timer thread); an export that fails is logged, never raised. Metrics and
+    traces (shared/tracing.py) both export this way."""
+
+    def __init__(self, interval_s: float, what: str) -> None:
+        self.interval_s = interval_s
+        self.what = what
+        self.last_export = time.monotonic()
+        self._lock = threading.Lock()
+
+    def run(self, export: Callable[[], bool], *, force: bool = False) -> bool:
+        """``export()`` now if forced or the interval has passed; its answer (False when skipped or failed)."""
+        now = time.monotonic()
+        if not force and now - self.last_export < self.interval_s:
+            return False
+        if not self._lock.acquire(blocking=False):  # another request of this instance is exporting
+            return False
+        try:
+            self.last_export = now
+            return export()
+        except Exception:  # telemetry never fails a request
+            log.warning("%s export failed", self.what, exc_info=True, extra={"event": f"{self.what}_export_failed"})
+            return False
+        finally:
+            self._lock.release()
+
+
 class _Metrics:
     def __init__(self, exporter: Any, interval_s: float) -> None:
         from opentelemetry.metrics import CallbackOptions, Observation
@@ -116,9 +143,7 @@ class _Metrics:
 
         settings = get_settings()
         self.reader = _make_reader(exporter)
-        self.interval_s = interval_s
-        self.last_export = time.monotonic()
-        self._export_lock = threading.Lock()
+        self.cadence = Cadence(interval_s, "metrics")
         resource = Resource.create({"service.name": settings.k_service or "earnpay-local", "deployment.environment": settings.env})
         self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
         meter = self.provider.get_meter("earnpay")
@@ -156,20 +181,11 @@ class _Metrics:
         self.replica_reads = meter.create_counter("earnpay.db.replica.reads", unit="{read}", description="replica reads by outcome")
 
     def maybe_export(self, *, force: bool = False) -> bool:
-        now = time.monotonic()
-        if not force and now - self.last_export < self.interval_s:
-            return False
-        if not self._export_lock.acquire(blocking=False):  # another request of this instance is exporting
-            return False
-        try:
-            self.last_export = now
+        def export() -> bool:
             self.reader.export_now()
             return True
-        except Exception:  # metrics never fail a request
-            log.warning("metrics export failed", exc_info=True, extra={"event": "metrics_export_failed"})
-            return False
-        finally:
-            self._export_lock.release()
+
+        return self.cadence.run(export, force=force)
 
 
 def _build() -> _Metrics | None:
@@ -186,23 +202,14 @@ def _build() -> _Metrics | None:
     return _Metrics(exporter, settings.metrics_export_interval_s)
 
 
-def _get() -> _Metrics | None:
-    global _state
-    if _state is None:
-        with _lock:
-            if _state is None:
-                built = _build()
-                if built is None:
-                    return None
-                _state = built
-    return _state
+# Decided once per process (until reset): metrics that are off cost a flag test per call, not a lock.
+_provider: Lazy[_Metrics | None] = Lazy(_build)
+_get = _provider.get
 
 
 def reset() -> None:
     """Forgets the provider (tests and forked workers after changing settings)."""
-    global _state
-    with _lock:
-        _state = None
+    _provider.reset()
 
 
 def enabled() -> bool:

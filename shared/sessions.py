@@ -45,8 +45,11 @@ def hash_token(token: str) -> bytes:
 # The session check, the idle-timeout touch (at most once a minute, to keep writes down) and the
 # per-user rate limit as CTEs (s, touched, rl) and the principal's columns: one statement, one round
 # trip. A route may put its own work after them in the same statement (the heartbeat does:
-# functions/progress/queries.py), so a request costs a single round trip in all.
-SESSION_CTES = """
+# functions/progress/queries.py), so a request costs a single round trip in all. The rate limit is
+# a fixed one-minute window per user in rate_limits (UNLOGGED: no WAL, nothing to replicate); the
+# heartbeat counts in its own active_streams row instead (SESSION_CHECK_CTES without rl, and an rl
+# of its own), which it writes anyway.
+SESSION_CHECK_CTES = """
     s AS (
         SELECT s.id, s.user_id, s.last_seen_at, u.role, u.status, u.profile_version, u.risk_state, s.mfa_at, s.step_up_at
           FROM sessions s
@@ -60,7 +63,10 @@ SESSION_CTES = """
           FROM s
          WHERE sessions.id = s.id AND s.last_seen_at < now() - interval '60 seconds'
         RETURNING 1
-    ), rl AS (
+    )"""
+SESSION_CTES = (
+    SESSION_CHECK_CTES
+    + """, rl AS (
         INSERT INTO rate_limits AS r (bucket, window_start, hits)
         SELECT 'user:' || s.user_id::text, date_trunc('minute', now()), 1 FROM s
         ON CONFLICT (bucket) DO UPDATE
@@ -68,6 +74,7 @@ SESSION_CTES = """
                window_start = EXCLUDED.window_start
         RETURNING hits, window_start
     )"""
+)
 PRINCIPAL_COLUMNS = """s.id AS session_id, s.user_id::text AS user_id, s.role, s.status AS account_status, s.profile_version,
            s.risk_state, rl.hits, ceil(extract(epoch FROM rl.window_start + interval '1 minute' - now()))::int AS retry_after,
            s.mfa_at IS NOT NULL AS mfa, extract(epoch FROM now() - s.step_up_at)::float8 AS step_up_age_s"""

@@ -1,7 +1,7 @@
 """SQL of the progress function: heartbeats go through the database function progress_heartbeat()."""
 
 from shared.db import Query
-from shared.sessions import PRINCIPAL_COLUMNS, SESSION_CTES
+from shared.sessions import PRINCIPAL_COLUMNS, SESSION_CHECK_CTES
 
 HEARTBEAT = Query(
     "progress_heartbeat",
@@ -9,18 +9,20 @@ HEARTBEAT = Query(
               completed_at, reward_micros, withheld_micros, reward_entry_id, last_heartbeat_at
          FROM progress_heartbeat(CAST(:user_id AS uuid), CAST(:video_id AS uuid), CAST(:position AS numeric),
                                  CAST(:playing AS boolean), CAST(:client_seq AS bigint), CAST(:session_id AS uuid),
-                                 CAST(:complete AS boolean), CAST(:daily_cap AS bigint))""",
+                                 CAST(:complete AS boolean), CAST(:daily_cap AS bigint), NULL)""",
 )
 
-# The session check (idle touch, per-user rate limit: shared/sessions.py) and the heartbeat in one
-# statement: one round trip per heartbeat instead of two. progress_heartbeat runs only for an active
-# account within its rate limit (the OFFSET 0 subquery keeps the planner from calling it for any
-# other row); otherwise the row carries only the principal's columns and the caller answers 401/403/429.
+# The session check (idle touch: shared/sessions.py) and the heartbeat in one statement: one round
+# trip per heartbeat instead of two. progress_heartbeat runs only for an active account (the OFFSET 0
+# subquery keeps the planner from calling it for any other row) and counts the per-user rate limit
+# itself, in the active_streams row it writes anyway (no rate_limits upsert); past the limit it does
+# nothing and answers the count, which rl hands to PRINCIPAL_COLUMNS. Otherwise the row carries only
+# the principal's columns and the caller answers 401/403/429.
 HEARTBEAT_AUTHENTICATED = Query(
     "progress_heartbeat_authenticated",
-    f"""WITH {SESSION_CTES}, ok AS (
-            SELECT s.user_id FROM s LEFT JOIN rl ON true
-             WHERE s.status = 'active' AND coalesce(rl.hits, 0) <= CAST(:max_hits AS int)
+    f"""WITH {SESSION_CHECK_CTES}, ok AS (
+            SELECT s.user_id FROM s
+             WHERE s.status = 'active'
                -- a suspended (or banned) account cannot earn (docs/fraud.md): no heartbeat work at all
                AND s.risk_state NOT IN ('suspended', 'banned')
             OFFSET 0
@@ -28,7 +30,9 @@ HEARTBEAT_AUTHENTICATED = Query(
             SELECT h.* FROM ok,
                    LATERAL progress_heartbeat(ok.user_id, CAST(:video_id AS uuid), CAST(:position AS numeric),
                                               CAST(:playing AS boolean), CAST(:client_seq AS bigint), CAST(:session_id AS uuid),
-                                              false, CAST(:daily_cap AS bigint)) h
+                                              false, CAST(:daily_cap AS bigint), CAST(:max_hits AS int)) h
+        ), rl AS (
+            SELECT hb.rl_hits AS hits, date_trunc('minute', now()) AS window_start FROM hb
         )
         SELECT {PRINCIPAL_COLUMNS},
                hb.status, hb.credited_now, hb.position_seconds, hb.credited_seconds, hb.required_seconds, hb.duration_seconds,

@@ -36,7 +36,10 @@ def heartbeat(ctx: Ctx) -> dict[str, Any]:
             ctx.principal = authenticate(conn, ctx.token, get_settings())
         raise
     client = (ctx.ip, ctx.request.headers.get(signals.INSTALL_ID_HEADER))
-    ctx.principal, result = service.heartbeat_with_session(get_db(), ctx.token, video_id, ctx.body, client=client)
+    # A connection, no transaction: the heartbeat is one autocommitted statement; a due completion
+    # opens its own retried transaction on it (functions/progress/service.py).
+    with get_db().connection() as conn:
+        ctx.principal, result = service.heartbeat_with_session(conn, ctx.token, video_id, ctx.body, client=client)
     return result
 
 

@@ -24,7 +24,7 @@ from functions.risk import signals
 from functions.videos.service import required_seconds
 from shared import metrics, outbox
 from shared.config import get_settings
-from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, Database, domain_error, sqlstate
+from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, domain_error, sqlstate
 from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.models import rfc3339
 from shared.pagination import decode_cursor, encode_cursor
@@ -53,7 +53,7 @@ def _heartbeat_params(video_id: str, body: HeartbeatBody, daily_cap: int | None)
 
 
 def heartbeat(
-    db: Database,
+    conn: Conn,
     user_id: str,
     video_id: str,
     body: HeartbeatBody,
@@ -61,15 +61,17 @@ def heartbeat(
     daily_cap: int | None = None,
     client: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """Applies one heartbeat; completes the video and credits its reward when the threshold is reached."""
+    """Applies one heartbeat; completes the video and credits its reward when the threshold is reached.
+
+    ``conn`` is a connection outside any transaction (``Database.connection()``): the ordinary heartbeat
+    is one autocommitted statement, and a due completion runs its own retried transaction on it."""
     params = {"user_id": user_id, **_heartbeat_params(video_id, body, daily_cap)}
-    with db.connection() as conn:
-        row = _call(conn, complete=False, **params)
-        return _finish(conn, user_id, video_id, row, params, body.playing, client)
+    row = _call(conn, complete=False, **params)
+    return _finish(conn, user_id, video_id, row, params, body.playing, client)
 
 
 def heartbeat_with_session(
-    db: Database,
+    conn: Conn,
     token: str,
     video_id: str,
     body: HeartbeatBody,
@@ -78,26 +80,26 @@ def heartbeat_with_session(
     client: tuple[str, str | None] | None = None,
 ) -> tuple[Principal, dict[str, Any]]:
     """The session check and the heartbeat in one statement (one round trip); raises 401/403/429 like
-    the router's check. Completing a video still takes its own transaction (once per video)."""
+    the router's check. ``conn`` is outside any transaction, as for ``heartbeat``: completing a video
+    still takes its own transaction (once per video)."""
     settings = get_settings()
     params = _heartbeat_params(video_id, body, daily_cap)
-    with db.connection() as conn:
-        try:
-            row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
-        except DatabaseError as exc:
-            if sqlstate(exc) not in (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE):
-                raise
-            # The statement rolled back, rate-limit hit included: check the session on its own (it
-            # counts the request), then answer the heartbeat's own 404/422.
-            principal = authenticate(conn, token, settings)
-            _call(conn, complete=False, user_id=principal.user_id, **params)
+    try:
+        row = conn.one(q.HEARTBEAT_AUTHENTICATED, token_hash=hash_token(token), max_hits=settings.user_requests_per_minute, **params)
+    except DatabaseError as exc:
+        if sqlstate(exc) not in (EP_UNKNOWN_VIDEO, EP_POSITION_OUT_OF_RANGE):
             raise
-        principal = principal_from_row(row, settings)
-        if principal.risk_state in ("suspended", "banned"):  # the statement did no heartbeat work (docs/fraud.md)
-            raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
-        assert row is not None and row["status"] is not None
-        user_params = {"user_id": principal.user_id, **params}
-        return principal, _finish(conn, principal.user_id, video_id, row, user_params, body.playing, client)
+        # The statement rolled back, rate-limit count included: check the session on its own (it
+        # counts the request), then answer the heartbeat's own 404/422.
+        principal = authenticate(conn, token, settings)
+        _call(conn, complete=False, user_id=principal.user_id, **params)
+        raise
+    principal = principal_from_row(row, settings)
+    if principal.risk_state in ("suspended", "banned"):  # the statement did no heartbeat work (docs/fraud.md)
+        raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
+    assert row is not None and row["status"] is not None
+    user_params = {"user_id": principal.user_id, **params}
+    return principal, _finish(conn, principal.user_id, video_id, row, user_params, body.playing, client)
 
 
 def _finish(

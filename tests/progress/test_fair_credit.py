@@ -74,7 +74,8 @@ def play(
         arrivals.append(arrival)
         session = sessions.setdefault((beat.video, beat.session), str(uuid.uuid4()))
         body = HeartbeatBody(position_seconds=round(beat.position, 3), playing=beat.playing, client_seq=i + 1, session_id=session)
-        answers.append(progress.heartbeat(get_db(), user_id, videos[beat.video], body))
+        with get_db().connection() as conn:
+            answers.append(progress.heartbeat(conn, user_id, videos[beat.video], body))
         clock.append(arrival + time.monotonic() - started)
     return answers, clock
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from pg8000.exceptions import DatabaseError
 
 from shared.config import get_settings
-from shared.db import Conn, Database, Query, get_db, sqlstate
+from shared.db import Conn, Database, Query, get_db, sqlstate, timestamptz_in
 
 NOW = Query("t_now", "SELECT 1 AS one, :x::int + 1 AS plus")
 
@@ -116,3 +117,37 @@ def test_atomic_joins_an_open_transaction_or_opens_one(owner_conn: Any) -> None:
     with owner_conn.atomic():
         owner_conn.execute(insert, v=7002)
     assert not owner_conn.in_transaction and owner_conn.value(count, v=7002) == 1
+
+
+# What PostgreSQL writes for timestamptz (the session is in UTC, but the reader must not depend on
+# it): every fractional length, other offsets, and the values datetime cannot hold.
+TIMESTAMPS = Query(
+    "t_timestamptz_forms",
+    """SELECT v FROM (VALUES (timestamptz '2026-12-07 02:31:28.123456+00'), (timestamptz '2026-12-07 02:31:28.1+00'),
+                            (timestamptz '2026-12-07 02:31:28+00'), (timestamptz '1970-01-01 00:00:00.000001+00'),
+                            (timestamptz 'infinity'), (timestamptz '-infinity'), (timestamptz '0044-03-15 12:00:00+00 BC'),
+                            (timestamptz '12026-01-01 00:00:00+00')) t(v)""",
+    prepared=False,
+)
+
+
+def test_timestamptz_values_read_as_pg8000_would() -> None:
+    from pg8000.converters import timestamptz_in as pg8000_reader
+
+    with get_db().connection() as conn:
+        ours = [r["v"] for r in conn.all(TIMESTAMPS)]
+        conn.script("SET TIME ZONE 'Asia/Kolkata'")
+        try:
+            texts = [r[0] for r in conn.raw.execute_simple("SELECT v::text FROM (" + TIMESTAMPS.sql.split("FROM (", 1)[1]).rows]
+            shifted = [r["v"] for r in conn.all(TIMESTAMPS)]
+        finally:
+            conn.script("SET TIME ZONE 'UTC'")
+    assert ours[:6] == shifted[:6]  # the same instants, whatever the session's zone (BC and 5-digit years stay text)
+    assert ours[:4] == [
+        dt.datetime(2026, 12, 7, 2, 31, 28, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 7, 2, 31, 28, 100000, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 7, 2, 31, 28, tzinfo=dt.UTC),
+        dt.datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+    ]
+    assert ours[4:6] == ["infinity", "-infinity"]
+    assert [timestamptz_in(t) for t in texts] == [pg8000_reader(t) for t in texts]

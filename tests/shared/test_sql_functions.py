@@ -57,7 +57,10 @@ def test_a_changed_file_is_applied_again_and_its_body_outlives_a_migration(scrat
     assert conn.value(CALL_F) == 3  # a migration never leaves an older body in place
 
 
-@pytest.mark.parametrize("micros", [0, 1, 2_500, 10_000, 1_500_000, 1_234_567, 999_999, 1_000_000_000_000, -1, -2_500, -1_234_567])
+@pytest.mark.parametrize(
+    "micros",
+    [0, 1, 2_500, 10_000, 1_500_000, 1_234_567, 999_999, 999_999_999, 1_000_000_000, 1_000_000_000_000, -1, -2_500, -1_234_567],
+)
 def test_format_micros_in_sql_is_the_python_rule(owner_conn: Conn, micros: int) -> None:
     sql = owner_conn.value(Query("t_format_micros", "SELECT format_micros(CAST(:m AS bigint))", prepared=False), m=micros)
     assert sql == format_micros(micros)

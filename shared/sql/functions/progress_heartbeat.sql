@@ -1,13 +1,21 @@
--- progress_heartbeat: the current body (first made by 0012_videos_progress.sql, last changed by 0062_fair_watch_credit.sql).
+-- progress_heartbeat: the current body (first made by 0012_videos_progress.sql, changed by 0062_fair_watch_credit.sql;
+-- 0072_heartbeat_rate_window.sql dropped the signature without p_max_hits).
 -- shared/migrate.py applies this file after the migrations whenever it changed: change the
 -- function here, never in a new migration.
+--
+-- p_max_hits: the per-user rate limit (requests per minute). The heartbeat counts in the user's
+-- active_streams row, which it locks first and writes anyway: a user over the limit gets status
+-- 'rate_limited' (rl_hits past p_max_hits, rl_retry_after seconds to the window's end) before the
+-- video is even looked at, and nothing is written. NULL: not counted (the completing transaction
+-- repeats a heartbeat already counted).
 CREATE OR REPLACE FUNCTION progress_heartbeat(
     p_user_id UUID, p_video_id UUID, p_position NUMERIC, p_playing BOOLEAN, p_client_seq BIGINT,
-    p_session_id UUID, p_complete BOOLEAN, p_daily_cap BIGINT
+    p_session_id UUID, p_complete BOOLEAN, p_daily_cap BIGINT, p_max_hits INTEGER
 ) RETURNS TABLE (
     status TEXT, credited_now NUMERIC, position_seconds NUMERIC, credited_seconds NUMERIC,
     required_seconds INTEGER, duration_seconds INTEGER, completed_at TIMESTAMPTZ,
-    reward_micros BIGINT, withheld_micros BIGINT, reward_entry_id BIGINT, last_heartbeat_at TIMESTAMPTZ
+    reward_micros BIGINT, withheld_micros BIGINT, reward_entry_id BIGINT, last_heartbeat_at TIMESTAMPTZ,
+    rl_hits INTEGER, rl_retry_after INTEGER
 )
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -32,7 +40,26 @@ DECLARE
     v_withheld BIGINT;
     v_status TEXT;
     v_fresh BOOLEAN := false;
+    v_window TIMESTAMPTZ := date_trunc('minute', now());
+    v_stream_found BOOLEAN;
+    v_rl_start TIMESTAMPTZ;
+    v_rl_hits INTEGER;
 BEGIN
+    -- The per-user lock first (then the progress row: always in this order, so no deadlocks), and
+    -- the rate limit on it: 429 comes before anything about the input, as for every other route.
+    SELECT a.video_id, a.session_id, a.rl_window_start, a.rl_hits INTO s FROM active_streams a WHERE a.user_id = p_user_id FOR UPDATE;
+    v_stream_found := FOUND;
+    IF v_stream_found THEN
+        v_rl_start := CASE WHEN p_max_hits IS NULL THEN s.rl_window_start ELSE v_window END;
+        v_rl_hits := CASE WHEN p_max_hits IS NULL THEN s.rl_hits WHEN s.rl_window_start = v_window THEN s.rl_hits + 1 ELSE 1 END;
+        IF v_rl_hits > p_max_hits THEN  -- over the limit: answered, nothing written
+            RETURN QUERY SELECT 'rate_limited'::text, NULL::numeric, NULL::numeric, NULL::numeric, NULL::integer, NULL::integer,
+                                NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz,
+                                v_rl_hits, ceil(extract(epoch FROM v_window + interval '1 minute' - now()))::integer;
+            RETURN;
+        END IF;
+    END IF;
+
     SELECT x.duration_seconds, x.reward_micros, x.required_watch_pct INTO v
       FROM videos x WHERE x.id = p_video_id AND x.active;
     IF NOT FOUND THEN
@@ -43,13 +70,13 @@ BEGIN
     END IF;
     v_required := video_required_seconds(v.duration_seconds, v.required_watch_pct);
 
-    -- The per-user lock first, then the progress row: always in this order, so no deadlocks.
-    SELECT a.video_id, a.session_id INTO s FROM active_streams a WHERE a.user_id = p_user_id FOR UPDATE;
-    IF NOT FOUND THEN
-        INSERT INTO active_streams (user_id, video_id, session_id, last_heartbeat_at)
-        VALUES (p_user_id, p_video_id, p_session_id, v_now)
+    IF NOT v_stream_found THEN  -- the user's first heartbeat ever: the first of the window too
+        INSERT INTO active_streams (user_id, video_id, session_id, last_heartbeat_at, rl_window_start, rl_hits)
+        VALUES (p_user_id, p_video_id, p_session_id, v_now, v_window, CASE WHEN p_max_hits IS NULL THEN 0 ELSE 1 END)
         ON CONFLICT (user_id) DO NOTHING;
-        SELECT a.video_id, a.session_id INTO s FROM active_streams a WHERE a.user_id = p_user_id FOR UPDATE;
+        SELECT a.video_id, a.session_id, a.rl_window_start, a.rl_hits INTO s FROM active_streams a WHERE a.user_id = p_user_id FOR UPDATE;
+        v_rl_start := s.rl_window_start;  -- lost a race to insert it: the other heartbeat's count stands
+        v_rl_hits := s.rl_hits;
         v_fresh := true;  -- no previous stream to continue: this heartbeat is a baseline
     END IF;
 
@@ -59,17 +86,22 @@ BEGIN
                                          started_at, last_heartbeat_at, watched, stream_started_at, stream_moved_seconds)
         VALUES (p_user_id, p_video_id, p_position, p_session_id, p_client_seq, p_playing, v_now, v_now,
                 '{}'::nummultirange, v_now, 0);
-        UPDATE active_streams a SET video_id = p_video_id, session_id = p_session_id, last_heartbeat_at = v_now
+        UPDATE active_streams a SET video_id = p_video_id, session_id = p_session_id, last_heartbeat_at = v_now,
+                                    rl_window_start = v_rl_start, rl_hits = v_rl_hits
          WHERE a.user_id = p_user_id;
         RETURN QUERY SELECT 'started'::text, 0::numeric, p_position, 0::numeric, v_required, v.duration_seconds,
-                            NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, v_now;
+                            NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, v_now, v_rl_hits, NULL::integer;
         RETURN;
     END IF;
 
     -- A replayed or out-of-order heartbeat of the same session: ignored entirely.
     IF p.session_id IS NOT DISTINCT FROM p_session_id AND p_client_seq <= p.last_client_seq THEN
+        IF p_max_hits IS NOT NULL THEN  -- ignored, but counted
+            UPDATE active_streams a SET rl_window_start = v_rl_start, rl_hits = v_rl_hits WHERE a.user_id = p_user_id;
+        END IF;
         RETURN QUERY SELECT 'stale'::text, 0::numeric, p.position_seconds, p.credited_seconds, v_required, v.duration_seconds,
-                            p.completed_at, p.reward_micros, p.withheld_micros, p.reward_entry_id, p.last_heartbeat_at;
+                            p.completed_at, p.reward_micros, p.withheld_micros, p.reward_entry_id, p.last_heartbeat_at,
+                            v_rl_hits, NULL::integer;
         RETURN;
     END IF;
 
@@ -121,8 +153,12 @@ BEGIN
 
     IF p.completed_at IS NULL AND v_credited >= v_required THEN
         IF NOT p_complete THEN
+            IF p_max_hits IS NOT NULL THEN  -- counted now: the completing transaction repeats it uncounted
+                UPDATE active_streams a SET rl_window_start = v_rl_start, rl_hits = v_rl_hits WHERE a.user_id = p_user_id;
+            END IF;
             RETURN QUERY SELECT 'completion_due'::text, v_delta, p_position, v_credited, v_required, v.duration_seconds,
-                                NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, p.last_heartbeat_at;
+                                NULL::timestamptz, NULL::bigint, NULL::bigint, NULL::bigint, p.last_heartbeat_at,
+                                v_rl_hits, NULL::integer;
             RETURN;
         END IF;
         -- The cap: credit what is left of today's allowance, withhold (and record) the rest.
@@ -165,10 +201,13 @@ BEGIN
            last_heartbeat_at = v_now, completed_at = p.completed_at, reward_micros = p.reward_micros,
            withheld_micros = p.withheld_micros
      WHERE x.user_id = p_user_id AND x.video_id = p_video_id;
-    UPDATE active_streams a SET video_id = p_video_id, session_id = p_session_id, last_heartbeat_at = v_now
+    UPDATE active_streams a SET video_id = p_video_id, session_id = p_session_id, last_heartbeat_at = v_now,
+                                rl_window_start = v_rl_start, rl_hits = v_rl_hits
      WHERE a.user_id = p_user_id;
 
     RETURN QUERY SELECT v_status, v_delta, p_position, v_credited, v_required, v.duration_seconds,
-                        p.completed_at, p.reward_micros, p.withheld_micros, p.reward_entry_id, v_now;
+                        p.completed_at, p.reward_micros, p.withheld_micros, p.reward_entry_id, v_now, v_rl_hits, NULL::integer;
 END
 $$;
+REVOKE ALL ON FUNCTION progress_heartbeat(UUID, UUID, NUMERIC, BOOLEAN, BIGINT, UUID, BOOLEAN, BIGINT, INTEGER) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION progress_heartbeat(UUID, UUID, NUMERIC, BOOLEAN, BIGINT, UUID, BOOLEAN, BIGINT, INTEGER) TO earnpay_app;
