@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared import error_codes as codes
 from shared.config import ConfigError, Settings, get_settings
 from shared.errors import ServiceUnavailable
 
@@ -67,7 +68,7 @@ class KeyServiceUnavailable(ServiceUnavailable):
     """Cloud KMS could not be reached or answered 429/5xx: safe to retry later (HTTP 503, CloudEvent retry)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, code="key_service_unavailable")
+        super().__init__(message, code=codes.KEY_SERVICE_UNAVAILABLE)
 
 
 # --- key-encryption keys ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import error_codes as codes
 from shared import metrics
 from shared.db import Query, get_db
 from shared.errors import AppError, PermanentEventError
@@ -50,7 +51,7 @@ def decode_pubsub(event: Any) -> Message:
     """The JSON object inside a Pub/Sub CloudEvent (``data.message.data`` is base64)."""
     data = event.data if hasattr(event, "data") else event
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
-        raise PermanentEventError("not a Pub/Sub message", code="not_pubsub")
+        raise PermanentEventError("not a Pub/Sub message", code=codes.NOT_PUBSUB)
     message = data["message"]
     message_id = str(message.get("messageId") or message.get("message_id") or "")[:200]
     attributes = message.get("attributes") or {}
@@ -58,9 +59,9 @@ def decode_pubsub(event: Any) -> Message:
         raw = base64.b64decode(message.get("data") or "", validate=True).decode("utf-8")
         payload = json.loads(raw)
     except (binascii.Error, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise PermanentEventError(f"message data is not base64 JSON: {str(exc)[:200]}", code="malformed_message") from exc
+        raise PermanentEventError(f"message data is not base64 JSON: {str(exc)[:200]}", code=codes.MALFORMED_MESSAGE) from exc
     if not isinstance(payload, dict):
-        raise PermanentEventError("message data must be a JSON object", code="malformed_message")
+        raise PermanentEventError("message data must be a JSON object", code=codes.MALFORMED_MESSAGE)
     return Message(message_id=message_id, data=payload, attributes=dict(attributes), raw=raw)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import flask
 
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.db import Conn, Query, get_db
 from shared.errors import AppError, Conflict, ValidationFailed
@@ -138,16 +139,16 @@ def run(user_id: str, key: str, fingerprint: bytes, call: Callable[[], flask.Res
 
 def _answer_existing(row: dict[str, Any] | None, fingerprint: bytes, lease_s: float) -> flask.Response:
     if row is None:  # released between our two statements: the caller may simply retry
-        err = Conflict("this request is being processed; retry shortly", code="request_in_progress", details={"retry_after_seconds": 1})
+        err = Conflict("this request is being processed; retry shortly", code=codes.REQUEST_IN_PROGRESS, details={"retry_after_seconds": 1})
         err.headers["Retry-After"] = "1"
         raise err
     if bytes(row["request_hash"]) != fingerprint:
-        raise ValidationFailed("this Idempotency-Key was used with a different request", code="idempotency_key_reused")
+        raise ValidationFailed("this Idempotency-Key was used with a different request", code=codes.IDEMPOTENCY_KEY_REUSED)
     if row["status"] is None:
         wait = max(1, min(int(row["retry_after"] or 1), int(lease_s) + 1))
         err = Conflict(
             "a request with this Idempotency-Key is still in progress; retry after the time in Retry-After",
-            code="request_in_progress",
+            code=codes.REQUEST_IN_PROGRESS,
             details={"retry_after_seconds": wait},
         )
         err.headers["Retry-After"] = str(wait)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from shared import error_codes as codes
 from shared.errors import ValidationFailed
 from shared.models import QueryParams
 
@@ -38,7 +39,7 @@ def encode_cursor(kind: str, key: dict[str, Any]) -> str:
 
 def decode_cursor(cursor: str, kind: str, fields: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
     """The key inside ``cursor``, checked against ``fields`` (name -> expected type); 422 otherwise."""
-    invalid = ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor")
+    invalid = ValidationFailed("the cursor is not valid for this list; start again without it", code=codes.INVALID_CURSOR)
     if not cursor or len(cursor) > MAX_CURSOR_CHARS:
         raise invalid
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.errors import ServiceUnavailable
 from shared.logs import get_logger
@@ -180,7 +181,7 @@ def _service_call(fn: Any) -> Any:
             return fn(*args, **kwargs)
         except _unavailable_errors() as exc:
             log.error("cloud storage unavailable in %s: %s", fn.__name__, exc, extra={"event": "storage_unavailable"})
-            raise ServiceUnavailable("file storage is unavailable; try again shortly", code="storage_unavailable") from exc
+            raise ServiceUnavailable("file storage is unavailable; try again shortly", code=codes.STORAGE_UNAVAILABLE) from exc
 
     return call
 

@@ -8,7 +8,8 @@ Every handler runs in one transaction with its audit entry.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from functions.admin import service
 from functions.admin.models import (
@@ -44,11 +45,13 @@ from functions.partners import admin_routes as partner_admin
 from functions.payouts.models import ReviewPayoutPage, StaffPayout, StaffPayoutDetail
 from functions.risk.models import Decision, DecisionBody, RiskCase, RiskQueuePage, RiskQueueQuery, Rule, RuleBody, RuleList
 from functions.videos.models import Video, VideoCreate, VideoList, VideoUpdate
+from shared import error_codes as codes
 from shared import idempotency
 from shared.db import get_db, read_replica
 from shared.errors import NotFound
 from shared.http import Ctx, Reply, Router
 
+T = TypeVar("T")
 # The audit log may trail the primary by this much when read from the replica.
 AUDIT_MAX_LAG_S = 5.0
 
@@ -66,6 +69,28 @@ def _actor(ctx: Ctx) -> service.Actor:
     return service.Actor(user_id=ctx.principal.user_id, role=ctx.principal.role, request_id=ctx.request_id)
 
 
+def _as_staff(ctx: Ctx, action: Callable[..., T], *args: Any) -> T:
+    """``action(conn, actor, *args)`` in one transaction: a change (or a read of personal data) commits
+    with its audit entry, or neither does."""
+    with get_db().transaction() as conn:
+        return action(conn, _actor(ctx), *args)
+
+
+def _as_staff_replayable(ctx: Ctx, action: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``_as_staff``, and the answer stored for the request's Idempotency-Key in the same transaction:
+    a keyed retry (even after a crash) replays the decision instead of making it twice."""
+    with get_db().transaction() as conn:
+        result = action(conn, _actor(ctx), *args)
+        idempotency.store_answer_in(conn, result, 200)
+        return result
+
+
+def _read(action: Callable[..., T], *args: Any) -> T:
+    """``action(conn, *args)`` on a pooled connection: a list that writes nothing and is not audited."""
+    with get_db().connection() as conn:
+        return action(conn, *args)
+
+
 # --- users -----------------------------------------------------------------------------------------
 @router.route(
     "GET",
@@ -77,8 +102,7 @@ def _actor(ctx: Ctx) -> service.Actor:
     summary="Search users by email, prefix or referral code",
 )
 def search_users(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.search_users(conn, _actor(ctx), ctx.query)
+    return _as_staff(ctx, service.search_users, ctx.query)
 
 
 @router.route(
@@ -90,8 +114,7 @@ def search_users(ctx: Ctx) -> dict[str, Any]:
     summary="A user's profile, balance, recent entries and payouts",
 )
 def user_detail(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.user_detail(conn, _actor(ctx), ctx.params["user_id"])
+    return _as_staff(ctx, service.user_detail, ctx.params["user_id"])
 
 
 @router.route(
@@ -104,8 +127,7 @@ def user_detail(ctx: Ctx) -> dict[str, Any]:
     summary="A user's ledger, newest first",
 )
 def user_ledger(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.user_ledger(conn, _actor(ctx), ctx.params["user_id"], ctx.query.limit, ctx.query.cursor, ctx.query.type)
+    return _as_staff(ctx, service.user_ledger, ctx.params["user_id"], ctx.query.limit, ctx.query.cursor, ctx.query.type)
 
 
 @router.route(
@@ -117,8 +139,7 @@ def user_ledger(ctx: Ctx) -> dict[str, Any]:
     summary="A user's sessions, payout methods (masked), referral tree and withheld rewards",
 )
 def user_account(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.user_account(conn, _actor(ctx), ctx.params["user_id"])
+    return _as_staff(ctx, service.user_account, ctx.params["user_id"])
 
 
 @router.route(
@@ -135,11 +156,8 @@ def user_account(ctx: Ctx) -> dict[str, Any]:
 def grant_withheld(ctx: Ctx) -> dict[str, Any]:
     raw = ctx.params["withheld_id"]
     if not raw.isdigit() or len(raw) > 18:
-        raise NotFound("no such withheld reward for this user", code="withheld_not_found")
-    with get_db().transaction() as conn:
-        result = service.grant_withheld(conn, _actor(ctx), ctx.params["user_id"], int(raw), ctx.body.reason)
-        idempotency.store_answer_in(conn, result, 200)
-        return result
+        raise NotFound("no such withheld reward for this user", code=codes.WITHHELD_NOT_FOUND)
+    return _as_staff_replayable(ctx, service.grant_withheld, ctx.params["user_id"], int(raw), ctx.body.reason)
 
 
 @router.route(
@@ -153,8 +171,7 @@ def grant_withheld(ctx: Ctx) -> dict[str, Any]:
     step_up=True,
 )
 def set_role(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.set_role(conn, _actor(ctx), ctx.params["user_id"], ctx.body.role)
+    return _as_staff(ctx, service.set_role, ctx.params["user_id"], ctx.body.role)
 
 
 @router.route(
@@ -167,8 +184,7 @@ def set_role(ctx: Ctx) -> dict[str, Any]:
     step_up=True,
 )
 def reset_mfa(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.reset_mfa(conn, _actor(ctx), ctx.params["user_id"])
+    return _as_staff(ctx, service.reset_mfa, ctx.params["user_id"])
 
 
 @router.route(
@@ -203,8 +219,7 @@ def adjust(ctx: Ctx) -> Reply:
     summary="An adjustment by the Idempotency-Key it was posted with (404 adjustment_not_found: nothing committed)",
 )
 def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.adjustment_by_key(conn, _actor(ctx), ctx.query)
+    return _as_staff(ctx, service.adjustment_by_key, ctx.query)
 
 
 @router.route(
@@ -218,8 +233,7 @@ def adjustment_by_key(ctx: Ctx) -> dict[str, Any]:
     step_up=True,
 )
 def reverse_entry(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.reverse_entry(conn, _actor(ctx), ctx.params["user_id"], ctx.params["entry_id"], ctx.body.reason)
+    return _as_staff(ctx, service.reverse_entry, ctx.params["user_id"], ctx.params["entry_id"], ctx.body.reason)
 
 
 # --- payouts ---------------------------------------------------------------------------------------
@@ -233,16 +247,14 @@ def reverse_entry(ctx: Ctx) -> dict[str, Any]:
     summary="Payouts by status (default: awaiting approval)",
 )
 def payouts_for_review(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.payouts_for_review(conn, ctx.query.status, ctx.query.limit, ctx.query.cursor)
+    return _read(service.payouts_for_review, ctx.query.status, ctx.query.limit, ctx.query.cursor)
 
 
 @router.route(
     "GET", "/payouts/{payout_id}", auth="staff", roles=FINANCE, response=StaffPayoutDetail, summary="One payout with its event history"
 )
 def payout_detail(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.payout_detail(conn, _actor(ctx), ctx.params["payout_id"])
+    return _as_staff(ctx, service.payout_detail, ctx.params["payout_id"])
 
 
 @router.route(
@@ -256,10 +268,7 @@ def payout_detail(ctx: Ctx) -> dict[str, Any]:
     step_up=True,
 )
 def approve_payout(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        result = service.approve_payout(conn, _actor(ctx), ctx.params["payout_id"])
-        idempotency.store_answer_in(conn, result, 200)  # a keyed retry replays it, committed with the decision
-        return result
+    return _as_staff_replayable(ctx, service.approve_payout, ctx.params["payout_id"])
 
 
 @router.route(
@@ -274,10 +283,7 @@ def approve_payout(ctx: Ctx) -> dict[str, Any]:
     step_up=True,
 )
 def reject_payout(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        result = service.reject_payout(conn, _actor(ctx), ctx.params["payout_id"], ctx.body.reason)
-        idempotency.store_answer_in(conn, result, 200)
-        return result
+    return _as_staff_replayable(ctx, service.reject_payout, ctx.params["payout_id"], ctx.body.reason)
 
 
 # --- KYC -------------------------------------------------------------------------------------------
@@ -285,8 +291,7 @@ def reject_payout(ctx: Ctx) -> dict[str, Any]:
     "GET", "/kyc", auth="staff", roles=COMPLIANCE, query=KycQueueQuery, response=ReviewQueue, summary="Users waiting for a KYC decision"
 )
 def kyc_queue(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.kyc_queue(conn, ctx.query.limit, ctx.query.cursor)
+    return _read(service.kyc_queue, ctx.query.limit, ctx.query.cursor)
 
 
 @router.route(
@@ -298,8 +303,7 @@ def kyc_queue(ctx: Ctx) -> dict[str, Any]:
     summary="A user's KYC documents with short-lived download URLs",
 )
 def kyc_documents(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.kyc_documents(conn, _actor(ctx), ctx.params["user_id"])
+    return _as_staff(ctx, service.kyc_documents, ctx.params["user_id"])
 
 
 @router.route(
@@ -312,21 +316,18 @@ def kyc_documents(ctx: Ctx) -> dict[str, Any]:
     summary="Record a KYC decision",
 )
 def kyc_decision(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.kyc_decide(conn, _actor(ctx), ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
+    return _as_staff(ctx, service.kyc_decide, ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
 
 
 # --- videos ----------------------------------------------------------------------------------------
 @router.route("POST", "/videos", auth="staff", roles=ADMIN, body=VideoCreate, status=201, response=Video, summary="Create a video")
 def create_video(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.create_video(conn, _actor(ctx), ctx.body)
+    return _as_staff(ctx, service.create_video, ctx.body)
 
 
 @router.route("GET", "/videos", auth="staff", roles=ADMIN, response=VideoList, summary="Every video, inactive ones too")
 def list_videos(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.list_videos(conn)
+    return _read(service.list_videos)
 
 
 @router.route(
@@ -339,22 +340,19 @@ def list_videos(ctx: Ctx) -> dict[str, Any]:
     summary="Edit a video (fields left out keep their value; active: false deactivates it)",
 )
 def update_video(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.update_video(conn, _actor(ctx), ctx.params["video_id"], ctx.body.model_dump(exclude_unset=True))
+    return _as_staff(ctx, service.update_video, ctx.params["video_id"], ctx.body.model_dump(exclude_unset=True))
 
 
 # --- feature flags ---------------------------------------------------------------------------------
 @router.route("GET", "/flags", auth="staff", roles=ADMIN, response=FlagList, summary="Every feature flag")
 def list_flags(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.list_flags(conn)
+    return _read(service.list_flags)
 
 
 @router.route("POST", "/flags/{key}", auth="staff", roles=ADMIN, body=FlagBody, response=Flag, summary="Create or change a feature flag")
 def set_flag(ctx: Ctx) -> dict[str, Any]:
     body = ctx.body
-    with get_db().transaction() as conn:
-        return service.set_flag(conn, _actor(ctx), ctx.params["key"], body.enabled, body.rollout_percent, body.description)
+    return _as_staff(ctx, service.set_flag, ctx.params["key"], body.enabled, body.rollout_percent, body.description)
 
 
 # --- trust and safety: the review queue (docs/fraud.md) -------------------------------------------------
@@ -368,8 +366,7 @@ def set_flag(ctx: Ctx) -> dict[str, Any]:
     summary="Accounts in a risk state (default: review), longest waiting first, with their signals and scores",
 )
 def risk_queue(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.risk_queue(conn, ctx.query)
+    return _read(service.risk_queue, ctx.query)
 
 
 @router.route(
@@ -381,8 +378,7 @@ def risk_queue(ctx: Ctx) -> dict[str, Any]:
     summary="One account's case: signals, linked accounts as a graph, referral tree, earning velocity, state history",
 )
 def risk_case(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.risk_case(conn, _actor(ctx), ctx.params["user_id"])
+    return _as_staff(ctx, service.risk_case, ctx.params["user_id"])
 
 
 @router.route(
@@ -395,14 +391,12 @@ def risk_case(ctx: Ctx) -> dict[str, Any]:
     summary="Clear, watch, review, suspend or ban an account, with a reason (ban: sessions revoked, pending earnings clawed back)",
 )
 def risk_decide(ctx: Ctx) -> dict[str, Any]:
-    with get_db().transaction() as conn:
-        return service.risk_decide(conn, _actor(ctx), ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
+    return _as_staff(ctx, service.risk_decide, ctx.params["user_id"], ctx.body.decision, ctx.body.reason)
 
 
 @router.route("GET", "/risk/rules", auth="staff", roles=READERS, response=RuleList, summary="The risk rules: thresholds, windows, weights")
 def risk_rules(ctx: Ctx) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return service.risk_rules(conn)
+    return _read(service.risk_rules)
 
 
 @router.route(
@@ -416,8 +410,7 @@ def risk_rules(ctx: Ctx) -> dict[str, Any]:
 )
 def risk_set_rule(ctx: Ctx) -> dict[str, Any]:
     body = ctx.body
-    with get_db().transaction() as conn:
-        return service.risk_set_rule(conn, _actor(ctx), ctx.params["name"], body.threshold, body.window_minutes, body.weight)
+    return _as_staff(ctx, service.risk_set_rule, ctx.params["name"], body.threshold, body.window_minutes, body.weight)
 
 
 # --- the audit log ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from functions.risk import staff as risk_staff
 from functions.videos import service as videos
 from functions.videos.models import VideoCreate
 from shared import audit
+from shared import error_codes as codes
 from shared.db import Conn
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.ids import uuid_or
@@ -75,13 +76,13 @@ def record(
 
 
 def _user_id_or_404(value: str) -> str:
-    return uuid_or(value, NotFound("no such user", code="user_not_found"))
+    return uuid_or(value, NotFound("no such user", code=codes.USER_NOT_FOUND))
 
 
 def _require_user(conn: Conn, user_id: str) -> str:
     uid = _user_id_or_404(user_id)
     if conn.one(q.USER_EXISTS, id=uid) is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     return uid
 
 
@@ -105,7 +106,7 @@ def search_users(conn: Conn, actor: Actor, query: UserSearchQuery) -> dict[str, 
     elif query.email_prefix is not None:
         prefix = query.email_prefix.strip().lower()
         if not prefix:
-            raise BadRequest("email_prefix must not be blank", code="invalid_prefix")
+            raise BadRequest("email_prefix must not be blank", code=codes.INVALID_PREFIX)
         after = decode_cursor(query.cursor, "admin_users_prefix", {"email": str})["email"] if query.cursor else ""
         lo, hi = _prefix_bounds(prefix)
         items = conn.all(q.USERS_BY_EMAIL_PREFIX, lo=lo, hi=hi, after=after, limit=limit + 1)
@@ -124,7 +125,7 @@ def search_users(conn: Conn, actor: Actor, query: UserSearchQuery) -> dict[str, 
             except ValueError as exc:
                 from shared.errors import ValidationFailed
 
-                raise ValidationFailed("the cursor is not valid for this list", code="invalid_cursor") from exc
+                raise ValidationFailed("the cursor is not valid for this list", code=codes.INVALID_CURSOR) from exc
         items = conn.all(q.USERS_NEWEST, role=query.role, after_at=after_at, after_id=after_id, limit=limit + 1)
         if len(items) > limit:
             items = items[:limit]
@@ -155,7 +156,7 @@ def user_detail(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     uid = _user_id_or_404(user_id)
     row = conn.one(q.USER_DETAIL, id=uid)
     if row is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     balance = {
         "available": ledger.money(row.pop("available")),
         "pending": ledger.money(row.pop("pending")),
@@ -231,12 +232,12 @@ def grant_withheld(conn: Conn, actor: Actor, user_id: str, withheld_id: int, rea
     """
     uid = _user_id_or_404(user_id)
     if uid == actor.user_id:
-        raise Forbidden("staff cannot grant rewards to themselves", code="own_adjustment")
+        raise Forbidden("staff cannot grant rewards to themselves", code=codes.OWN_ADJUSTMENT)
     row = conn.one(q.LOCK_WITHHELD, id=withheld_id, user_id=uid)
     if row is None:
-        raise NotFound("no such withheld reward for this user", code="withheld_not_found")
+        raise NotFound("no such withheld reward for this user", code=codes.WITHHELD_NOT_FOUND)
     if row["status"] != "withheld":
-        raise Conflict(f"this reward was {row['status']} already", code="withheld_resolved", details={"status": row["status"]})
+        raise Conflict(f"this reward was {row['status']} already", code=codes.WITHHELD_RESOLVED, details={"status": row["status"]})
     posted = ledger.post(
         conn,
         user_id=uid,
@@ -279,13 +280,13 @@ def set_role(conn: Conn, actor: Actor, user_id: str, role: str) -> dict[str, Any
     admins = [r["id"] for r in conn.all(q.LOCK_ACTIVE_ADMINS)]
     target = conn.one(q.LOCK_USER, id=uid)
     if target is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     if target["status"] == "erased":
-        raise Conflict("this account was erased", code="user_erased")
+        raise Conflict("this account was erased", code=codes.USER_ERASED)
     if target["role"] == role:
         return {"user_id": uid, "role": role, "changed": False, "sessions_revoked": 0}
     if target["role"] == "admin" and role != "admin" and admins == [uid]:
-        raise Conflict("this is the last active admin; promote another admin first", code="last_admin")
+        raise Conflict("this is the last active admin; promote another admin first", code=codes.LAST_ADMIN)
     conn.one(q.SET_ROLE, id=uid, role=role)
     revoked = conn.execute(q.REVOKE_SESSIONS, user_id=uid, reason="role_changed")
     record(conn, actor, "user.role_change", "user", uid, {"role": target["role"]}, {"role": role, "sessions_revoked": revoked})
@@ -297,10 +298,10 @@ def reset_mfa(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
     their sessions, tells them, and audits it. Nobody resets their own: 403 ``own_mfa_reset``."""
     uid = _user_id_or_404(user_id)
     if uid == actor.user_id:
-        raise Forbidden("nobody can reset their own two-factor authentication; ask another admin", code="own_mfa_reset")
+        raise Forbidden("nobody can reset their own two-factor authentication; ask another admin", code=codes.OWN_MFA_RESET)
     target = conn.one(q.LOCK_USER, id=uid)
     if target is None:
-        raise NotFound("no such user", code="user_not_found")
+        raise NotFound("no such user", code=codes.USER_NOT_FOUND)
     removed = mfa.remove(conn, uid)
     revoked = conn.execute(q.REVOKE_SESSIONS, user_id=uid, reason="mfa_reset")
     if removed:
@@ -312,9 +313,9 @@ def reset_mfa(conn: Conn, actor: Actor, user_id: str) -> dict[str, Any]:
 def adjust(conn: Conn, actor: Actor, body: AdjustmentBody, idempotency_key: str | None) -> dict[str, Any]:
     """Posts a manual ``adjustment`` ledger entry exactly once per (staff member, Idempotency-Key)."""
     if not idempotency_key:
-        raise BadRequest("manual adjustments need an Idempotency-Key header", code="idempotency_key_required")
+        raise BadRequest("manual adjustments need an Idempotency-Key header", code=codes.IDEMPOTENCY_KEY_REQUIRED)
     if body.user_id == actor.user_id:
-        raise Forbidden("staff cannot adjust their own balance", code="own_adjustment")
+        raise Forbidden("staff cannot adjust their own balance", code=codes.OWN_ADJUSTMENT)
     _require_user(conn, body.user_id)
     posted = ledger.post(
         conn,
@@ -350,9 +351,9 @@ def reverse_entry(conn: Conn, actor: Actor, user_id: str, entry_id: str, reason:
     """
     uid = _require_user(conn, user_id)
     if not entry_id.isascii() or not entry_id.isdigit() or len(entry_id) > 18:
-        raise NotFound("no such entry", code="entry_not_found")
+        raise NotFound("no such entry", code=codes.ENTRY_NOT_FOUND)
     if uid == actor.user_id:
-        raise Forbidden("staff cannot reverse their own credits", code="own_reversal")
+        raise Forbidden("staff cannot reverse their own credits", code=codes.OWN_REVERSAL)
     row = ledger.reverse(conn, user_id=uid, entry_id=int(entry_id), source="admin", metadata={"reason": reason, "staff_id": actor.user_id})
     amount = int(row["reversed_amount"])
     result = {
@@ -404,7 +405,7 @@ def adjustment_by_key(conn: Conn, actor: Actor, query: AdjustmentLookupQuery) ->
         in_progress = bool(conn.value(q.KEY_IN_PROGRESS, staff_id=staff_id, key=query.idempotency_key))
         raise NotFound(
             "no adjustment was committed under this Idempotency-Key",
-            code="adjustment_not_found",
+            code=codes.ADJUSTMENT_NOT_FOUND,
             details={"in_progress": in_progress},
         )
     metadata = row["metadata"] or {}
@@ -481,7 +482,7 @@ def list_videos(conn: Conn) -> dict[str, Any]:
 
 
 def update_video(conn: Conn, actor: Actor, video_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    vid = uuid_or(video_id, NotFound("no such video", code="video_not_found"))
+    vid = uuid_or(video_id, NotFound("no such video", code=codes.VIDEO_NOT_FOUND))
     before, after = videos.update_video(conn, vid, changes)
     action = "video.deactivate" if before["active"] and not after["active"] else "video.update"
     record(conn, actor, action, "video", vid, before, after)

@@ -7,25 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from functions.ledger.service import EntryType as EntryType  # the one list of entry types
 from shared.models import Money, Page, Response
 from shared.pagination import PageQuery
-
-EntryType = Literal[
-    "video_reward",
-    "login_bonus",
-    "streak_bonus",
-    "referral_bonus",
-    "referral_commission",
-    "adjustment",
-    "payout_hold",
-    "payout_release",
-    "clearing",
-    "reversal",
-    "payout_paid",
-    "partner_reward",
-    "recovery",
-    "recovery_payment",
-]
 
 
 def _instant(value: str) -> str:

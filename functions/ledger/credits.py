@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.ledger import service as ledger
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.db import Conn, Query
 from shared.errors import NotFound, PermanentEventError, ValidationFailed
@@ -107,7 +108,7 @@ def parse(raw: str) -> CreditRequest:
         return CreditRequest.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise PermanentEventError(f"invalid credit request: {problems}"[:2000], code="invalid_credit_request") from exc
+        raise PermanentEventError(f"invalid credit request: {problems}"[:2000], code=codes.INVALID_CREDIT_REQUEST) from exc
 
 
 def apply(conn: Conn, req: CreditRequest, *, message_id: str | None = None) -> Applied:
@@ -125,10 +126,10 @@ def apply(conn: Conn, req: CreditRequest, *, message_id: str | None = None) -> A
             metadata={"request_id": req.request_id, **({"publisher": req.metadata} if req.metadata else {})},
         )
     except NotFound as exc:
-        raise PermanentEventError(f"unknown user {user_id}", code="unknown_user") from exc
+        raise PermanentEventError(f"unknown user {user_id}", code=codes.UNKNOWN_USER) from exc
     except ledger.IdempotencyConflict as exc:
         raise PermanentEventError(
-            f"request {req.source}/{req.request_id} was already applied with a different type or amount", code="conflicting_duplicate"
+            f"request {req.source}/{req.request_id} was already applied with a different type or amount", code=codes.CONFLICTING_DUPLICATE
         ) from exc
     except ValidationFailed as exc:
         raise PermanentEventError(f"the ledger refused the credit: {exc.message}", code=exc.code) from exc
@@ -154,6 +155,6 @@ def apply(conn: Conn, req: CreditRequest, *, message_id: str | None = None) -> A
         raise PermanentEventError(
             f"request {req.source}/{req.request_id} was already applied to user {first['user_id']} for {first['amount']} micros "
             f"({first['type']}); this delivery differs (user {user_id}, {req.amount_micros} micros, {req.type})",
-            code="conflicting_duplicate",
+            code=codes.CONFLICTING_DUPLICATE,
         )
     return Applied(int(first["entry_id"]), duplicate=True)

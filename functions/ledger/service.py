@@ -10,11 +10,12 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pg8000.exceptions import DatabaseError
 
 from functions.ledger import queries as q
+from shared import error_codes as codes
 from shared import outbox
 from shared.config import get_settings
 from shared.db import (
@@ -28,6 +29,7 @@ from shared.db import (
     EP_UNKNOWN_ENTRY,
     EP_UNKNOWN_USER,
     Conn,
+    Query,
     domain_error,
     sqlstate,
 )
@@ -41,21 +43,28 @@ from shared.models import CURRENCY, MICROS_PER_DOLLAR, format_micros, money, rfc
 __all__ = ["CURRENCY", "MICROS_PER_DOLLAR", "format_micros", "money"]  # the money shape lives in shared.models
 MICROS_PER_CENT = 10_000
 
-ENTRY_TYPES = frozenset(
-    {
-        "video_reward",
-        "login_bonus",
-        "streak_bonus",
-        "referral_bonus",
-        "referral_commission",
-        "adjustment",
-        "payout_hold",
-        "payout_release",
-        "partner_reward",
-    }
-)
+# Every type an entry can have: the one list (the earnings_type_check constraint and the API's
+# entry type, functions/earnings/models.py, are held equal to it by tests/shared/test_sql_functions.py).
+EntryType = Literal[
+    "video_reward",
+    "login_bonus",
+    "streak_bonus",
+    "referral_bonus",
+    "referral_commission",
+    "adjustment",
+    "payout_hold",
+    "payout_release",
+    "clearing",
+    "reversal",
+    "payout_paid",
+    "partner_reward",
+    "recovery",
+    "recovery_payment",
+]
 # Entries only the ledger's own functions write (clearing job, clawback, settled payouts).
 SYSTEM_ENTRY_TYPES = frozenset({"clearing", "reversal", "payout_paid", "recovery", "recovery_payment"})
+# What callers post.
+ENTRY_TYPES = frozenset(get_args(EntryType)) - SYSTEM_ENTRY_TYPES
 # Credits: what can wait in the pending bucket.
 CREDIT_TYPES = frozenset(
     {"video_reward", "login_bonus", "streak_bonus", "referral_bonus", "referral_commission", "adjustment", "partner_reward"}
@@ -117,9 +126,9 @@ def post(
     (a partner's own clearing period; zero: available at once).
     """
     if type not in ENTRY_TYPES and type != "payout_paid":
-        raise ValidationFailed(f"unknown entry type {type!r}", code="unknown_entry_type")
+        raise ValidationFailed(f"unknown entry type {type!r}", code=codes.UNKNOWN_ENTRY_TYPE)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0 or abs(amount) > MAX_ENTRY:
-        raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code="invalid_amount")
+        raise ValidationFailed("amount must be a non-zero integer of micro-dollars within limits", code=codes.INVALID_AMOUNT)
     clears_at: datetime | None = None
     if type in CREDIT_TYPES and amount > 0:
         if awaiting is not None:
@@ -129,7 +138,7 @@ def post(
             if period > dt.timedelta(0):
                 clears_at = dt.datetime.now(dt.UTC) + period
     elif awaiting is not None:
-        raise ValidationFailed("only a credit can await a condition", code="invalid_entry")
+        raise ValidationFailed("only a credit can await a condition", code=codes.INVALID_ENTRY)
     params = {
         "user_id": user_id,
         "type": type,
@@ -137,7 +146,7 @@ def post(
         "key": idempotency_key,
         "source": source,
         "reference": reference,
-        "metadata": json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+        "metadata": _json(metadata),
     }
     try:
         if clears_at is None:
@@ -193,21 +202,7 @@ def reverse(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     Reversing twice returns the first reversal with ``duplicate: True``; an entry that cleared (or was
     never pending) is ``NotPending`` (409), an unknown one ``NotFound``.
     """
-    try:
-        row = conn.one(
-            q.REVERSE,
-            user_id=user_id,
-            entry_id=entry_id,
-            source=source,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
-    except DatabaseError as exc:
-        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING))
-        if error is None:
-            raise
-        raise error from exc
-    assert row is not None
-    return row
+    return _take_back(conn, q.REVERSE, (EP_UNKNOWN_ENTRY, EP_NOT_PENDING), user_id, entry_id, source, metadata)
 
 
 def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -218,21 +213,27 @@ def recover(conn: Conn, *, user_id: str, entry_id: int, source: str, metadata: d
     clearings pay off first (``recovered: True``). No bucket goes negative. Twice: the first answer
     with ``duplicate: True``.
     """
+    return _take_back(conn, q.RECOVER, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT), user_id, entry_id, source, metadata)
+
+
+def _take_back(
+    conn: Conn, query: Query, expected: tuple[str, ...], user_id: str, entry_id: int, source: str, metadata: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Runs ``reverse``'s or ``recover``'s SQL function; the states it raises by design become domain errors."""
     try:
-        row = conn.one(
-            q.RECOVER,
-            user_id=user_id,
-            entry_id=entry_id,
-            source=source,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
-        )
+        row = conn.one(query, user_id=user_id, entry_id=entry_id, source=source, metadata=_json(metadata))
     except DatabaseError as exc:
-        error = domain_error(exc, (EP_UNKNOWN_ENTRY, EP_NOT_A_CREDIT))
+        error = domain_error(exc, expected)
         if error is None:
             raise
         raise error from exc
     assert row is not None
     return row
+
+
+def _json(metadata: dict[str, Any] | None) -> str | None:
+    """Metadata as compact JSON text for a jsonb parameter (None stays NULL)."""
+    return json.dumps(metadata, separators=(",", ":")) if metadata is not None else None
 
 
 def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, metadata: dict[str, Any] | None = None) -> int:
@@ -242,7 +243,7 @@ def settle_awaiting(conn: Conn, awaiting: str, *, clears_at: datetime | None, me
             q.SETTLE_AWAITING,
             awaiting=awaiting,
             clears_at=clears_at,
-            metadata=json.dumps(metadata, separators=(",", ":")) if metadata is not None else None,
+            metadata=_json(metadata),
         )
         or 0
     )
@@ -261,7 +262,7 @@ def balance(conn: Conn, user_id: str) -> dict[str, Any]:
     """
     row = conn.one(q.BALANCE, user_id=user_id)
     if row is None:
-        raise NotFound("no such user", code="unknown_user")
+        raise NotFound("no such user", code=codes.UNKNOWN_USER)
     return row
 
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from functions.maintenance.service import TASKS, run_task
+from shared import error_codes as codes
 from shared.errors import PermanentEventError
 from shared.render import echo
 
@@ -18,7 +19,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise PermanentEventError(f"--option wants key=value, got {pair!r}", code="invalid_task_options")
+            raise PermanentEventError(f"--option wants key=value, got {pair!r}", code=codes.INVALID_TASK_OPTIONS)
         try:
             options[key] = json.loads(raw)
         except ValueError:

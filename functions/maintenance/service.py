@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from functions.maintenance import queries as q
 from functions.maintenance import tasks
+from shared import error_codes as codes
 from shared.config import Settings, get_settings
 from shared.db import Conn, connection_factory
 from shared.errors import PermanentEventError
@@ -61,13 +62,13 @@ TASKS: dict[str, Task] = {
 def parse(name: Any, options: dict[str, Any]) -> tuple[Task, tasks.Options]:
     """The task and its validated options; PermanentEventError for an unknown task or bad options."""
     if not isinstance(name, str) or name not in TASKS:
-        raise PermanentEventError(f"unknown maintenance task {name!r}; known: {', '.join(sorted(TASKS))}", code="unknown_task")
+        raise PermanentEventError(f"unknown maintenance task {name!r}; known: {', '.join(sorted(TASKS))}", code=codes.UNKNOWN_TASK)
     task = TASKS[name]
     try:
         return task, task.options.model_validate(options)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise PermanentEventError(f"bad options for {name}: {problems}", code="invalid_task_options") from exc
+        raise PermanentEventError(f"bad options for {name}: {problems}", code=codes.INVALID_TASK_OPTIONS) from exc
 
 
 def open_connection(settings: Settings) -> Conn:

@@ -11,7 +11,8 @@ from functions.admin import service
 from functions.ledger import service as ledger
 from shared.db import Query
 from shared.errors import Conflict
-from tests.helpers import Api, User, error_code, unique_email
+from tests.admin.support import credit
+from tests.helpers import Api, error_code, unique_email
 
 AUDIT_FOR = Query(
     "t_admin_audit_for",
@@ -25,15 +26,6 @@ ENTRIES = Query("t_admin_entries", "SELECT count(*) FROM earnings WHERE user_id 
 
 def rid() -> str:
     return "req-" + uuid.uuid4().hex
-
-
-def credit(api: Api, admin: User, user: User, amount: int, key: str | None = None, reason: str = "goodwill credit") -> Any:
-    return api.post(
-        "/admin/adjustments",
-        user=admin,
-        json={"user_id": user.id, "amount_micros": amount, "reason": reason},
-        headers={"Idempotency-Key": key or uuid.uuid4().hex},
-    )
 
 
 # --- search and detail -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from werkzeug.test import Client
 
 from functions.admin.routes import router
 from shared.db import Query
+from tests.admin.support import fund
 from tests.fixtures.gcs import Gcs
 from tests.helpers import PASSWORD, Api, User, error_code
 from tests.kyc.support import upload_and_finalize
@@ -29,21 +30,11 @@ INSERT_WITHHELD = Query(
        VALUES (CAST(:u AS uuid), CAST(:v AS uuid), current_date, 5000, 2000, 3000, 'daily_cap') RETURNING id""",
     prepared=False,
 )
-VERIFY_KYC = Query("t_aa_verify_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
 
 
 def _payout(api: Api, owner_conn: Any, admin: User) -> tuple[User, str]:
     user = api.signup()
-    owner_conn.execute(VERIFY_KYC, u=user.id)
-    assert (
-        api.post(
-            "/admin/adjustments",
-            user=admin,
-            json={"user_id": user.id, "amount_micros": 40_000_000, "reason": "audit test funds"},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        ).status_code
-        == 201
-    )
+    fund(api, owner_conn, admin, user, 40_000_000, "audit test funds")
     method = api.post("/payouts/methods", user=user, json={"type": "paypal", "email": "audited@example.org", "password": PASSWORD})
     assert method.status_code == 201, method.get_data(as_text=True)
     payout = api.post("/payouts/", user=user, json={"amount_cents": 1_200, "method_id": method.get_json()["id"], "password": PASSWORD})
@@ -256,16 +247,7 @@ def test_a_refused_action_writes_no_audit_entry_and_staff_cannot_decide_their_ow
     assert owner_conn.all(AUDIT_BY_REQUEST, rid=rid2) == []
     assert [e["action"] for e in owner_conn.all(AUDIT_BY_REQUEST, rid=rid)] == ["payout.approve"]
     # a finance member's own payout
-    owner_conn.execute(VERIFY_KYC, u=finance.id)
-    assert (
-        api.post(
-            "/admin/adjustments",
-            user=admin,
-            json={"user_id": finance.id, "amount_micros": 40_000_000, "reason": "staff funds"},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        ).status_code
-        == 201
-    )
+    fund(api, owner_conn, admin, finance, 40_000_000, "staff funds")
     method = api.post("/payouts/methods", user=finance, json={"type": "paypal", "email": "staff@example.org", "password": PASSWORD})
     own = api.post("/payouts/", user=finance, json={"amount_cents": 1_200, "method_id": method.get_json()["id"], "password": PASSWORD})
     assert own.status_code == 201, own.get_data(as_text=True)

@@ -14,11 +14,11 @@ from typing import Any
 
 from main import ROUTERS
 from shared.db import Query
+from tests.admin.support import VERIFY_KYC, fund
 from tests.fixtures.gcs import Gcs
 from tests.helpers import PASSWORD, Api, User
 from tests.kyc.support import request_upload
 
-VERIFY_KYC = Query("t_iso_verify_kyc", "UPDATE users SET kyc_status = 'verified' WHERE id = CAST(:u AS uuid)", prepared=False)
 PAYOUT_STATUS = Query("t_iso_payout_status", "SELECT status FROM payout_requests WHERE id = CAST(:id AS uuid)", prepared=False)
 METHOD_DETAILS_KEPT = Query(
     "t_iso_method_kept", "SELECT details IS NOT NULL AND erased_at IS NULL FROM payout_methods WHERE id = CAST(:id AS uuid)", prepared=False
@@ -46,16 +46,7 @@ def _victim(api: Api, owner_conn: Any, admin: User, gcs: Gcs) -> Owned:
     user = api.signup(name=f"Victim {uuid.uuid4().hex[:6]}")
     upload = request_upload(api, user)
     document_id = str(upload["document_id"])
-    owner_conn.execute(VERIFY_KYC, u=user.id)
-    assert (
-        api.post(
-            "/admin/adjustments",
-            user=admin,
-            json={"user_id": user.id, "amount_micros": 30_000_000, "reason": "isolation test funds"},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        ).status_code
-        == 201
-    )
+    fund(api, owner_conn, admin, user, 30_000_000, "isolation test funds")
     paypal = f"victim-{uuid.uuid4().hex[:8]}@example.org"
     method = api.post("/payouts/methods", user=user, json={"type": "paypal", "email": paypal, "password": PASSWORD})
     assert method.status_code == 201, method.get_data(as_text=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,6 +54,25 @@ def owner() -> Iterator[Conn]:
         yield Conn(raw, get_settings())
     finally:
         raw.close()
+
+
+def concurrently(*targets: Callable[[], object]) -> list[BaseException]:
+    """Runs each target in its own thread, all at once; returns what they raised (an exception in a
+    thread would otherwise only be printed)."""
+    errors: list[BaseException] = []
+
+    def run(target: Callable[[], object]) -> None:
+        try:
+            target()
+        except BaseException as exc:  # collected: the caller asserts on them
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def balance(user_id: str) -> dict[str, Any]:
@@ -147,19 +166,7 @@ def test_concurrent_clearing_runs_clear_each_entry_once(api: Api, owner_conn: An
     people = [api.signup().id for _ in range(3)]
     for i in range(30):
         post_due(people[i % 3], 1_000 + i, f"due-{i}")
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            clear_all_due(limit=4)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = concurrently(*[lambda: clear_all_due(limit=4)] * 4)
     assert errors == []
     for uid in people:
         entries = owner_conn.all(ENTRIES, u=uid)

@@ -16,6 +16,7 @@ from functions.ledger import service as ledger
 from shared.db import Query, get_db, sqlstate
 from shared.errors import ValidationFailed
 from tests.helpers import Api
+from tests.ledger.test_clearing import balance, concurrently, verify  # the ledger tests' helpers
 
 # Credits clear at once here: these tests are about other rules (clearing: tests/ledger/test_clearing.py).
 pytestmark = pytest.mark.usefixtures("immediate_clearing")
@@ -27,16 +28,6 @@ def _post(user_id: str, amount: int, key: str | None = None, type_: str | None =
         return ledger.post(conn, user_id=user_id, type=type_, amount=amount, idempotency_key=key or uuid.uuid4().hex, source="test")
 
 
-def _balance(user_id: str) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return ledger.balance(conn, user_id)
-
-
-def _verify(user_id: str) -> dict[str, Any]:
-    with get_db().connection() as conn:
-        return ledger.verify(conn, user_id=user_id)
-
-
 def test_post_updates_the_carried_balance_and_chain(api: Api) -> None:
     user = api.signup()
     first = _post(user.id, 1_500)
@@ -44,10 +35,10 @@ def test_post_updates_the_carried_balance_and_chain(api: Api) -> None:
     third = _post(user.id, -1_000)
     assert (first.seq, second.seq, third.seq) == (1, 2, 3)
     assert third.balance_after == 3_000
-    bal = _balance(user.id)
+    bal = balance(user.id)
     # lifetime earned is gross: the negative adjustment is a correction, not un-earning
     assert bal["available"] == 3_000 and bal["lifetime_earned"] == 4_000 and bal["entry_count"] == 3
-    assert _verify(user.id)["ok"]
+    assert verify(user.id)["ok"]
 
 
 def test_same_key_posts_once_and_different_content_conflicts(api: Api) -> None:
@@ -55,7 +46,7 @@ def test_same_key_posts_once_and_different_content_conflicts(api: Api) -> None:
     a = _post(user.id, 700, key="k-1")
     b = _post(user.id, 700, key="k-1")
     assert b.duplicate and b.entry_id == a.entry_id and not a.duplicate
-    assert _balance(user.id)["available"] == 700
+    assert balance(user.id)["available"] == 700
     with pytest.raises(ledger.IdempotencyConflict):
         _post(user.id, 701, key="k-1")
 
@@ -65,7 +56,7 @@ def test_never_overdraws(api: Api) -> None:
     _post(user.id, 1_000)
     with pytest.raises(ledger.InsufficientFunds):
         _post(user.id, -1_001, type_="payout_hold")
-    assert _balance(user.id)["available"] == 1_000
+    assert balance(user.id)["available"] == 1_000
 
 
 def test_entry_types_and_signs_are_enforced(api: Api) -> None:
@@ -104,7 +95,7 @@ def test_application_role_cannot_rewrite_money(api: Api, sql: str) -> None:
     with get_db().connection() as conn, pytest.raises(DatabaseError) as exc:
         conn.execute(Query("t_bad", sql, prepared=False), **({"u": user.id} if ":u" in sql else {}))
     assert sqlstate(exc.value) == "42501"  # insufficient_privilege
-    assert _balance(user.id)["available"] == 1_000
+    assert balance(user.id)["available"] == 1_000
 
 
 @pytest.mark.parametrize(
@@ -145,31 +136,23 @@ def test_verify_detects_tampering(api: Api, owner_conn: Any) -> None:
     problems = {p["problem"] for p in report["chain_problems"]}
     assert "hash_mismatch" in problems
     assert report["balance_problems"], "the carried balance no longer equals the sum"
-    assert _verify(user.id)["ok"]
+    assert verify(user.id)["ok"]
 
 
 def test_concurrent_duplicates_give_one_entry(api: Api) -> None:
     user = api.signup()
     results: list[ledger.Posted] = []
-    errors: list[BaseException] = []
     barrier = threading.Barrier(12)
 
     def worker() -> None:
-        try:
-            barrier.wait()
-            results.append(_post(user.id, 5_000, key="same-credit"))
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        barrier.wait()
+        results.append(_post(user.id, 5_000, key="same-credit"))
 
-    threads = [threading.Thread(target=worker) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = concurrently(*[worker] * 12)
     assert not errors
     assert len({r.entry_id for r in results}) == 1
     assert sum(not r.duplicate for r in results) == 1
-    assert _balance(user.id)["available"] == 5_000
+    assert balance(user.id)["available"] == 5_000
 
 
 def test_concurrent_debits_never_overdraw(api: Api) -> None:
@@ -192,8 +175,8 @@ def test_concurrent_debits_never_overdraw(api: Api) -> None:
     for t in threads:
         t.join()
     assert outcomes.count("ok") == 10 and outcomes.count("refused") == 6
-    assert _balance(user.id)["available"] == 0
-    assert _verify(user.id)["ok"]
+    assert balance(user.id)["available"] == 0
+    assert verify(user.id)["ok"]
 
 
 _ops = st.lists(
@@ -243,12 +226,12 @@ def test_property_random_sequences_keep_every_invariant(api: Api, ops: list[tupl
             if type_ not in ("payout_hold", "payout_release") and amount > 0:
                 model_earned += amount
         assert posted.balance_after >= 0
-    bal = _balance(user.id)
+    bal = balance(user.id)
     assert bal["available"] == model_balance >= 0
     assert bal["held"] == model_held >= 0
     assert bal["lifetime_earned"] == model_earned >= 0
     assert bal["entry_count"] == len(seen)
-    assert _verify(user.id)["ok"]
+    assert verify(user.id)["ok"]
 
 
 def test_format_micros() -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pg8000.exceptions import DatabaseError
 
-from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES
+from functions.ledger.service import CREDIT_TYPES, ENTRY_TYPES, SYSTEM_ENTRY_TYPES, EntryType
 from functions.videos.service import required_seconds
 from shared.db import EP_AUDIT_APPEND_ONLY, EP_INSUFFICIENT_FUNDS, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
 from shared.migrate import FUNCTIONS_DIR, discover, migrate, sql_functions
@@ -105,6 +105,17 @@ def test_no_later_migration_redefines_a_function_that_has_a_file() -> None:
     assert later == []
 
 
+def test_every_function_a_migration_defines_has_a_file() -> None:
+    files = sql_functions()
+    defined = {
+        f"{name} ({mig.version:04d}_{mig.name})"
+        for mig in discover()
+        for name in re.findall(r"CREATE (?:OR REPLACE )?FUNCTION (\w+)\(", mig.sql, flags=re.IGNORECASE)
+        if name not in files
+    }
+    assert defined == set()  # its current body goes to shared/sql/functions/<name>.sql
+
+
 def test_ledger_post_in_sql(api: Any, owner_conn: Conn) -> None:
     user = api.signup()
     post = Query(
@@ -140,13 +151,135 @@ def test_entry_types_agree_with_the_schema(owner_conn: Conn) -> None:
     check = owner_conn.value(
         Query("t_type_check", "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'earnings_type_check'", prepared=False)
     )
-    assert set(re.findall(r"'([a-z_]+)'", check)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
+    assert set(re.findall(r"'([a-z_]+)'", check)) == set(get_args(EntryType)) == ENTRY_TYPES | SYSTEM_ENTRY_TYPES
     earning = owner_conn.value(
         Query(
             "t_earning_types",
             "SELECT array_agg(t ORDER BY t) FROM unnest(CAST(:names AS text[])) AS t WHERE ledger_is_earning(t)",
             prepared=False,
         ),
-        names=sorted(ENTRY_TYPES | SYSTEM_ENTRY_TYPES),
+        names=sorted(get_args(EntryType)),
     )
     assert set(earning) == CREDIT_TYPES
+
+
+def _q(name: str, sql: str) -> Query:
+    return Query(name, sql, prepared=False)
+
+
+class _RolledBack:
+    """Statements in one transaction that is always rolled back (the test database keeps nothing)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Conn:
+        self.conn.raw.execute_simple("BEGIN")
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.raw.execute_simple("ROLLBACK")
+
+
+@pytest.mark.parametrize(
+    ("entry_type", "amount", "pending", "deltas", "recovery"),
+    [
+        ("video_reward", 700, False, (0, 700, 0), 0),
+        ("video_reward", 700, True, (700, 0, 0), 0),
+        ("clearing", 700, False, (-700, 700, 0), 0),
+        ("reversal", -700, False, (-700, 0, 0), 0),
+        ("payout_hold", -700, False, (0, -700, 700), 0),
+        ("payout_release", 700, False, (0, 700, -700), 0),
+        ("payout_paid", -700, False, (0, 0, -700), 0),
+        ("adjustment", -700, False, (0, -700, 0), 0),
+        ("recovery", -700, False, (0, 0, 0), 700),
+        ("recovery_payment", -700, False, (0, -700, 0), -700),
+    ],
+)
+def test_bucket_deltas_in_sql(
+    owner_conn: Conn, entry_type: str, amount: int, pending: bool, deltas: tuple[int, int, int], recovery: int
+) -> None:
+    row = owner_conn.one(
+        _q(
+            "t_bucket_deltas",
+            """SELECT d.d_pending, d.d_available, d.d_held, ledger_recovery_delta(:t, CAST(:a AS bigint)) AS d_recovery
+                 FROM ledger_bucket_deltas(:t, CAST(:a AS bigint), CAST(:p AS boolean)) d""",
+        ),
+        t=entry_type,
+        a=amount,
+        p=pending,
+    )
+    assert row is not None
+    assert (row["d_pending"], row["d_available"], row["d_held"]) == deltas
+    assert row["d_recovery"] == recovery
+
+
+BUCKETS = _q("t_buckets", "SELECT available, pending, held, recovery, lifetime_earned FROM balances WHERE user_id = CAST(:u AS uuid)")
+APPEND = _q(
+    "t_append",
+    """SELECT entry_id, duplicate FROM ledger_append(CAST(:u AS uuid), :t, CAST(:a AS bigint), :k, 'test', NULL, NULL,
+                                                    clock_timestamp() - CAST(:ago AS interval), NULL, NULL)""",
+)
+
+
+def test_append_clear_due_and_recover_in_sql(api: Any, owner_conn: Conn) -> None:
+    user = api.signup()
+    with _RolledBack(owner_conn) as conn:
+        first = conn.one(APPEND, u=user.id, t="video_reward", a=1_000, k="sql-append-1", ago="1 second")
+        assert first is not None and first["duplicate"] is False
+        assert conn.one(APPEND, u=user.id, t="video_reward", a=1_000, k="sql-append-1", ago="1 second") == {**first, "duplicate": True}
+        assert conn.one(BUCKETS, u=user.id) == {"available": 0, "pending": 1_000, "held": 0, "recovery": 0, "lifetime_earned": 1_000}
+        assert conn.value(_q("t_clear", "SELECT ledger_clear_due(100000, clock_timestamp())")) >= 1
+        assert conn.one(BUCKETS, u=user.id) == {"available": 1_000, "pending": 0, "held": 0, "recovery": 0, "lifetime_earned": 1_000}
+        recover = _q(
+            "t_recover",
+            "SELECT recovered, reversed_amount, duplicate FROM ledger_recover(CAST(:u AS uuid), CAST(:e AS bigint), 'test', NULL)",
+        )
+        assert conn.one(recover, u=user.id, e=first["entry_id"]) == {"recovered": True, "reversed_amount": 1_000, "duplicate": False}
+        assert conn.one(recover, u=user.id, e=first["entry_id"]) == {"recovered": True, "reversed_amount": 1_000, "duplicate": True}
+        assert conn.one(BUCKETS, u=user.id) == {"available": 1_000, "pending": 0, "held": 0, "recovery": 1_000, "lifetime_earned": 0}
+        # the next clearing pays what is owed first: a 'recovery_payment' out of what just became available
+        conn.one(APPEND, u=user.id, t="video_reward", a=600, k="sql-append-2", ago="1 second")
+        conn.value(_q("t_clear", "SELECT ledger_clear_due(100000, clock_timestamp())"))
+        assert conn.one(BUCKETS, u=user.id) == {"available": 1_000, "pending": 0, "held": 0, "recovery": 400, "lifetime_earned": 600}
+    # only a credit can be pending; no bucket may go negative
+    debit = f"SELECT * FROM ledger_append('{user.id}', 'adjustment', -5, 'sql-append-3', 'test', NULL, NULL, clock_timestamp(), NULL, NULL)"
+    assert _sqlstate_of(owner_conn, debit) == "EP005"
+    assert _sqlstate_of(owner_conn, debit.replace("clock_timestamp()", "NULL")) == EP_INSUFFICIENT_FUNDS
+
+
+@pytest.mark.parametrize(
+    ("email", "canonical"),
+    [
+        ("A.B+x@GoogleMail.com", "ab@gmail.com"),
+        ("a.b+x@outlook.com", "a.b@outlook.com"),
+        ("a.b+x@example.com", "a.b+x@example.com"),
+    ],
+)
+def test_canonical_email_in_sql(owner_conn: Conn, email: str, canonical: str) -> None:
+    assert owner_conn.value(_q("t_canonical", "SELECT ep_canonical_email(:e)"), e=email) == canonical
+
+
+def test_trigger_functions_in_sql(api: Any, owner_conn: Conn) -> None:
+    user, other = api.signup(), api.signup()
+    profile = _q("t_profile", "SELECT profile_version, canonical_email FROM users WHERE id = CAST(:u AS uuid)")
+    catalogue = _q("t_catalogue", "SELECT version FROM cache_versions WHERE name = 'catalogue'")
+    linked = _q("t_linked", "SELECT ep_risk_linked(CAST(:a AS uuid), CAST(:b AS uuid))")
+    with _RolledBack(owner_conn) as conn:
+        before = conn.one(profile, u=user.id)
+        assert before is not None
+        conn.execute(_q("t_same", "UPDATE users SET display_name = display_name WHERE id = CAST(:u AS uuid)"), u=user.id)
+        assert conn.one(profile, u=user.id) == before  # nothing changed: no new version
+        local = user.id.replace("-", "")
+        conn.execute(_q("t_email", "UPDATE users SET email = :e WHERE id = CAST(:u AS uuid)"), u=user.id, e=f"x.{local}+tag@gmail.com")
+        assert conn.one(profile, u=user.id) == {"profile_version": before["profile_version"] + 1, "canonical_email": f"x{local}@gmail.com"}
+        version = conn.value(catalogue)
+        conn.execute(_q("t_videos", "UPDATE videos SET title = title WHERE false"))
+        assert conn.value(catalogue) == version + 1  # statement level: even a statement that changes no row
+        assert conn.value(linked, a=user.id, b=other.id) is False
+        observe = _q(
+            "t_observe", "INSERT INTO risk_observations (user_id, kind, device_hash) VALUES (CAST(:u AS uuid), 'login', sha256('d'::bytea))"
+        )
+        conn.execute(observe, u=user.id)
+        conn.execute(observe, u=other.id)
+        assert conn.value(linked, a=user.id, b=other.id) is True
