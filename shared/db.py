@@ -121,10 +121,10 @@ def unavailable(exc: BaseException) -> ServiceUnavailable | None:
     """The 503 a database failure in the middle of a request becomes (None for the errors a caller
     caused or must handle itself: constraint violations, our own RAISEs, bugs in SQL)."""
     if is_disconnect(exc):
-        return ServiceUnavailable("the database is unavailable; try again shortly", code="database_unavailable")
+        return ServiceUnavailable("the database is unavailable; try again shortly", code=codes.DATABASE_UNAVAILABLE)
     code = sqlstate(exc)
     if code in RETRYABLE or code == QUERY_CANCELED:
-        return ServiceUnavailable("the database is busy; try again shortly", code="database_busy")
+        return ServiceUnavailable("the database is busy; try again shortly", code=codes.DATABASE_BUSY)
     return None
 
 
@@ -477,10 +477,10 @@ class Database:
         try:
             fairy = self._pool.connect()
         except PoolTimeout as exc:
-            raise ServiceUnavailable("the database is busy; try again shortly", code="database_busy") from exc
+            raise ServiceUnavailable("the database is busy; try again shortly", code=codes.DATABASE_BUSY) from exc
         except (InterfaceError, OSError, DatabaseError) as exc:
             log.error("database unavailable: %s", exc, extra={"event": "database_unavailable"})
-            raise ServiceUnavailable("the database is unavailable; try again shortly", code="database_unavailable") from exc
+            raise ServiceUnavailable("the database is unavailable; try again shortly", code=codes.DATABASE_UNAVAILABLE) from exc
         broken = False
         try:
             yield Conn(fairy.dbapi_connection, self.settings)

@@ -24,6 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
 from werkzeug.exceptions import NotFound as NoSuchRoute
 from werkzeug.routing import Map, MapAdapter, Rule
 
+from shared import error_codes as codes
 from shared import idempotency, metrics, outbox, tracing
 from shared.config import get_settings
 from shared.db import get_db
@@ -57,7 +58,7 @@ def check_text(value: Any, where: str = "body") -> None:
     """Refuses strings PostgreSQL or our logs cannot hold safely: NUL, other C0 controls but tab/newline, lone surrogates."""
     if isinstance(value, str):
         if _NOT_ALLOWED.search(value) is not None:
-            raise ValidationFailed(f"{where} contains characters that are not allowed", code="invalid_characters")
+            raise ValidationFailed(f"{where} contains characters that are not allowed", code=codes.INVALID_CHARACTERS)
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, where)
@@ -94,7 +95,7 @@ class Ctx:
     @property
     def user_id(self) -> str:
         if self.principal is None:
-            raise Unauthorized("sign in first", code="invalid_session")
+            raise Unauthorized("sign in first", code=codes.INVALID_SESSION)
         return self.principal.user_id
 
     @property
@@ -289,7 +290,7 @@ class Router:
             err.headers["Allow"] = ", ".join(allowed)
             raise err from None
         except NoSuchRoute:
-            raise NotFound(f"no route {method} /{self.function}{path}", code="route_not_found") from None
+            raise NotFound(f"no route {method} /{self.function}{path}", code=codes.ROUTE_NOT_FOUND) from None
         return self.routes[index], dict(params)
 
     def _dispatch(self, request: flask.Request, rid: str) -> flask.Response:
@@ -299,7 +300,7 @@ class Router:
         if method == "OPTIONS":
             allowed = self.allowed(path)
             if not allowed:
-                raise NotFound(f"no route /{self.function}{path}", code="route_not_found")
+                raise NotFound(f"no route /{self.function}{path}", code=codes.ROUTE_NOT_FOUND)
             return flask.Response(status=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
         # Order: the route (404/405), then who is calling (401), then may they (403), and only then
         # what they sent (path, query, body: 400/413/415/422): a caller learns nothing about a
@@ -312,7 +313,7 @@ class Router:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthorized("send Authorization: Bearer <session token>", code="missing_session")
+                raise Unauthorized("send Authorization: Bearer <session token>", code=codes.MISSING_SESSION)
             ctx.token = token.strip()
             if route.auth == "user_inline":
                 # The handler checks the session in its own statement (one round trip for both);
@@ -323,18 +324,18 @@ class Router:
                 with get_db().connection() as conn:
                     ctx.principal = authenticate(conn, ctx.token, settings)
                 if route.auth == "staff" and ctx.principal.role not in route.roles:
-                    raise Forbidden("your role may not do this", code="role_forbidden", details={"required_roles": sorted(route.roles)})
+                    raise Forbidden("your role may not do this", code=codes.ROLE_FORBIDDEN, details={"required_roles": sorted(route.roles)})
                 if route.auth == "staff" and not ctx.principal.mfa:
                     # A staff session without the second factor (a user promoted to staff, not yet enrolled):
                     # no staff route answers until the holder enrols (POST /auth/mfa/enrol, then /confirm).
                     raise Forbidden(
                         "staff accounts need two-factor authentication: enrol (POST /auth/mfa/enrol) or sign in with your code",
-                        code="mfa_required",
+                        code=codes.MFA_REQUIRED,
                     )
                 if route.step_up and not ctx.principal.stepped_up:
                     raise Forbidden(
                         "this moves money: enter a two-factor code first (POST /auth/mfa/step-up)",
-                        code="step_up_required",
+                        code=codes.STEP_UP_REQUIRED,
                         details={"within_minutes": settings.mfa_step_up_minutes},
                     )
 
@@ -349,7 +350,7 @@ class Router:
         key = request.headers.get("Idempotency-Key")
         if route.idempotent and key is not None and ctx.principal is not None:
             if not _IDEMPOTENCY_KEY.match(key):
-                raise ValidationFailed("Idempotency-Key must be 1-128 printable ASCII characters", code="invalid_idempotency_key")
+                raise ValidationFailed("Idempotency-Key must be 1-128 printable ASCII characters", code=codes.INVALID_IDEMPOTENCY_KEY)
             ctx.idempotency_key = key
             fingerprint = hashlib.sha256(f"{method} {self.function}{path}\n".encode() + raw).digest()
             return idempotency.run(ctx.principal.user_id, key, fingerprint, lambda: self._invoke(route, ctx))
@@ -367,7 +368,9 @@ class Router:
             ctx.query = parse_query(request, route.query)
         elif request.args:
             raise ValidationFailed(
-                "this route takes no query parameters", code="unknown_query_parameter", details={"parameters": sorted(request.args.keys())}
+                "this route takes no query parameters",
+                code=codes.UNKNOWN_QUERY_PARAMETER,
+                details={"parameters": sorted(request.args.keys())},
             )
         if route.body is not None:
             ctx.body = parse_body(raw, route.body, request)
@@ -529,13 +532,15 @@ def load_json(raw: bytes) -> Any:
     """Parses a request body: 400 for malformed JSON, nesting deeper than MAX_JSON_DEPTH, duplicate keys,
     numbers beyond MAX_NUMBER_CHARS characters or a float's range, NaN and Infinity."""
     if json_depth(raw) > MAX_JSON_DEPTH:
-        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels", code="json_too_deep", details={"max_depth": MAX_JSON_DEPTH})
+        raise BadRequest(
+            f"the body nests deeper than {MAX_JSON_DEPTH} levels", code=codes.JSON_TOO_DEEP, details={"max_depth": MAX_JSON_DEPTH}
+        )
     try:
         return json.loads(raw, object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except _HostileJson as exc:
         raise BadRequest(str(exc), code=exc.code) from exc
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadRequest("the body is not valid JSON", code="malformed_json") from exc
+        raise BadRequest("the body is not valid JSON", code=codes.MALFORMED_JSON) from exc
 
 
 def parse_body(raw: bytes, model: type[BaseModel], request: flask.Request) -> BaseModel:
@@ -545,7 +550,7 @@ def parse_body(raw: bytes, model: type[BaseModel], request: flask.Request) -> Ba
         raise UnsupportedMediaType("send the body as application/json")
     data = load_json(raw or b"{}")
     if not isinstance(data, dict):
-        raise ValidationFailed("the body must be a JSON object", code="body_not_object")
+        raise ValidationFailed("the body must be a JSON object", code=codes.BODY_NOT_OBJECT)
     check_text(data)
     try:
         return model.model_validate(data)
@@ -559,7 +564,7 @@ def parse_query(request: flask.Request, model: type[BaseModel]) -> BaseModel:
     for key in request.args:
         values = request.args.getlist(key)
         if len(values) != 1:
-            raise ValidationFailed(f"query parameter {key!r} given more than once", code="repeated_query_parameter")
+            raise ValidationFailed(f"query parameter {key!r} given more than once", code=codes.REPEATED_QUERY_PARAMETER)
         data[key] = values[0]
     check_text(data, "query")
     try:

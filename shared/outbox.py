@@ -6,14 +6,15 @@ to the Pub/Sub topic the row names (``domain-events`` unless ``emit(..., topic=.
 as user notifications do with ``notifications``) (data: the payload as JSON; attributes: ``event_type``,
 ``key``, ``occurred_at``) happens off the request's hot path:
 
-  * a small per-process background thread is told the new row's id; shortly after (the emitting
-    transaction has usually committed by then) it claims the row with ``FOR UPDATE SKIP LOCKED``,
-    publishes it and marks ``published_at``. Rows not yet visible (transaction still open) are
-    retried a few times over ~3 s, then left to the sweep; rows of rolled-back transactions never
-    appear and are simply forgotten;
+  * within the request: ``publishing()`` (opened by the HTTP router and the event handler) collects
+    the ids emitted during the request; when the scope closes, after the response's transaction
+    committed, ``publish_committed`` claims those rows with ``FOR UPDATE SKIP LOCKED``, publishes
+    them and marks ``published_at``. Rows of rolled-back transactions never appear and are simply
+    forgotten. No thread: a function instance gets little CPU once its response is sent. The
+    heartbeat opts out (``Router(..., publish_events=False)``): its budget is smaller than a publish;
   * ``sweep(db)`` (the maintenance task ``outbox_sweep``, every minute) publishes every row still
     unpublished after ``min_age_s`` seconds, also under ``FOR UPDATE SKIP LOCKED`` so two sweepers
-    (or a sweeper and the background thread) never publish the same row twice at once.
+    (or a sweeper and a request's publish) never publish the same row twice at once.
 
 Publishing is at-least-once (a crash between the publish and the commit of ``published_at``
 republishes): consumers of ``domain-events`` must be idempotent and deduplicate on the ``key``

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from shared import error_codes as codes
 from shared.config import Settings
 from shared.db import Conn, Query
 from shared.errors import Forbidden, RateLimited, Unauthorized
@@ -85,22 +86,22 @@ AUTHENTICATE = Query("session_authenticate", f"WITH {SESSION_CTES} SELECT {PRINC
 def authenticate(conn: Conn, token: str, settings: Settings) -> Principal:
     """The principal for a bearer token, after the per-user rate limit; raises 401/403/429."""
     if not token or len(token) > 256:
-        raise Unauthorized("a valid session token is required", code="invalid_session")
+        raise Unauthorized("a valid session token is required", code=codes.INVALID_SESSION)
     return principal_from_row(conn.one(AUTHENTICATE, token_hash=hash_token(token)), settings)
 
 
 def check_token(token: str) -> None:
     """401 for a token no session can have (before any database work)."""
     if not token or len(token) > 256:
-        raise Unauthorized("a valid session token is required", code="invalid_session")
+        raise Unauthorized("a valid session token is required", code=codes.INVALID_SESSION)
 
 
 def principal_from_row(row: dict[str, Any] | None, settings: Settings) -> Principal:
     """The principal from PRINCIPAL_COLUMNS of a statement with SESSION_CTES; raises 401/403/429."""
     if row is None or row["session_id"] is None:
-        raise Unauthorized("the session is missing, expired or revoked; log in again", code="invalid_session")
+        raise Unauthorized("the session is missing, expired or revoked; log in again", code=codes.INVALID_SESSION)
     if row["account_status"] != "active":
-        raise Forbidden("this account is not active", code="account_inactive")
+        raise Forbidden("this account is not active", code=codes.ACCOUNT_INACTIVE)
     if row["hits"] is not None and row["hits"] > settings.user_requests_per_minute:
         raise RateLimited("too many requests; slow down", retry_after=max(1, int(row["retry_after"] or 1)))
     age = row.get("step_up_age_s")

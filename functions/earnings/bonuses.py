@@ -24,6 +24,7 @@ import datetime as dt
 from typing import Any
 
 from functions.ledger import service as ledger
+from shared import error_codes as codes
 from shared.config import get_settings
 from shared.db import Conn, Query
 from shared.errors import ValidationFailed
@@ -275,10 +276,10 @@ def on_video_completed(conn: Conn, user_id: str, video_id: str, reward_micros: i
     )
     assert row is not None
     if row["reward_micros"] is None:
-        raise ValidationFailed("reward_entry_id is not a video reward of this user", code="not_a_video_reward")
+        raise ValidationFailed("reward_entry_id is not a video reward of this user", code=codes.NOT_A_VIDEO_REWARD)
     reward = int(row["reward_micros"])
     if reward != reward_micros:
-        raise ValidationFailed(f"reward_micros {reward_micros} differs from the reward entry's {reward}", code="reward_mismatch")
+        raise ValidationFailed(f"reward_micros {reward_micros} differs from the reward entry's {reward}", code=codes.REWARD_MISMATCH)
     referrer = row["referrer_id"]
     if referrer is None:
         return

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from functions.earnings import queries as q
 from functions.earnings.models import HistoryQuery, end_of, start_of
 from functions.ledger.service import money
+from shared import error_codes as codes
 from shared.db import Conn, get_db, read_replica, replica_configured
 from shared.errors import NotFound
 from shared.pagination import decode_cursor, encode_cursor
@@ -104,7 +105,7 @@ def stats(conn: Conn, user_id: str, *, now: dt.datetime | None = None) -> dict[s
     """The fresh balance, lifetime totals, and today / 7-day / 30-day sums by type (UTC days)."""
     bal = conn.one(q.BALANCE, user_id=user_id)
     if bal is None:
-        raise NotFound("no such user", code="unknown_user")
+        raise NotFound("no such user", code=codes.UNKNOWN_USER)
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     mono = time.monotonic()

@@ -22,6 +22,7 @@ from functions.progress import queries as q
 from functions.progress.models import HeartbeatBody
 from functions.risk import signals
 from functions.videos.service import required_seconds
+from shared import error_codes as codes
 from shared import metrics, outbox
 from shared.config import get_settings
 from shared.db import EP_POSITION_OUT_OF_RANGE, EP_UNKNOWN_VIDEO, Conn, domain_error, sqlstate
@@ -96,7 +97,7 @@ def heartbeat_with_session(
         raise
     principal = principal_from_row(row, settings)
     if principal.risk_state in ("suspended", "banned"):  # the statement did no heartbeat work (docs/fraud.md)
-        raise Forbidden("this account is suspended and cannot earn while our team reviews it", code="account_suspended")
+        raise Forbidden("this account is suspended and cannot earn while our team reviews it", code=codes.ACCOUNT_SUSPENDED)
     assert row is not None and row["status"] is not None
     user_params = {"user_id": principal.user_id, **params}
     return principal, _finish(conn, principal.user_id, video_id, row, user_params, body.playing, client)
@@ -254,7 +255,7 @@ def get_progress(conn: Conn, user_id: str, video_id: str) -> dict[str, Any]:
     """The user's progress on one video (``started: false`` before the first heartbeat); 404 for unknown videos."""
     row = conn.one(q.ONE, user_id=user_id, video_id=video_id)
     if row is None:
-        raise NotFound("no such video", code="video_not_found")
+        raise NotFound("no such video", code=codes.VIDEO_NOT_FOUND)
     return _present_progress(row)
 
 
@@ -268,7 +269,7 @@ def list_progress(conn: Conn, user_id: str, *, limit: int, cursor: str | None, c
         try:
             after_id = str(uuid.UUID(after_id))
         except ValueError as exc:
-            raise ValidationFailed("the cursor is not valid for this list; start again without it", code="invalid_cursor") from exc
+            raise ValidationFailed("the cursor is not valid for this list; start again without it", code=codes.INVALID_CURSOR) from exc
     rows = conn.all(q.PAGE, user_id=user_id, after_us=after_us, after_id=after_id, completed=completed, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
