@@ -10,10 +10,21 @@ service may hand over its own before/after dicts without leaking them into a per
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from shared.db import Conn, Query
 from shared.render import dumps
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The staff member acting, as the audit log records them (``Ctx.actor`` on a staff route)."""
+
+    user_id: str
+    role: str
+    request_id: str
+
 
 REDACTED = "[redacted]"
 

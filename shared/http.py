@@ -24,8 +24,8 @@ from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
 from werkzeug.exceptions import NotFound as NoSuchRoute
 from werkzeug.routing import Map, MapAdapter, Rule
 
+from shared import audit, idempotency, metrics, outbox, tracing
 from shared import error_codes as codes
-from shared import idempotency, metrics, outbox, tracing
 from shared.config import get_settings
 from shared.db import get_db
 from shared.errors import (
@@ -97,6 +97,13 @@ class Ctx:
         if self.principal is None:
             raise Unauthorized("sign in first", code=codes.INVALID_SESSION)
         return self.principal.user_id
+
+    @property
+    def actor(self) -> audit.Actor:
+        """The signed-in staff member as the audit log records them (routes with ``auth="staff"``)."""
+        if self.principal is None:
+            raise Unauthorized("sign in first", code=codes.INVALID_SESSION)
+        return audit.Actor(user_id=self.principal.user_id, role=self.principal.role, request_id=self.request_id)
 
     @property
     def user_agent(self) -> str:

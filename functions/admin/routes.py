@@ -64,23 +64,18 @@ ADMIN = ("admin",)
 AUDITORS = ("compliance", "admin")
 
 
-def _actor(ctx: Ctx) -> service.Actor:
-    assert ctx.principal is not None
-    return service.Actor(user_id=ctx.principal.user_id, role=ctx.principal.role, request_id=ctx.request_id)
-
-
 def _as_staff(ctx: Ctx, action: Callable[..., T], *args: Any) -> T:
     """``action(conn, actor, *args)`` in one transaction: a change (or a read of personal data) commits
     with its audit entry, or neither does."""
     with get_db().transaction() as conn:
-        return action(conn, _actor(ctx), *args)
+        return action(conn, ctx.actor, *args)
 
 
 def _as_staff_replayable(ctx: Ctx, action: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """``_as_staff``, and the answer stored for the request's Idempotency-Key in the same transaction:
     a keyed retry (even after a crash) replays the decision instead of making it twice."""
     with get_db().transaction() as conn:
-        result = action(conn, _actor(ctx), *args)
+        result = action(conn, ctx.actor, *args)
         idempotency.store_answer_in(conn, result, 200)
         return result
 
@@ -202,7 +197,7 @@ def reset_mfa(ctx: Ctx) -> dict[str, Any]:
 )
 def adjust(ctx: Ctx) -> Reply:
     with get_db().transaction() as conn:
-        result = service.adjust(conn, _actor(ctx), ctx.body, ctx.idempotency_key)
+        result = service.adjust(conn, ctx.actor, ctx.body, ctx.idempotency_key)
         status = 200 if result["duplicate"] else 201
         # the key's answer commits with the entry and its audit row: a retry after a crash replays it
         idempotency.store_answer_in(conn, result, status)

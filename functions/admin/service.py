@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from functions.admin import queries as q
@@ -28,6 +27,7 @@ from functions.videos import service as videos
 from functions.videos.models import VideoCreate
 from shared import audit
 from shared import error_codes as codes
+from shared.audit import Actor
 from shared.db import Conn
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.ids import uuid_or
@@ -37,15 +37,6 @@ RECENT_ENTRIES = 20
 RECENT_PAYOUTS = 10
 # payout states in which money is held and on its way out
 IN_FLIGHT_PAYOUT_STATES = ("requested", "approved", "submitted")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The staff member acting, as the audit log records them."""
-
-    user_id: str
-    role: str
-    request_id: str
 
 
 def record(

@@ -31,11 +31,6 @@ FINANCE = ("finance", "admin")
 ADMIN = ("admin",)
 
 
-def _actor(ctx: Ctx) -> service.Actor:
-    assert ctx.principal is not None
-    return service.Actor(user_id=ctx.principal.user_id, role=ctx.principal.role, request_id=ctx.request_id)
-
-
 def register(router: Router) -> None:
     """Adds the partner routes to the admin router."""
 
@@ -47,7 +42,7 @@ def register(router: Router) -> None:
     @router.route("POST", "/partners", auth="staff", roles=ADMIN, body=PartnerCreate, status=201, response=Partner, summary="Add a partner")
     def create_partner(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
-            return service.create_partner(conn, _actor(ctx), ctx.body.model_dump())
+            return service.create_partner(conn, ctx.actor, ctx.body.model_dump())
 
     @router.route(
         "POST",
@@ -60,7 +55,7 @@ def register(router: Router) -> None:
     )
     def update_partner(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
-            return service.update_partner(conn, _actor(ctx), ctx.params["partner_id"], ctx.body.model_dump(exclude_unset=True))
+            return service.update_partner(conn, ctx.actor, ctx.params["partner_id"], ctx.body.model_dump(exclude_unset=True))
 
     @router.route(
         "POST",
@@ -74,7 +69,7 @@ def register(router: Router) -> None:
     )
     def rotate_secret(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
-            return service.rotate_secret(conn, _actor(ctx), ctx.params["partner_id"], ctx.body.secret_hex, ctx.body.overlap_hours)
+            return service.rotate_secret(conn, ctx.actor, ctx.params["partner_id"], ctx.body.secret_hex, ctx.body.overlap_hours)
 
     @router.route(
         "POST",
@@ -87,7 +82,7 @@ def register(router: Router) -> None:
     )
     def partner_reversal(ctx: Ctx) -> dict[str, Any]:
         with get_db().transaction() as conn:
-            return service.staff_reversal(conn, _actor(ctx), ctx.params["partner_id"], ctx.body.transaction_id, ctx.body.reason)
+            return service.staff_reversal(conn, ctx.actor, ctx.params["partner_id"], ctx.body.transaction_id, ctx.body.reason)
 
     @router.route(
         "GET",

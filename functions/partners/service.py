@@ -30,6 +30,7 @@ from functions.partners import queries as q
 from shared import audit, ratelimit
 from shared import error_codes as codes
 from shared import secrets as shared_secrets
+from shared.audit import Actor
 from shared.config import get_settings
 from shared.db import Conn, get_db
 from shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
@@ -355,11 +356,6 @@ def apply_reversal(
 
 
 # --- staff: partners as configuration ----------------------------------------------------------------
-@dataclass(frozen=True)
-class Actor:
-    user_id: str
-    role: str
-    request_id: str
 
 
 def _audit(conn: Conn, actor: Actor, action: str, target: str, before: Any, after: Any, reason: str | None = None) -> None:
