@@ -34,6 +34,8 @@ pytest_plugins = [
     "tests.fixtures.paypal_standin",
     "tests.fixtures.replica",
     "tests.fixtures.mail",
+    "tests.fixtures.migrations",  # scratch (a fresh empty database) and old_release (one migrated to an older release)
+    "tests.fixtures.secret_manager",  # the Secret Manager REST stand-in
 ]
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL, old_release  # noqa: F401  (old_release: the fixture)
-from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
+from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL
 
 FIRST_NEW = 60
 
@@ -49,7 +48,7 @@ NEW_PENDING = Query(
 )
 
 
-def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(old_release: Any) -> None:  # noqa: F811
+def test_existing_balances_become_available_and_paid_payouts_reach_the_ledger(old_release: Any) -> None:
     db = old_release(FIRST_NEW)
     conn = db.conn
     ids = {k: str(uuid.uuid4()) for k in ("u1", "u2", "m", "paid", "open")}

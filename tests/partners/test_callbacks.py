@@ -39,7 +39,7 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Se
 
     service.clear_secret_cache()
     if request.param == "secret_manager":
-        return request.getfixturevalue("secret_manager")  # type: ignore[no-any-return]
+        return request.getfixturevalue("secret_manager")
     monkeypatch.setenv("SECRET_STORE", "database")
     get_settings.cache_clear()
     return None

@@ -129,7 +129,7 @@ def test_a_reversal_racing_a_payout_request_and_clearing_never_overdraws(api: Ap
             except ledger.InsufficientFunds:
                 out["payout"] = "refused"
 
-        def reverse(uid: str = user.id, t: str = txn, out: dict[str, str] = box) -> None:  # type: ignore[misc]
+        def reverse(uid: str = user.id, t: str = txn, out: dict[str, str] = box) -> None:
             out["reversal"] = _postback(offerwall, uid, t, 10_000, "reversal").outcome
 
         # the reversal first, last, or in a true race with the clearing and the payout request

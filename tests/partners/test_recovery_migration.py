@@ -14,8 +14,7 @@ from typing import Any
 
 from functions.ledger import service as ledger
 from shared.db import Query
-from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL, old_release  # noqa: F401  (old_release: the fixture)
-from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture old_release uses)
+from tests.fixtures.migrations import OLD_PAYOUTS_SQL, OLD_USERS_SQL
 
 FIRST_NEW = 110
 
@@ -73,7 +72,7 @@ def _verified(conn: Any) -> None:
     assert report["ok"], {k: v for k, v in report.items() if v}
 
 
-def test_recoveries_and_partners_arrive_on_a_ledger_with_money_in_it(old_release: Any) -> None:  # noqa: F811
+def test_recoveries_and_partners_arrive_on_a_ledger_with_money_in_it(old_release: Any) -> None:
     db = old_release(FIRST_NEW)
     conn = db.conn
     ids = {k: str(uuid.uuid4()) for k in ("u1", "u2", "m", "paid", "open")}

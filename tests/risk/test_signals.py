@@ -16,7 +16,6 @@ from shared.db import Conn, Query
 from shared.migrate import migrate
 from tests.helpers import PASSWORD, Api, random_ip, verification_token
 from tests.progress.test_heartbeats import AGE, make_video
-from tests.shared.test_migrate import scratch  # noqa: F401  (the scratch-database fixture)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "shared" / "migrations"
 USER_ID = Query("t_sig_user_id", "SELECT id::text FROM users WHERE email = :e", prepared=False)
@@ -127,7 +126,7 @@ def test_erasure_removes_the_addresses_and_hashes(api: Api, owner_conn: Conn) ->
     assert owner_conn.one(FINGERPRINTS, u=uid)["destination_fingerprint"] is None
 
 
-def test_the_migration_keeps_the_oldest_of_existing_duplicates(scratch: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_the_migration_keeps_the_oldest_of_existing_duplicates(scratch: Any, tmp_path: Path) -> None:
     files = sorted(MIGRATIONS.glob("*.sql"))
 
     def copy(names: list[Path], to: Path) -> Path:

@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.config import get_settings
-from shared.db import Conn, Query, _session_setup, connect_url, with_database
-from shared.dbsetup import create_database_if_missing
+from shared.db import Conn, Query
 from shared.migrate import MigrationError, discover, migrate
-
-
-@pytest.fixture()
-def scratch(database: str) -> Any:
-    """A fresh empty database on the test server, as its owner."""
-    import os
-
-    server = os.environ["EARNPAY_TEST_SERVER_URL"]
-    name = f"t_mig_{uuid.uuid4().hex[:8]}"
-    create_database_if_missing(server, name)
-    conns: list[Any] = []
-
-    def connect() -> Conn:
-        raw = _session_setup(connect_url(with_database(server, name)), get_settings())
-        conns.append(raw)
-        return Conn(raw, get_settings())
-
-    yield connect
-    for raw in conns:
-        raw.close()
-    admin = connect_url(with_database(server, "postgres"))
-    admin.autocommit = True
-    admin.execute_simple(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def _write(d: Path, files: dict[str, str]) -> Path:

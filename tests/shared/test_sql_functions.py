@@ -16,7 +16,6 @@ from functions.videos.service import required_seconds
 from shared.db import EP_AUDIT_APPEND_ONLY, EP_INSUFFICIENT_FUNDS, EP_PAYOUT_EVENTS_APPEND_ONLY, Conn, Query, sqlstate
 from shared.migrate import FUNCTIONS_DIR, discover, migrate, sql_functions
 from shared.models import format_micros
-from tests.shared.test_migrate import scratch  # noqa: F401  # the fixture: a fresh empty database
 
 RECORDED = Query("t_sql_functions", "SELECT name, checksum FROM sql_functions", prepared=False)
 CALL_F = Query("t_call_f", "SELECT f() AS v", prepared=False)
@@ -43,7 +42,7 @@ def _f(value: int) -> str:
     return f"CREATE OR REPLACE FUNCTION f() RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$ SELECT {value} $$;"
 
 
-def test_a_changed_file_is_applied_again_and_its_body_outlives_a_migration(scratch: Any, tmp_path: Path) -> None:  # noqa: F811
+def test_a_changed_file_is_applied_again_and_its_body_outlives_a_migration(scratch: Any, tmp_path: Path) -> None:
     migrations = _files(tmp_path / "m", {"0001_make_f.sql": _f(1)})
     functions = _files(tmp_path / "f", {"f.sql": _f(2)})
     conn = scratch()
