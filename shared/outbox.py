@@ -45,6 +45,15 @@ PUBLISH_TIMEOUT_S = 2.0
 # How long the sweep waits for each of its events.
 SWEEP_PUBLISH_TIMEOUT_S = 10.0
 
+INSERT_MANY = Query(
+    "outbox_insert_many",
+    """INSERT INTO outbox (event_type, key, payload, topic)
+       SELECT :event_type, e->>'key', e->'payload', :topic
+         FROM jsonb_array_elements(CAST(:events AS jsonb)) AS e
+       ON CONFLICT (key) DO NOTHING
+       RETURNING id""",
+)
+
 INSERT = Query(
     "outbox_insert",
     """INSERT INTO outbox (event_type, key, payload, topic) VALUES (:event_type, :key, CAST(:payload AS jsonb), :topic)
@@ -120,6 +129,24 @@ def emit(conn: Conn, event_type: str, payload: dict[str, Any], *, key: str, topi
     if noted is not None:
         noted.append(int(row_id))
     return int(row_id)
+
+
+def emit_many(conn: Conn, event_type: str, events: Sequence[tuple[dict[str, Any], str]], *, topic: str = TOPIC) -> list[int]:
+    """``emit`` for many ``(payload, key)`` events of one type in one statement (a batch's events);
+    returns the ids of the rows written (keys emitted before write nothing)."""
+    if not events:
+        return []
+    rows = conn.all(
+        INSERT_MANY,
+        event_type=event_type,
+        topic=topic,
+        events=json.dumps([{"payload": payload, "key": key} for payload, key in events], separators=(",", ":"), default=str),
+    )
+    ids = [int(r["id"]) for r in rows]
+    noted = _scope.get()
+    if noted is not None:
+        noted.extend(ids)
+    return ids
 
 
 # --- publishing -----------------------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from shared.db import Query
 
-INSERT = Query(
-    "notification_insert",
+# Many notifications of one kind in one statement (a payout batch's): each row's address is its own
+# email_to, else the account's (none for an erased account); with email false, no address at all.
+INSERT_MANY = Query(
+    "notification_insert_many",
     """INSERT INTO notifications (user_id, kind, data, email_to)
-       VALUES (CAST(:user_id AS uuid), :kind, CAST(:data AS jsonb), :email_to)
-       RETURNING id""",
+       SELECT CAST(n->>'user_id' AS uuid), :kind, n->'data',
+              CASE WHEN :email THEN coalesce(n->>'email_to', u.email) END
+         FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS t(n, ord)
+         LEFT JOIN users u ON u.id = CAST(n->>'user_id' AS uuid) AND u.status <> 'erased'
+        ORDER BY t.ord
+       RETURNING id, email_to""",
 )
-
-EMAIL_OF = Query("notification_email_of", "SELECT email FROM users WHERE id = CAST(:user_id AS uuid) AND status <> 'erased'")
 
 # The delivery's lock: a second delivery of the same message waits here, then finds email_sent_at set.
 CLAIM = Query(

@@ -12,6 +12,7 @@ and marks the row sent (``send``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from functions.auth import tokens
@@ -32,13 +33,29 @@ def notify(
 ) -> int:
     """Records a notification in the caller's transaction and queues its email (to ``email_to``, default
     the account's address); returns its id."""
+    return notify_many(conn, kind, [(user_id, data or {}, email_to)], email=email)[0]
+
+
+def notify_many(conn: Conn, kind: str, items: Sequence[tuple[str, dict[str, Any], str | None]], *, email: bool = True) -> list[int]:
+    """``notify`` for many ``(user_id, data, email_to or None)`` of one kind: two statements however many
+    (a payout batch notifies every payee); returns the notification ids in the order given."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    to = (email_to or conn.value(q.EMAIL_OF, user_id=user_id)) if email else None
-    notification_id = int(conn.value(q.INSERT, user_id=user_id, kind=kind, data=json.dumps(data or {}, default=str), email_to=to))
-    if to:
-        outbox.emit(conn, "notification", {"notification_id": notification_id}, key=f"notification:{notification_id}", topic=TOPIC)
-    return notification_id
+    if not items:
+        return []
+    rows = conn.all(
+        q.INSERT_MANY,
+        kind=kind,
+        email=email,
+        rows=json.dumps([{"user_id": u, "data": d, "email_to": to} for u, d, to in items], default=str),
+    )
+    outbox.emit_many(
+        conn,
+        "notification",
+        [({"notification_id": r["id"]}, f"notification:{r['id']}") for r in rows if r["email_to"]],
+        topic=TOPIC,
+    )
+    return [int(r["id"]) for r in rows]
 
 
 def list_for_user(conn: Conn, user_id: str, *, limit: int, before: int | None) -> dict[str, Any]:

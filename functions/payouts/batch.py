@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from functions.ledger import service as ledger
-from functions.notifications.service import notify
+from functions.notifications.service import notify, notify_many
 from functions.payouts import queries as q
 from functions.payouts.providers import (
     PayoutInstruction,
@@ -234,8 +234,12 @@ def record(conn: Conn, outcomes: list[Outcome]) -> list[str]:
     newly_failed: list[str] = []
     if paid:
         done = conn.one(q.RECORD_PAID, rows=json.dumps(paid), micros_per_cent=ledger.MICROS_PER_CENT)
-        for p in json.loads(done["done_rows"]) if done else []:
-            notify(conn, str(p["user_id"]), "payout_paid", {"payout_id": str(p["id"]), "amount": _money_cents(p["amount_cents"])})
+        paid_rows = json.loads(done["done_rows"]) if done else []
+        notify_many(
+            conn,
+            "payout_paid",
+            [(str(p["user_id"]), {"payout_id": str(p["id"]), "amount": _money_cents(p["amount_cents"])}, None) for p in paid_rows],
+        )
     for o in failed:
         row = conn.one(
             q.RECORD_FAILED,
