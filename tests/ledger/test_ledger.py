@@ -51,6 +51,21 @@ def test_same_key_posts_once_and_different_content_conflicts(api: Api) -> None:
         _post(user.id, 701, key="k-1")
 
 
+def test_a_retry_is_answered_with_its_entry_even_when_its_checks_would_now_fail(api: Api) -> None:
+    user = api.signup()
+    _post(user.id, 1_000)
+    hold = _post(user.id, -1_000, key="hold-1", type_="payout_hold")  # available is now 0
+    again = _post(user.id, -1_000, key="hold-1", type_="payout_hold")  # would overdraw if applied again
+    assert again.duplicate and again.entry_id == hold.entry_id and again.seq == hold.seq
+    with pytest.raises(ledger.IdempotencyConflict):  # the key's other use wins over the failing check
+        _post(user.id, -1_001, key="hold-1", type_="payout_hold")
+    with pytest.raises(ledger.InsufficientFunds):  # a new key: the check's own error
+        _post(user.id, -1, key="hold-2", type_="payout_hold")
+    bal = balance(user.id)
+    assert bal["available"] == 0 and bal["held"] == 1_000 and bal["entry_count"] == 2
+    assert verify(user.id)["ok"]
+
+
 def test_never_overdraws(api: Api) -> None:
     user = api.signup()
     _post(user.id, 1_000)

@@ -24,27 +24,11 @@ DECLARE
     v_at TIMESTAMPTZ;
     v_hash BYTEA;
     v_id BIGINT;
+    v_problem TEXT;
 BEGIN
     SELECT * INTO b FROM balances WHERE user_id = p_user_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no balance for user %', p_user_id USING ERRCODE = 'EP002';
-    END IF;
-
-    SELECT x.id, x.seq, x.balance_after, x.created_at, x.type, x.amount INTO e
-      FROM earnings x WHERE x.user_id = p_user_id AND x.idempotency_key = p_key;
-    IF FOUND THEN
-        IF e.type <> p_type OR e.amount <> p_amount THEN
-            RAISE EXCEPTION 'idempotency key % was used for a different entry', p_key USING ERRCODE = 'EP003';
-        END IF;
-        RETURN QUERY SELECT e.id, e.seq, e.balance_after, e.created_at, true;
-        RETURN;
-    END IF;
-
-    IF v_pending AND NOT (ledger_is_earning(p_type) AND p_amount > 0) THEN
-        RAISE EXCEPTION 'only a credit can be pending (type %, amount %)', p_type, p_amount USING ERRCODE = 'EP005';
-    END IF;
-    IF (p_awaiting IS NULL) <> (p_clears_at IS NULL OR p_clears_at < 'infinity') THEN
-        RAISE EXCEPTION 'a pending entry clears at a time or awaits a condition, not both' USING ERRCODE = 'EP005';
     END IF;
 
     d := ledger_bucket_deltas(p_type, p_amount, v_pending);
@@ -52,23 +36,53 @@ BEGIN
     v_pending_after := b.pending + d.d_pending;
     v_held_after := b.held + d.d_held;
     v_recovery_after := b.recovery + ledger_recovery_delta(p_type, p_amount);
-    IF v_after < 0 THEN
-        RAISE EXCEPTION 'insufficient funds: available %, requested %', b.available, -d.d_available USING ERRCODE = 'EP001';
-    END IF;
-    IF v_pending_after < 0 OR v_held_after < 0 OR v_recovery_after < 0 THEN
-        RAISE EXCEPTION 'the % entry would leave a bucket negative (pending %, held %, recovery %)',
-            p_type, v_pending_after, v_held_after, v_recovery_after USING ERRCODE = 'EP006';
-    END IF;
-    v_seq := b.entry_count + 1;
-    v_at := clock_timestamp();
-    v_hash := ledger_entry_hash_v2(b.last_entry_hash, p_user_id, v_seq, p_type, p_amount, v_after, p_key, v_at,
-                                   v_pending_after, v_held_after, v_pending, p_original);
+    v_problem := CASE
+        WHEN v_pending AND NOT (ledger_is_earning(p_type) AND p_amount > 0) THEN 'EP005 pending'
+        WHEN (p_awaiting IS NULL) <> (p_clears_at IS NULL OR p_clears_at < 'infinity') THEN 'EP005 awaits'
+        WHEN v_after < 0 THEN 'EP001'
+        WHEN v_pending_after < 0 OR v_held_after < 0 OR v_recovery_after < 0 THEN 'EP006'
+    END;
 
-    INSERT INTO earnings (user_id, seq, type, amount, balance_after, idempotency_key, source, reference, metadata,
-                          prev_hash, hash, created_at, pending, pending_after, held_after, original_entry_id)
-    VALUES (p_user_id, v_seq, p_type, p_amount, v_after, p_key, p_source, p_reference, p_metadata,
-            b.last_entry_hash, v_hash, v_at, v_pending, v_pending_after, v_held_after, p_original)
-    RETURNING id INTO v_id;
+    IF v_problem IS NULL THEN
+        v_seq := b.entry_count + 1;
+        v_at := clock_timestamp();
+        v_hash := ledger_entry_hash_v2(b.last_entry_hash, p_user_id, v_seq, p_type, p_amount, v_after, p_key, v_at,
+                                       v_pending_after, v_held_after, v_pending, p_original);
+        -- The key's unique index is the idempotency check: no separate look-up on the way in (on the
+        -- hash-partitioned table that look-up cost more than the insert). The balances row lock
+        -- above means no other writer can hold this user's key uncommitted.
+        INSERT INTO earnings (user_id, seq, type, amount, balance_after, idempotency_key, source, reference, metadata,
+                              prev_hash, hash, created_at, pending, pending_after, held_after, original_entry_id)
+        VALUES (p_user_id, v_seq, p_type, p_amount, v_after, p_key, p_source, p_reference, p_metadata,
+                b.last_entry_hash, v_hash, v_at, v_pending, v_pending_after, v_held_after, p_original)
+        ON CONFLICT (user_id, idempotency_key) DO NOTHING
+        RETURNING id INTO v_id;
+    END IF;
+
+    IF v_id IS NULL THEN
+        -- The key was used before, or a check failed. A retry of an entry already made is answered
+        -- with that entry, whatever the balances are now; otherwise the check's error.
+        SELECT x.id, x.seq, x.balance_after, x.created_at, x.type, x.amount INTO e
+          FROM earnings x WHERE x.user_id = p_user_id AND x.idempotency_key = p_key;
+        IF FOUND THEN
+            IF e.type <> p_type OR e.amount <> p_amount THEN
+                RAISE EXCEPTION 'idempotency key % was used for a different entry', p_key USING ERRCODE = 'EP003';
+            END IF;
+            RETURN QUERY SELECT e.id, e.seq, e.balance_after, e.created_at, true;
+            RETURN;
+        END IF;
+        CASE v_problem
+            WHEN 'EP005 pending' THEN
+                RAISE EXCEPTION 'only a credit can be pending (type %, amount %)', p_type, p_amount USING ERRCODE = 'EP005';
+            WHEN 'EP005 awaits' THEN
+                RAISE EXCEPTION 'a pending entry clears at a time or awaits a condition, not both' USING ERRCODE = 'EP005';
+            WHEN 'EP001' THEN
+                RAISE EXCEPTION 'insufficient funds: available %, requested %', b.available, -d.d_available USING ERRCODE = 'EP001';
+            ELSE
+                RAISE EXCEPTION 'the % entry would leave a bucket negative (pending %, held %, recovery %)',
+                    p_type, v_pending_after, v_held_after, v_recovery_after USING ERRCODE = 'EP006';
+        END CASE;
+    END IF;
 
     IF v_pending THEN
         INSERT INTO pending_credits (user_id, seq, entry_id, type, amount, clears_at, awaiting)
