@@ -192,8 +192,9 @@ def retrying(run: Callable[[], T], attempts: int = 5) -> T:
 class Conn:
     """A checked-out connection: run named queries, get rows as dicts."""
 
-    def __init__(self, raw: Any, settings: Settings) -> None:
+    def __init__(self, raw: Any, settings: Settings, db: Database | None = None) -> None:
         self.raw = raw
+        self.db = db  # the pool it came from (None for a connection opened outside one)
         self._slow_ms = settings.slow_query_ms
         cache = getattr(raw, "_earnpay_prepared", None)
         if cache is None:
@@ -483,7 +484,7 @@ class Database:
             raise ServiceUnavailable("the database is unavailable; try again shortly", code=codes.DATABASE_UNAVAILABLE) from exc
         broken = False
         try:
-            yield Conn(fairy.dbapi_connection, self.settings)
+            yield Conn(fairy.dbapi_connection, self.settings, self)
         except (InterfaceError, OSError, DatabaseError) as exc:
             # Every database failure in the middle of a request is a 503 (a dependency outage the
             # client may retry), never a 500; event handlers raise it, so Pub/Sub redelivers.
@@ -502,6 +503,18 @@ class Database:
                 fairy.close()
             except Exception:  # returning a dead connection: it is discarded either way
                 log.debug("could not return a connection to the pool", exc_info=True)
+
+    @contextmanager
+    def spare_connection(self) -> Iterator[Conn | None]:
+        """Another connection for a read split across connections (the export's halves), or None when
+        taking one could wait or grow the pool past its size: only an idle connection, or a new one while
+        the pool is below ``DB_POOL_SIZE``. The caller then does the work on the connection it has."""
+        p = self._pool
+        if p.checkedin() == 0 and p.checkedout() >= p.size():
+            yield None
+            return
+        with self.connection() as conn:
+            yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[Conn]:

@@ -91,14 +91,14 @@ PERIOD_SUMS = Query(
         ORDER BY type""",
 )
 
-# The whole history as one JSON text built by PostgreSQL (decoding 10,000 rows in Python costs
-# ~15x more than receiving one text value), newest first, from idx_earnings_user_seq alone.
-# Items are the history items (ENTRY_JSON), in the same compact JSON text.
-EXPORT = Query(
-    "earnings_export",
-    f"""SELECT '{{"user_id":' || to_json(CAST(:user_id AS text))::text
-            || ',"generated_at":"' || to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"'
-            || ',"count":' || coalesce((SELECT entry_count FROM balances WHERE user_id = CAST(:user_id AS uuid))::text, 'null')
-            || ',"items":[' || coalesce((SELECT string_agg({ENTRY_JSON}, ',' ORDER BY seq DESC)
-                                            FROM earnings WHERE user_id = CAST(:user_id AS uuid)), '') || ']}}'""",
+# One range of the whole-history export (seq in (after, upto]) as JSON text built by PostgreSQL
+# (decoding 10,000 rows in Python costs ~15x more than receiving one text value), newest first, from
+# idx_earnings_user_seq alone; the items are the history items (ENTRY_JSON), in the same compact
+# text. n is the number of entries read: entries are never changed, so a range read anywhere is the
+# same text as long as it holds all of them (service.export checks n).
+EXPORT_RANGE = Query(
+    "earnings_export_range",
+    f"""SELECT count(*) AS n, coalesce(string_agg({ENTRY_JSON}, ',' ORDER BY seq DESC), '') AS items
+          FROM earnings
+         WHERE user_id = CAST(:user_id AS uuid) AND seq > CAST(:after AS bigint) AND seq <= CAST(:upto AS bigint)""",
 )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from functions.earnings import queries as eq
+from functions.earnings import service as earnings
 from functions.ledger import service as ledger
-from shared.db import Conn, Query, get_db
+from shared.config import get_settings
+from shared.db import Conn, Database, Query, get_db
 from shared.http import dumps
 from shared.models import money
 from tests.helpers import Api
@@ -147,3 +152,92 @@ def test_sql_and_python_money_strings_agree(owner_conn: Conn) -> None:
     q = Query("t_format", "SELECT format_micros(CAST(v AS bigint)) FROM unnest(CAST(:vals AS bigint[])) AS v", prepared=False)
     got = [r[0] for r in owner_conn.rows(q, vals=values)]
     assert got == [ledger.format_micros(v) for v in values]
+
+
+# --- the export's two halves (functions/earnings/service.py, export) -------------------------------
+def _without_generated_at(text: str) -> str:
+    return re.sub(r'"generated_at":"[^"]*"', "", text)
+
+
+@pytest.fixture
+def long_history(api: Api, owner_conn: Conn, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A user with 301 entries, split from 100 on (an odd count: the halves differ in size); and the
+    export read as one range, to compare the halves with."""
+    user = api.signup()
+    assert _bulk(owner_conn, user.id, 301) == 301
+    monkeypatch.setattr(earnings, "EXPORT_SPLIT_MIN", 10**9)
+    with get_db().connection() as conn:
+        whole = earnings.export(conn, user.id)
+    monkeypatch.setattr(earnings, "EXPORT_SPLIT_MIN", 100)
+    assert whole.count('{"seq":') == 301
+    return user.id, whole
+
+
+def _ranges_read(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """Records each range the export reads: (after, upto, the connection's id)."""
+    read: list[tuple[int, int, int]] = []
+    real = earnings._export_range
+
+    def recording(conn: Conn, user_id: str, after: int, upto: int) -> str | None:
+        read.append((after, upto, id(conn.raw)))
+        return real(conn, user_id, after, upto)
+
+    monkeypatch.setattr(earnings, "_export_range", recording)
+    return read
+
+
+def test_a_long_export_reads_its_halves_on_two_connections(long_history: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    user_id, whole = long_history
+    read = _ranges_read(monkeypatch)
+    with get_db().connection() as conn:
+        split = earnings.export(conn, user_id)
+    assert _without_generated_at(split) == _without_generated_at(whole)
+    assert sorted(r[:2] for r in read) == [(0, 150), (150, 301)]
+    assert read[0][2] != read[1][2]  # two connections
+    assert dumps(json.loads(split)) == split
+
+
+def test_without_a_spare_connection_the_halves_are_read_one_after_the_other(
+    long_history: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id, whole = long_history
+    read = _ranges_read(monkeypatch)
+    single = Database(get_settings().model_copy(update={"db_pool_size": 1}))
+    try:
+        with single.connection() as conn:
+            text = earnings.export(conn, user_id)
+    finally:
+        single.dispose()
+    assert _without_generated_at(text) == _without_generated_at(whole)
+    assert [r[:2] for r in read] == [(150, 301), (0, 150)] and len({r[2] for r in read}) == 1
+
+
+def test_a_half_read_on_a_connection_that_is_behind_is_read_again(api: Api, owner_conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spare connection that misses entries (as a replica connection behind the first one would)
+    is not trusted: its half is read again on the first connection."""
+    user = api.signup()
+    behind = get_db()._pool.connect()
+    stale = Conn(behind.dbapi_connection, get_settings())
+    stale.script("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    stale.script("SELECT 1 FROM earnings LIMIT 1")  # its snapshot: none of the entries below
+    try:
+        assert _bulk(owner_conn, user.id, 301) == 301
+
+        @contextmanager
+        def spare(self: Database) -> Iterator[Conn]:
+            yield stale
+
+        monkeypatch.setattr(Database, "spare_connection", spare)
+        monkeypatch.setattr(earnings, "EXPORT_SPLIT_MIN", 100)
+        read = _ranges_read(monkeypatch)
+        with get_db().connection() as conn:
+            text = earnings.export(conn, user.id)
+            first = id(conn.raw)
+    finally:
+        stale.script("ROLLBACK")
+        behind.close()
+    data = json.loads(text)
+    assert data["count"] == 301 and [i["seq"] for i in data["items"]] == list(range(301, 0, -1))
+    assert data["items"][-1]["reference"] == "ref-1"
+    # the older half on the stale connection, then again on the first one
+    assert sorted(read) == sorted([(150, 301, first), (0, 150, id(stale.raw)), (0, 150, first)])
