@@ -5,7 +5,7 @@ real local server, mints one session per virtual user and runs this file headles
 Run by hand only against a server started the same way (``--host http://127.0.0.1:PORT``, with
 ``BENCH_TOKENS`` and ``BENCH_VIDEOS`` files as bench/steps.py writes them).
 
-Each virtual user is a watcher: every 10 s (``constant_pacing``) it sends the heartbeat of the
+Each virtual user is a watcher: every 10 s (``own_pacing``, at its own phase) it sends the heartbeat of the
 video it is watching, and with the probability that ``bench.capacity.MIX`` gives per 10 s it also
 browses the catalogue, reads its profile, a history page or its stats, exports its history, signs
 in again (argon2id) or asks for a payout. When a video completes (its reward is credited), it
@@ -21,12 +21,13 @@ import itertools
 import os
 import random
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, constant_pacing, task
+from locust import FastHttpUser, task
 
 from bench.capacity import HEARTBEAT_EVERY_S, MIX
 
@@ -43,13 +44,25 @@ def _chance(action: str) -> bool:
     return random.random() < MIX[action] / TICKS_PER_MINUTE  # load mix, not security
 
 
+def own_pacing(user: Watcher) -> float:
+    """A tick every HEARTBEAT_EVERY_S at the user's own phase, whatever a tick takes.
+
+    Not Locust's ``constant_pacing``: it counts from when the user was created, so the random start
+    below counted as the first tick's run time, and every user spawned in the same second (Locust
+    spawns a step's users in batches, one a second) ticked in the same instant from then on. At 250
+    watchers that was a burst of 25 heartbeats every second, and the queue at each burst was most of
+    the latency measured (strace on the Locust process, bench/README.md)."""
+    user.next_tick += HEARTBEAT_EVERY_S
+    return max(0.0, user.next_tick - time.monotonic())
+
+
 class Watcher(FastHttpUser):
-    wait_time = constant_pacing(HEARTBEAT_EVERY_S)
+    wait_time = own_pacing
 
     def on_start(self) -> None:
-        # Real watchers are not in step: each starts at a random point of the 10 s cadence (without
-        # this, every virtual user of a step would send its heartbeat in the same instant).
+        # Real watchers are not in step: each starts at a random point of the 10 s cadence and keeps it.
         gevent.sleep(random.uniform(0, HEARTBEAT_EVERY_S))
+        self.next_tick = time.monotonic()
         with _next_lock:
             n = next(_next)
         self.token = _tokens[n % len(_tokens)]
