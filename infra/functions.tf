@@ -345,8 +345,9 @@ locals {
       },
       f.uses_replica ? { DB_REPLICA_CONNECTION_NAME = google_sql_database_instance.replica[local.primary_replica_key].connection_name } : {},
       f.kms != null ? { PAYOUT_DETAILS_KEK = google_kms_crypto_key.keys["payout-details-kek"].id } : {},
-      ## offerwall signing secrets: admin writes them, partner_callbacks reads them (partners.tf)
-      contains(["admin", "partner_callbacks"], k) ? local.partner_secret_env : {},
+      ## offerwall signing secrets: admin writes them, partner_callbacks reads them, run_maintenance
+      ## disables retired versions (partners.tf)
+      contains(["admin", "partner_callbacks", "run_maintenance"], k) ? local.partner_secret_env : {},
       ## the staff console (console.tf) calls these two from its own origin
       contains(["admin", "auth"], k) ? { CONSOLE_ORIGINS = local.console_origin } : {},
       ## The mailer alone talks SMTP (TLS, login from the smtp-password secret); every link in an

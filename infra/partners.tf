@@ -8,6 +8,8 @@
 ##   admin              create secrets and add versions (a custom role, nothing else: it never
 ##                      reads a secret back, lists, deletes or changes IAM)
 ##   partner_callbacks  read versions (secretAccessor) to verify postbacks
+##   run_maintenance    disable versions whose rotation overlap is over (task partner_secrets_disable;
+##                      a custom role with only that permission)
 ##
 ## Both are project-level grants narrowed by an IAM condition on the secret's resource name
 ## (projects/<number>/secrets/<prefix>...; a version's name starts with its secret's), because the
@@ -17,7 +19,7 @@
 locals {
   partner_secret_prefix = "partner-offerwall-"
 
-  ## Environment of the two functions that use the secrets (shared/config.py names).
+  ## Environment of the functions that use the secrets (shared/config.py names).
   partner_secret_env = {
     SECRET_STORE            = "secret_manager"
     PARTNER_SECRET_PREFIX   = local.partner_secret_prefix
@@ -57,6 +59,27 @@ resource "google_project_iam_member" "partner_secret_reader" {
   project = var.project_id
   role    = "roles/secretmanager.secretAccessor"
   member  = "serviceAccount:${google_service_account.fn["partner_callbacks"].email}"
+
+  condition {
+    title       = local.partner_secret_condition.title
+    description = local.partner_secret_condition.description
+    expression  = local.partner_secret_condition.expression
+  }
+}
+
+resource "google_project_iam_custom_role" "partner_secret_disabler" {
+  role_id     = "earnpay_${var.env}_partner_secret_disabler"
+  title       = "EarnPay partner secret disabler (${var.env})"
+  description = "Disable retired versions of offerwall signing secrets; never read, add or destroy one."
+  permissions = [
+    "secretmanager.versions.disable",
+  ]
+}
+
+resource "google_project_iam_member" "partner_secret_disabler" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.partner_secret_disabler.id
+  member  = "serviceAccount:${google_service_account.fn["run_maintenance"].email}"
 
   condition {
     title       = local.partner_secret_condition.title

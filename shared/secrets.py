@@ -15,6 +15,9 @@ value back. Which store a process uses is configuration (``SECRET_STORE``, ``sha
 
 Errors: ``SecretUnavailable`` (HTTP 503, retry later) when the store cannot be reached or refuses us,
 ``SecretNotFound`` when the reference names nothing (a deleted/disabled version).
+``disable(name, reference)`` retires a version for good: Secret Manager disables it (the maintenance
+task ``partner_secrets_disable`` calls it once a rotation's overlap is over); a database envelope has
+nothing outside to disable.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class SecretStore(Protocol):
         """The value a reference of secret ``name`` stands for."""
         ...
 
+    def disable(self, name: str, reference: str) -> None:
+        """Makes a version no longer readable (a retired one); no error if it already is or is gone."""
+        ...
+
 
 class DatabaseStore:
     """The value encrypted under the payout-details KEK; the reference *is* the envelope (kept in the database)."""
@@ -75,6 +82,9 @@ class DatabaseStore:
             return bytes.fromhex(crypto.decrypt_json(json.loads(reference), self.aad_prefix + name)["secret_hex"])
         except (crypto.DecryptionError, ValueError, KeyError) as exc:
             raise SecretNotFound(f"the stored envelope of {name} does not open: {exc}") from exc
+
+    def disable(self, name: str, reference: str) -> None:
+        """Nothing outside the database holds an envelope: retiring it (``retires_at``) is all there is."""
 
 
 class SecretManagerStore:
@@ -161,6 +171,18 @@ class SecretManagerStore:
         if response.payload.data_crc32c and response.payload.data_crc32c != _crc32c(data):
             raise SecretUnavailable(f"{reference} arrived corrupted (CRC32C mismatch)")
         return data
+
+    def disable(self, name: str, reference: str) -> None:
+        from google.api_core import exceptions as gexc
+
+        if not _VERSION_NAME.match(reference) or not reference.startswith(self.secret_path(name) + "/versions/"):
+            raise SecretNotFound(f"{reference!r} is not a version of {self.secret_path(name)}")
+        try:
+            self._get_client().disable_secret_version(request={"name": reference}, timeout=self.timeout_s)
+        except gexc.NotFound:  # destroyed (or its secret deleted): nothing left to read
+            return
+        except gexc.GoogleAPIError as exc:
+            raise SecretUnavailable(f"Secret Manager could not disable {reference}: {type(exc).__name__}") from exc
 
 
 def _crc32c(data: bytes) -> int:

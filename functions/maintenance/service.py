@@ -55,6 +55,13 @@ TASKS: dict[str, Task] = {
         Task("restore_drill", 6, tasks.restore_drill, tasks.DrillOptions, "restore a backup into scratch and check it"),
         Task("clearing", 7, tasks.clearing, tasks.ClearingOptions, "move due pending credits to available"),
         Task("risk_scan", 10, tasks.risk_scan, tasks.RiskScanOptions, "run the trust-and-safety rules over what is new (docs/fraud.md)"),
+        Task(
+            "partner_secrets_disable",
+            11,
+            tasks.partner_secrets_disable,
+            tasks.PartnerSecretsOptions,
+            "disable the Secret Manager versions of retired offerwall secrets (docs/partners.md)",
+        ),
     )
 }
 

@@ -75,6 +75,10 @@ class RiskScanOptions(Options):
     limit: int = Field(5_000, ge=1, le=100_000, description="new observations (and completions) read per run")
 
 
+class PartnerSecretsOptions(Options):
+    limit: int = Field(100, ge=1, le=10_000, description="retired versions disabled per run")
+
+
 class DrillOptions(Options):
     force: bool = False
     minutes_ago: int = Field(60, ge=5, le=7 * 24 * 60, description="clone drill: the point in time, this long ago")
@@ -309,6 +313,13 @@ def risk_scan(conn: Conn, opts: RiskScanOptions, settings: Settings) -> dict[str
     from functions.risk import service as risk
 
     return risk.scan(conn, limit=opts.limit)
+
+
+def partner_secrets_disable(conn: Conn, opts: PartnerSecretsOptions, settings: Settings) -> dict[str, Any]:
+    """Disables in Secret Manager the offerwall secret versions whose rotation overlap is over (docs/partners.md)."""
+    from functions.partners import service as partners
+
+    return partners.disable_retired_secrets(conn, limit=opts.limit)
 
 
 # --- restore drill ----------------------------------------------------------------------------------------

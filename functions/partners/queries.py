@@ -67,6 +67,22 @@ RETIRE_SECRETS = Query(
         WHERE partner_id = :partner_id AND (retires_at IS NULL OR retires_at > now() + make_interval(secs => :overlap_seconds))""",
 )
 
+# Secret Manager versions whose overlap is over and that are not disabled yet, oldest retirement
+# first (maintenance task partner_secrets_disable).
+RETIRED_TO_DISABLE = Query(
+    "partner_retired_to_disable",
+    """SELECT partner_id, version, secret_version FROM partner_secrets
+        WHERE store = 'secret_manager' AND retires_at <= now() AND disabled_at IS NULL
+        ORDER BY retires_at, partner_id, version
+        LIMIT :limit""",
+)
+
+MARK_DISABLED = Query(
+    "partner_mark_disabled",
+    """UPDATE partner_secrets SET disabled_at = now()
+        WHERE partner_id = :partner_id AND version = :version AND disabled_at IS NULL AND retires_at <= now()""",
+)
+
 INSERT_SECRET = Query(
     "partner_insert_secret",
     """INSERT INTO partner_secrets (partner_id, version, store, envelope, secret_version)

@@ -467,6 +467,36 @@ def update_partner(conn: Conn, actor: Actor, partner_id: str, changes: dict[str,
     return out
 
 
+def disable_retired_secrets(conn: Conn, *, limit: int) -> dict[str, Any]:
+    """Disables in Secret Manager the versions whose overlap is over (oldest first, up to ``limit``)
+    and records each (``disabled_at``): a retired version verifies nothing here already, and once
+    disabled nobody can read it from Secret Manager either. ``conn`` is in autocommit: each version
+    is recorded as soon as Secret Manager has disabled it, and a failure part-way (Secret Manager
+    unavailable: ``SecretUnavailable``, raised after the ones done are recorded) leaves the rest for
+    the next run. Disabling twice is harmless, so a record lost after a disable only repeats it."""
+    store = secret_store()
+    rows = conn.all(q.RETIRED_TO_DISABLE, limit=limit)
+    if rows and store.kind != "secret_manager":
+        # a process on the database store cannot reach those versions (and must not pretend it did)
+        return {"disabled": 0, "skipped": f"{len(rows)} retired Secret Manager version(s); this process uses the {store.kind} store"}
+    disabled = 0
+    not_ours: list[str] = []
+    for row in rows:
+        try:
+            store.disable(row["partner_id"], row["secret_version"])
+        except shared_secrets.SecretNotFound:  # not a version of this process's project and prefix: left as it is
+            not_ours.append(f"{row['partner_id']} v{row['version']}")
+            continue
+        disabled += conn.execute(q.MARK_DISABLED, partner_id=row["partner_id"], version=row["version"])
+    if not_ours:
+        log.warning(
+            "retired partner secret versions outside this project's prefix were not disabled: %s",
+            ", ".join(not_ours),
+            extra={"event": "partner_secret_not_disabled", "versions": not_ours},
+        )
+    return {"disabled": disabled, "not_ours": len(not_ours), "more": len(rows) == limit}
+
+
 def rotate_secret(conn: Conn, actor: Actor, partner_id: str, secret_hex: str, overlap_hours: int) -> dict[str, Any]:
     """Adds a signing secret; the ones before it keep verifying for ``overlap_hours`` (0: retired now)."""
     partner = conn.one(q.PARTNER, id=partner_id)

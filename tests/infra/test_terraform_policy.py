@@ -36,7 +36,17 @@ TOPOLOGY_LOCALS = {
 }
 ENVS = ("staging", "production")
 
-MAINTENANCE_TASKS = {"outbox_sweep", "session_purge", "reconcile", "analyze", "reindex", "restore_drill", "clearing", "risk_scan"}
+MAINTENANCE_TASKS = {
+    "outbox_sweep",
+    "session_purge",
+    "reconcile",
+    "analyze",
+    "reindex",
+    "restore_drill",
+    "clearing",
+    "risk_scan",
+    "partner_secrets_disable",
+}
 API_TOPICS = {"earnings-credit-requests", "payout-batches", "maintenance-tasks", "privacy-exports"}
 HTTP_FUNCTIONS = {"auth", "videos", "progress", "earnings", "payouts", "kyc", "privacy", "admin", "health", "partner_callbacks"}
 EVENT_FUNCTIONS = {

@@ -19,8 +19,8 @@ def test_the_prefix_and_store_are_the_ones_the_code_uses() -> None:
     assert _local("partner_secret_prefix") == PREFIX
     env = _local("partner_secret_env")
     assert env["SECRET_STORE"] == "secret_manager" and env["PARTNER_SECRET_PREFIX"] == "${local.partner_secret_prefix}"
-    # set on exactly the two functions that use the secrets
-    assert 'contains(["admin", "partner_callbacks"], k) ? local.partner_secret_env : {}' in str(_local("function_env"))
+    # set on exactly the functions that use the secrets
+    assert 'contains(["admin", "partner_callbacks", "run_maintenance"], k) ? local.partner_secret_env : {}' in str(_local("function_env"))
 
 
 def test_admin_may_only_create_offerwall_secrets_and_add_versions() -> None:
@@ -28,6 +28,14 @@ def test_admin_may_only_create_offerwall_secrets_and_add_versions() -> None:
     assert sorted(role["permissions"]) == ["secretmanager.secrets.create", "secretmanager.versions.add"]
     grant = _resource("google_project_iam_member", "partner_secret_writer")
     assert 'google_service_account.fn["admin"]' in grant["member"]
+    assert "partner_secret_condition" in _condition(grant)
+
+
+def test_maintenance_may_only_disable_offerwall_secret_versions() -> None:
+    role = _resource("google_project_iam_custom_role", "partner_secret_disabler")
+    assert role["permissions"] == ["secretmanager.versions.disable"]
+    grant = _resource("google_project_iam_member", "partner_secret_disabler")
+    assert 'google_service_account.fn["run_maintenance"]' in grant["member"]
     assert "partner_secret_condition" in _condition(grant)
 
 
