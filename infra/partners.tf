@@ -43,29 +43,6 @@ resource "google_project_iam_custom_role" "partner_secret_writer" {
   ]
 }
 
-resource "google_project_iam_member" "partner_secret_writer" {
-  project = var.project_id
-  role    = google_project_iam_custom_role.partner_secret_writer.id
-  member  = "serviceAccount:${google_service_account.fn["admin"].email}"
-
-  condition {
-    title       = local.partner_secret_condition.title
-    description = local.partner_secret_condition.description
-    expression  = local.partner_secret_condition.expression
-  }
-}
-
-resource "google_project_iam_member" "partner_secret_reader" {
-  project = var.project_id
-  role    = "roles/secretmanager.secretAccessor"
-  member  = "serviceAccount:${google_service_account.fn["partner_callbacks"].email}"
-
-  condition {
-    title       = local.partner_secret_condition.title
-    description = local.partner_secret_condition.description
-    expression  = local.partner_secret_condition.expression
-  }
-}
 
 resource "google_project_iam_custom_role" "partner_secret_disabler" {
   role_id     = "earnpay_${var.env}_partner_secret_disabler"
@@ -76,14 +53,35 @@ resource "google_project_iam_custom_role" "partner_secret_disabler" {
   ]
 }
 
-resource "google_project_iam_member" "partner_secret_disabler" {
+## Who may do what with the offerwall secrets: each grant narrowed to the prefix by the same condition.
+locals {
+  partner_secret_grants = {
+    writer   = { fn = "admin", role = google_project_iam_custom_role.partner_secret_writer.id }
+    reader   = { fn = "partner_callbacks", role = "roles/secretmanager.secretAccessor" }
+    disabler = { fn = "run_maintenance", role = google_project_iam_custom_role.partner_secret_disabler.id }
+  }
+}
+
+resource "google_project_iam_member" "partner_secrets" {
+  for_each = local.partner_secret_grants
+
   project = var.project_id
-  role    = google_project_iam_custom_role.partner_secret_disabler.id
-  member  = "serviceAccount:${google_service_account.fn["run_maintenance"].email}"
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.fn[each.value.fn].email}"
 
   condition {
     title       = local.partner_secret_condition.title
     description = local.partner_secret_condition.description
     expression  = local.partner_secret_condition.expression
   }
+}
+
+moved {
+  from = google_project_iam_member.partner_secret_writer
+  to   = google_project_iam_member.partner_secrets["writer"]
+}
+
+moved {
+  from = google_project_iam_member.partner_secret_reader
+  to   = google_project_iam_member.partner_secrets["reader"]
 }

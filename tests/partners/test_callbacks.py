@@ -45,11 +45,6 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Se
     return None
 
 
-@pytest.fixture()
-def admin(api: Api, owner_conn: Any) -> User:
-    return api.staff(owner_conn, "admin")
-
-
 def rv(api: Api, pid: str, query: str, ip: str | None = None) -> Any:
     return api.call("GET", f"/partner_callbacks/rewarded-video/{pid}?{query}", headers={"X-Forwarded-For": ip} if ip else None)
 

@@ -23,26 +23,29 @@ def test_the_prefix_and_store_are_the_ones_the_code_uses() -> None:
     assert 'contains(["admin", "partner_callbacks", "run_maintenance"], k) ? local.partner_secret_env : {}' in str(_local("function_env"))
 
 
+def test_each_function_gets_one_grant_and_every_grant_is_narrowed_to_the_prefix() -> None:
+    grants = _local("partner_secret_grants")
+    assert {name: g["fn"] for name, g in grants.items()} == {"writer": "admin", "reader": "partner_callbacks", "disabler": "run_maintenance"}
+    member = _resource("google_project_iam_member", "partner_secrets")
+    assert member["for_each"] == "${local.partner_secret_grants}"
+    assert member["member"] == "serviceAccount:${google_service_account.fn[each.value.fn].email}" and member["role"] == "${each.value.role}"
+    assert "partner_secret_condition" in _condition(member)
+
+
 def test_admin_may_only_create_offerwall_secrets_and_add_versions() -> None:
     role = _resource("google_project_iam_custom_role", "partner_secret_writer")
     assert sorted(role["permissions"]) == ["secretmanager.secrets.create", "secretmanager.versions.add"]
-    grant = _resource("google_project_iam_member", "partner_secret_writer")
-    assert 'google_service_account.fn["admin"]' in grant["member"]
-    assert "partner_secret_condition" in _condition(grant)
+    assert _local("partner_secret_grants")["writer"]["role"] == "${google_project_iam_custom_role.partner_secret_writer.id}"
 
 
 def test_maintenance_may_only_disable_offerwall_secret_versions() -> None:
     role = _resource("google_project_iam_custom_role", "partner_secret_disabler")
     assert role["permissions"] == ["secretmanager.versions.disable"]
-    grant = _resource("google_project_iam_member", "partner_secret_disabler")
-    assert 'google_service_account.fn["run_maintenance"]' in grant["member"]
-    assert "partner_secret_condition" in _condition(grant)
+    assert _local("partner_secret_grants")["disabler"]["role"] == "${google_project_iam_custom_role.partner_secret_disabler.id}"
 
 
 def test_partner_callbacks_may_only_read_offerwall_secrets() -> None:
-    grant = _resource("google_project_iam_member", "partner_secret_reader")
-    assert grant["role"] == "roles/secretmanager.secretAccessor" and 'fn["partner_callbacks"]' in grant["member"]
-    assert "partner_secret_condition" in _condition(grant)
+    assert _local("partner_secret_grants")["reader"]["role"] == "roles/secretmanager.secretAccessor"
     expression = _local("partner_secret_condition")["expression"]
     assert expression.startswith("resource.name.startsWith(") and "/secrets/${local.partner_secret_prefix}" in expression
     assert "data.google_project.this.number" in expression  # IAM conditions see secrets by project number

@@ -25,18 +25,6 @@ ROWS = Query(
 )
 
 
-@pytest.fixture()
-def admin(api: Api, owner_conn: Any) -> User:
-    return api.staff(owner_conn, "admin")
-
-
-@pytest.fixture()
-def sm(secret_manager: SecretManagerStandIn) -> SecretManagerStandIn:
-    service.clear_secret_cache()
-    secret_manager.disable_requests.clear()
-    return secret_manager
-
-
 def _three_versions(api: Api, admin: User) -> str:
     """v1 retired at once by v2 (no overlap), v2 still verifying for an hour after v3."""
     pid = new_partner(api, admin, "offerwall")

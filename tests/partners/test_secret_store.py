@@ -18,18 +18,6 @@ from tests.partners.support import buckets, callback_log, new_partner, offerwall
 SECRET = bytes(range(100, 132))
 
 
-@pytest.fixture()
-def admin(api: Api, owner_conn: Any) -> User:
-    return api.staff(owner_conn, "admin")
-
-
-@pytest.fixture()
-def sm(secret_manager: SecretManagerStandIn) -> SecretManagerStandIn:
-    """The Secret Manager stand-in, with this instance's cache of resolved secrets emptied."""
-    service.clear_secret_cache()
-    return secret_manager
-
-
 def ow(api: Api, pid: str, query: str) -> Any:
     return api.call("GET", f"/partner_callbacks/offerwall/{pid}?{query}")
 
