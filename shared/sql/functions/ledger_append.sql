@@ -78,9 +78,11 @@ BEGIN
                 RAISE EXCEPTION 'a pending entry clears at a time or awaits a condition, not both' USING ERRCODE = 'EP005';
             WHEN 'EP001' THEN
                 RAISE EXCEPTION 'insufficient funds: available %, requested %', b.available, -d.d_available USING ERRCODE = 'EP001';
-            ELSE
+            WHEN 'EP006' THEN
                 RAISE EXCEPTION 'the % entry would leave a bucket negative (pending %, held %, recovery %)',
                     p_type, v_pending_after, v_held_after, v_recovery_after USING ERRCODE = 'EP006';
+            ELSE  -- the key conflicted, yet no entry of this user holds it: not a state the ledger can be in
+                RAISE EXCEPTION 'idempotency key % conflicted but no entry of user % holds it', p_key, p_user_id;
         END CASE;
     END IF;
 
