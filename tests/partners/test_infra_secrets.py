@@ -25,7 +25,8 @@ def test_the_prefix_and_store_are_the_ones_the_code_uses() -> None:
 
 def test_each_function_gets_one_grant_and_every_grant_is_narrowed_to_the_prefix() -> None:
     grants = _local("partner_secret_grants")
-    assert {name: g["fn"] for name, g in grants.items()} == {"writer": "admin", "reader": "partner_callbacks", "disabler": "run_maintenance"}
+    expected = {"writer": "admin", "reader": "partner_callbacks", "disabler": "run_maintenance"}
+    assert {name: g["fn"] for name, g in grants.items()} == expected
     member = _resource("google_project_iam_member", "partner_secrets")
     assert member["for_each"] == "${local.partner_secret_grants}"
     assert member["member"] == "serviceAccount:${google_service_account.fn[each.value.fn].email}" and member["role"] == "${each.value.role}"
