@@ -156,11 +156,15 @@ class SecretManagerStore:
                 timeout=self.timeout_s,
             )
 
+    def _check_version(self, name: str, reference: str) -> None:
+        """``SecretNotFound`` unless ``reference`` names a version of this store's secret ``name``."""
+        if not _VERSION_NAME.match(reference) or not reference.startswith(self.secret_path(name) + "/versions/"):
+            raise SecretNotFound(f"{reference!r} is not a version of {self.secret_path(name)}")
+
     def access(self, name: str, reference: str) -> bytes:
         from google.api_core import exceptions as gexc
 
-        if not _VERSION_NAME.match(reference) or not reference.startswith(self.secret_path(name) + "/versions/"):
-            raise SecretNotFound(f"{reference!r} is not a version of {self.secret_path(name)}")
+        self._check_version(name, reference)
         try:
             response = self._get_client().access_secret_version(request={"name": reference}, timeout=self.timeout_s, retry=None)
         except (gexc.NotFound, gexc.BadRequest) as exc:  # destroyed, or disabled (FAILED_PRECONDITION arrives as HTTP 400)
@@ -175,8 +179,7 @@ class SecretManagerStore:
     def disable(self, name: str, reference: str) -> None:
         from google.api_core import exceptions as gexc
 
-        if not _VERSION_NAME.match(reference) or not reference.startswith(self.secret_path(name) + "/versions/"):
-            raise SecretNotFound(f"{reference!r} is not a version of {self.secret_path(name)}")
+        self._check_version(name, reference)
         try:
             self._get_client().disable_secret_version(request={"name": reference}, timeout=self.timeout_s)
         except gexc.NotFound:  # destroyed (or its secret deleted): nothing left to read

@@ -176,27 +176,24 @@ def export(conn: Conn, user_id: str) -> str:
     (a spare replica connection behind ``conn``) is read again on ``conn``."""
     count = conn.value(q.ENTRY_COUNT, user_id=user_id)
     upto = int(count or 0)
-    if upto < EXPORT_SPLIT_MIN or conn.db is None:
-        whole = _export_range(conn, user_id, 0, upto)
-        if whole is None:  # conn itself misses entries it counted: cannot happen
-            raise RuntimeError(f"the export of {user_id} read fewer entries than its count {upto}")
-        items = whole
-    else:
-        middle = upto // 2
+    # newest first: (after, upto] ranges of seq, and what has been read of each (None: not yet, or short)
+    ranges = [(upto // 2, upto), (0, upto // 2)] if upto >= EXPORT_SPLIT_MIN and conn.db is not None else [(0, upto)]
+    texts: list[str | None] = [None] * len(ranges)
+    if len(ranges) == 2:
+        assert conn.db is not None
         with conn.db.spare_connection() as spare:
-            if spare is None:
-                older = None
-                newer = _export_range(conn, user_id, middle, upto)
-            else:
+            if spare is not None:
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-half") as pool:
-                    task = pool.submit(contextvars.copy_context().run, _export_range, spare, user_id, 0, middle)
-                    newer = _export_range(conn, user_id, middle, upto)
-                    older = task.result()
-        if older is None:
-            older = _export_range(conn, user_id, 0, middle)
-        if newer is None or older is None:  # conn itself misses entries it counted: cannot happen
+                    (after, until) = ranges[1]
+                    older = pool.submit(contextvars.copy_context().run, _export_range, spare, user_id, after, until)
+                    texts[0] = _export_range(conn, user_id, *ranges[0])
+                    texts[1] = older.result()
+    for i, (after, until) in enumerate(ranges):
+        if texts[i] is None:  # not read yet, or short on the spare: conn has every entry it counted
+            texts[i] = _export_range(conn, user_id, after, until)
+        if texts[i] is None:
             raise RuntimeError(f"the export of {user_id} read fewer entries than its count {upto}")
-        items = f"{newer},{older}" if newer and older else newer or older
+    items = ",".join(t for t in texts if t)
     return (
         f'{{"user_id":{json.dumps(user_id)},"generated_at":"{rfc3339(dt.datetime.now(dt.UTC))}"'
         f',"count":{"null" if count is None else upto},"items":[{items}]}}'
